@@ -1,0 +1,1 @@
+//! call — see lib.rs for the layout.

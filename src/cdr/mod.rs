@@ -1,0 +1,1 @@
+//! cdr — see lib.rs for the layout.

@@ -1,0 +1,1 @@
+//! http — see lib.rs for the layout.

@@ -1,0 +1,1 @@
+//! ivr — see lib.rs for the layout.

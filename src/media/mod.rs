@@ -1,0 +1,1 @@
+//! media — see lib.rs for the layout.

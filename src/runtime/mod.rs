@@ -1,0 +1,1 @@
+//! runtime — see lib.rs for the layout.

@@ -1,0 +1,1 @@
+//! sip — see lib.rs for the layout.
