@@ -1,1 +1,333 @@
-//! Server configuration.
+//! Server configuration: an optional YAML file, then command-line flags, over embedded defaults.
+//!
+//! `switchboard run` with no file and no flags must work on a fresh checkout, so every field has a
+//! default that points at the shipped `ivr-flows/` and `sounds/` and keeps data under `./data/`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: u64,
+        column: u64,
+        message: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The whole configuration, resolved.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub sip_listen: SocketAddr,
+    pub http_listen: SocketAddr,
+    pub rtp_ports: (u16, u16),
+    /// Address put in SDP and Contact; defaults to the SIP listen IP.
+    pub public_ip: Option<std::net::IpAddr>,
+    pub data_dir: PathBuf,
+    pub flows_dir: PathBuf,
+    pub sounds_dir: PathBuf,
+    pub accounts: PathBuf,
+    pub lockout_max_failures: u32,
+    pub lockout_window: Duration,
+    pub lockout_lock_for: Duration,
+    /// Calls beyond this get 503 with Retry-After.
+    pub max_calls: usize,
+    /// Detect DTMF sent as audio tones as well as RFC 4733 events.
+    pub inband_dtmf: bool,
+    /// How often the flows directory is checked for edits.
+    pub reload_interval: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            sip_listen: SocketAddr::from(([127, 0, 0, 1], 5060)),
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            rtp_ports: (20000, 20999),
+            public_ip: None,
+            data_dir: PathBuf::from("data"),
+            flows_dir: PathBuf::from("ivr-flows"),
+            sounds_dir: PathBuf::from("sounds"),
+            accounts: PathBuf::from("ivr-flows/accounts.csv"),
+            lockout_max_failures: 5,
+            lockout_window: Duration::from_secs(15 * 60),
+            lockout_lock_for: Duration::from_secs(15 * 60),
+            max_calls: 1000,
+            inband_dtmf: true,
+            reload_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The file format. Every key optional; unknown keys are errors, as in flow files.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    sip: Option<SipSection>,
+    http: Option<HttpSection>,
+    rtp: Option<RtpSection>,
+    data_dir: Option<PathBuf>,
+    flows_dir: Option<PathBuf>,
+    sounds_dir: Option<PathBuf>,
+    accounts: Option<PathBuf>,
+    lockout: Option<LockoutSection>,
+    max_calls: Option<usize>,
+    inband_dtmf: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SipSection {
+    listen: Option<String>,
+    public_ip: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpSection {
+    listen: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RtpSection {
+    ports: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LockoutSection {
+    max_failures: Option<u32>,
+    window: Option<String>,
+    lock_for: Option<String>,
+}
+
+/// Command-line overrides, applied after the file.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub sip: Option<String>,
+    pub http: Option<String>,
+    pub rtp_ports: Option<String>,
+    pub data: Option<PathBuf>,
+    pub flows: Option<PathBuf>,
+    pub sounds: Option<PathBuf>,
+    pub accounts: Option<PathBuf>,
+}
+
+impl Config {
+    /// Defaults, then the file (if any), then the flags. Relative paths in the file are taken
+    /// relative to the current directory, like the flags, so `switchboard run` from the repo works.
+    pub fn load(file: Option<&Path>, ov: &Overrides) -> Result<Config, ConfigError> {
+        let mut cfg = Config::default();
+        let mut accounts_set = false;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let fc: FileConfig = serde_saphyr::from_str(&text).map_err(|e| {
+                let (line, column) = e
+                    .location()
+                    .map(|l| (l.line(), l.column()))
+                    .unwrap_or((1, 1));
+                ConfigError::Syntax {
+                    path: path.to_path_buf(),
+                    line,
+                    column,
+                    message: first_line(&e.to_string()),
+                }
+            })?;
+            cfg.apply_file(fc, &mut accounts_set)?;
+        }
+        if let Some(s) = &ov.sip {
+            cfg.sip_listen = parse_addr("--sip", s)?;
+        }
+        if let Some(s) = &ov.http {
+            cfg.http_listen = parse_addr("--http", s)?;
+        }
+        if let Some(s) = &ov.rtp_ports {
+            cfg.rtp_ports = parse_port_range(s)?;
+        }
+        if let Some(p) = &ov.data {
+            cfg.data_dir = p.clone();
+        }
+        if let Some(p) = &ov.flows {
+            cfg.flows_dir = p.clone();
+            if !accounts_set {
+                // The accounts file lives beside the flows unless said otherwise.
+                cfg.accounts = p.join("accounts.csv");
+            }
+        }
+        if let Some(p) = &ov.sounds {
+            cfg.sounds_dir = p.clone();
+        }
+        if let Some(p) = &ov.accounts {
+            cfg.accounts = p.clone();
+        }
+        Ok(cfg)
+    }
+
+    fn apply_file(&mut self, fc: FileConfig, accounts_set: &mut bool) -> Result<(), ConfigError> {
+        if let Some(sip) = fc.sip {
+            if let Some(l) = sip.listen {
+                self.sip_listen = parse_addr("sip.listen", &l)?;
+            }
+            if let Some(ip) = sip.public_ip {
+                self.public_ip = Some(ip.parse().map_err(|_| {
+                    ConfigError::Invalid(format!("sip.public_ip: `{ip}` is not an IP address"))
+                })?);
+            }
+        }
+        if let Some(http) = fc.http {
+            if let Some(l) = http.listen {
+                self.http_listen = parse_addr("http.listen", &l)?;
+            }
+        }
+        if let Some(rtp) = fc.rtp {
+            if let Some(p) = rtp.ports {
+                self.rtp_ports = parse_port_range(&p)?;
+            }
+        }
+        if let Some(p) = fc.data_dir {
+            self.data_dir = p;
+        }
+        if let Some(p) = fc.flows_dir {
+            self.flows_dir = p.clone();
+            self.accounts = p.join("accounts.csv");
+        }
+        if let Some(p) = fc.sounds_dir {
+            self.sounds_dir = p;
+        }
+        if let Some(p) = fc.accounts {
+            self.accounts = p;
+            *accounts_set = true;
+        }
+        if let Some(l) = fc.lockout {
+            if let Some(n) = l.max_failures {
+                if n == 0 {
+                    return Err(ConfigError::Invalid(
+                        "lockout.max_failures must be at least 1".into(),
+                    ));
+                }
+                self.lockout_max_failures = n;
+            }
+            if let Some(w) = l.window {
+                self.lockout_window = parse_duration(&w)
+                    .ok_or_else(|| ConfigError::Invalid(format!("lockout.window: bad duration `{w}`")))?;
+            }
+            if let Some(w) = l.lock_for {
+                self.lockout_lock_for = parse_duration(&w).ok_or_else(|| {
+                    ConfigError::Invalid(format!("lockout.lock_for: bad duration `{w}`"))
+                })?;
+            }
+        }
+        if let Some(n) = fc.max_calls {
+            self.max_calls = n;
+        }
+        if let Some(b) = fc.inband_dtmf {
+            self.inband_dtmf = b;
+        }
+        Ok(())
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("switchboard.db")
+    }
+
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.data_dir.join("recordings")
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").to_string()
+}
+
+fn parse_addr(what: &str, s: &str) -> Result<SocketAddr, ConfigError> {
+    s.parse()
+        .map_err(|_| ConfigError::Invalid(format!("{what}: `{s}` is not an address like 127.0.0.1:5060")))
+}
+
+/// `20000-20999`; at least two ports (RTP uses even ports, one per call leg).
+pub fn parse_port_range(s: &str) -> Result<(u16, u16), ConfigError> {
+    let bad = || ConfigError::Invalid(format!("rtp ports: `{s}` is not a range like 20000-20999"));
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    let a: u16 = a.trim().parse().map_err(|_| bad())?;
+    let b: u16 = b.trim().parse().map_err(|_| bad())?;
+    if a == 0 || b <= a {
+        return Err(bad());
+    }
+    Ok((a, b))
+}
+
+/// `500ms`, `6s`, `15m`, `2h`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    match unit {
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
+        "h" => Some(Duration::from_secs(n.checked_mul(3600)?)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_file_no_flags_gives_the_documented_defaults() {
+        let c = Config::load(None, &Overrides::default()).expect("defaults");
+        assert_eq!(c.sip_listen.to_string(), "127.0.0.1:5060");
+        assert_eq!(c.http_listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.rtp_ports, (20000, 20999));
+        assert_eq!(c.db_path(), PathBuf::from("data/switchboard.db"));
+    }
+
+    #[test]
+    fn flags_override_the_file_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let f = dir.path().join("sb.yaml");
+        std::fs::write(&f, "sip:\n  listen: 127.0.0.1:5070\nlockout:\n  max_failures: 3\n").expect("w");
+        let ov = Overrides {
+            sip: Some("127.0.0.1:5080".into()),
+            flows: Some("/tmp/flows".into()),
+            ..Default::default()
+        };
+        let c = Config::load(Some(&f), &ov).expect("load");
+        assert_eq!(c.sip_listen.port(), 5080);
+        assert_eq!(c.lockout_max_failures, 3);
+        assert_eq!(c.accounts, PathBuf::from("/tmp/flows/accounts.csv"));
+
+        std::fs::write(&f, "sip:\n  listn: 127.0.0.1:5070\n").expect("w");
+        let err = Config::load(Some(&f), &Overrides::default()).expect_err("typo refused");
+        let msg = err.to_string();
+        assert!(msg.contains("sb.yaml:2:"), "{msg}");
+    }
+
+    #[test]
+    fn durations_and_port_ranges() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_duration("fast"), None);
+        assert!(parse_port_range("20000-20999").is_ok());
+        assert!(parse_port_range("300-200").is_err());
+    }
+}

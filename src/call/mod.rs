@@ -1,1 +1,422 @@
-//! call — see lib.rs for the layout.
+//! One call's controller — PURE.
+//!
+//! It pairs the IVR interpreter with what the caller hears and what the record says. The runtime
+//! feeds it what happened (answered, a digit, a prompt finished, the PIN was checked, the caller hung
+//! up) with the time, and drains [`Command`]s: answer, play, stop, check this PIN, hang up, write the
+//! record. It never sees a socket, so tests drive a whole call with virtual time.
+//!
+//! The call's wall-clock times (for the CDR and the `hours` step) are derived from the moment the
+//! INVITE arrived plus monotonic time elapsed, so one clock reading per call is enough.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::cdr::{AuthStatus, CallEvent, CallRecord, Direction, Disposition, HangupBy};
+use crate::ivr::{
+    AccountKey, Action, AuthState, CallInfo, EndReason, Event, Flow, Interpreter, Pin, PinOutcome,
+    PromptIndex,
+};
+use crate::time::Instant;
+
+/// What the runtime must do next for this call.
+#[derive(Debug)]
+pub enum Command {
+    /// Send 180 Ringing (the flow asked to ring before answering).
+    Ring,
+    /// Send 200 OK with the SDP answer; media starts.
+    Answer,
+    Play {
+        id: u64,
+        prompts: Vec<PathBuf>,
+    },
+    StopPlayback,
+    StartRecording {
+        id: u64,
+        max: Duration,
+        beep: bool,
+    },
+    /// Stop and write what was recorded; answer with [`CallController::recording_done`].
+    StopRecording {
+        id: u64,
+    },
+    VerifyPin {
+        id: u64,
+        key: AccountKey,
+        pin: Pin,
+    },
+    Lookup {
+        id: u64,
+        method: String,
+        url: String,
+        body: Option<String>,
+        timeout: Duration,
+    },
+    /// Send BYE to the caller (the flow ended).
+    Hangup,
+    /// Persist progress (an open record survives a crash and is closed as interrupted).
+    CdrUpdate(Box<CallRecord>),
+    /// The final record; the call is over once this is out.
+    CdrFinish(Box<CallRecord>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Ringing,
+    Answered,
+    Ended,
+}
+
+pub struct CallController {
+    interp: Interpreter,
+    record: CallRecord,
+    started: Instant,
+    started_wall: DateTime<Utc>,
+    phase: Phase,
+    answer_at: Option<Instant>,
+    recording: Option<(u64, Instant)>,
+    voicemail: bool,
+    commands: VecDeque<Command>,
+    path_len_written: usize,
+}
+
+/// Everything about the call known when the INVITE arrives.
+pub struct NewCall {
+    pub call_id: String,
+    pub from: String,
+    pub to: String,
+    pub direction: Direction,
+    pub started: Instant,
+    pub started_wall: DateTime<Utc>,
+}
+
+impl CallController {
+    pub fn new(flow: Arc<Flow>, prompts: Arc<PromptIndex>, call: NewCall) -> CallController {
+        let answer_delay = flow.answer_delay;
+        let record = CallRecord {
+            call_id: call.call_id.clone(),
+            direction: call.direction,
+            from: call.from.clone(),
+            to: call.to.clone(),
+            flow: Some(flow.name.clone()),
+            started_at: call.started_wall,
+            ..CallRecord::default()
+        };
+        let interp = Interpreter::new(
+            flow,
+            prompts,
+            CallInfo {
+                call_id: call.call_id,
+                caller: call.from,
+                dialed: call.to,
+                started_wall: call.started_wall,
+                started: call.started,
+            },
+        );
+        let mut c = CallController {
+            interp,
+            record,
+            started: call.started,
+            started_wall: call.started_wall,
+            phase: Phase::Ringing,
+            answer_at: None,
+            recording: None,
+            voicemail: false,
+            commands: VecDeque::new(),
+            path_len_written: 0,
+        };
+        c.commands
+            .push_back(Command::CdrUpdate(Box::new(c.record.clone())));
+        if answer_delay.is_zero() {
+            c.answer(call.started);
+        } else {
+            c.commands.push_back(Command::Ring);
+            c.answer_at = Some(call.started + answer_delay);
+        }
+        c
+    }
+
+    pub fn call_id(&self) -> &str {
+        &self.record.call_id
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.phase == Phase::Ended
+    }
+
+    pub fn record(&self) -> &CallRecord {
+        &self.record
+    }
+
+    fn wall(&self, now: Instant) -> DateTime<Utc> {
+        let d = now.saturating_since(self.started);
+        self.started_wall + chrono::Duration::from_std(d).unwrap_or_default()
+    }
+
+    fn answer(&mut self, now: Instant) {
+        self.answer_at = None;
+        self.phase = Phase::Answered;
+        self.record.answered_at = Some(self.wall(now));
+        self.commands.push_back(Command::Answer);
+        self.interp.start(now);
+        self.pump(now);
+    }
+
+    pub fn poll_command(&mut self) -> Option<Command> {
+        self.commands.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t = self.interp.poll_timeout();
+        for cand in [self.answer_at, self.recording.map(|(_, at)| at)]
+            .into_iter()
+            .flatten()
+        {
+            t = Some(t.map_or(cand, |x| x.min(cand)));
+        }
+        if self.phase == Phase::Ended {
+            return None;
+        }
+        t
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.phase == Phase::Ended {
+            return;
+        }
+        if let Some(at) = self.answer_at {
+            if now >= at {
+                self.answer(now);
+            }
+        }
+        if let Some((id, at)) = self.recording {
+            if now >= at {
+                self.recording = None;
+                self.commands.push_back(Command::StopRecording { id });
+            }
+        }
+        if self.phase == Phase::Answered {
+            self.interp.handle_timeout(now);
+            self.pump(now);
+        }
+    }
+
+    /// A DTMF digit, whatever carried it (RFC 4733, in-band tone, SIP INFO).
+    pub fn digit(&mut self, now: Instant, digit: char, source: &str) {
+        if self.phase != Phase::Answered {
+            return;
+        }
+        self.event(now, "digit", serde_json::json!({ "source": source }));
+        self.interp.handle(now, Event::Digit(digit));
+        self.pump(now);
+    }
+
+    pub fn playback_done(&mut self, now: Instant, id: u64, interrupted: bool) {
+        if self.phase != Phase::Answered {
+            return;
+        }
+        self.interp
+            .handle(now, Event::PlaybackDone { id, interrupted });
+        self.pump(now);
+    }
+
+    pub fn pin_checked(&mut self, now: Instant, id: u64, outcome: PinOutcome) {
+        if self.phase != Phase::Answered {
+            return;
+        }
+        let result = match &outcome {
+            PinOutcome::Ok { .. } => "ok",
+            PinOutcome::Invalid => "invalid",
+            PinOutcome::Locked => "locked",
+        };
+        self.event(now, "pin", serde_json::json!({ "result": result }));
+        self.interp.handle(now, Event::PinChecked { id, outcome });
+        self.pump(now);
+    }
+
+    pub fn lookup_done(&mut self, now: Instant, id: u64, result: Result<serde_json::Value, String>) {
+        if self.phase != Phase::Answered {
+            return;
+        }
+        let ok = result.is_ok();
+        self.event(now, "lookup", serde_json::json!({ "ok": ok }));
+        self.interp.handle(now, Event::LookupDone { id, result });
+        self.pump(now);
+    }
+
+    pub fn recording_done(&mut self, now: Instant, id: u64, file: Option<String>) {
+        if self.phase != Phase::Answered {
+            return;
+        }
+        if let Some(f) = &file {
+            self.voicemail = true;
+            self.record.recording = Some(f.clone());
+        }
+        self.interp.handle(now, Event::RecordingDone { id, file });
+        self.pump(now);
+    }
+
+    /// The caller hung up (BYE) or cancelled before the answer (CANCEL).
+    pub fn caller_hung_up(&mut self, now: Instant) {
+        if self.phase == Phase::Ended {
+            return;
+        }
+        let answered = self.phase == Phase::Answered;
+        if answered {
+            self.interp.handle(now, Event::Hangup);
+            // Whatever the interpreter asks now is moot: the caller is gone.
+            while self.interp.poll_action().is_some() {}
+        }
+        let disposition = if !answered {
+            Disposition::Abandoned
+        } else {
+            self.disposition_for(None)
+        };
+        self.finish(now, disposition, HangupBy::Caller);
+    }
+
+    /// The dialog failed under us (no ACK, transport error): end without a BYE exchange.
+    pub fn failed(&mut self, now: Instant, why: &str) {
+        if self.phase == Phase::Ended {
+            return;
+        }
+        self.event(now, "error", serde_json::json!({ "reason": why }));
+        self.finish(now, Disposition::Failed, HangupBy::System);
+    }
+
+    fn disposition_for(&self, reason: Option<&EndReason>) -> Disposition {
+        match self.interp.auth() {
+            AuthState::Failed | AuthState::Locked => return Disposition::AuthFailed,
+            _ => {}
+        }
+        if self.voicemail {
+            return Disposition::Voicemail;
+        }
+        match reason {
+            Some(EndReason::Error(_)) => Disposition::Failed,
+            Some(EndReason::AuthFailed) => Disposition::AuthFailed,
+            Some(EndReason::Voicemail) => Disposition::Voicemail,
+            _ => Disposition::Completed,
+        }
+    }
+
+    fn event(&mut self, now: Instant, kind: &str, detail: serde_json::Value) {
+        let at = self.wall(now);
+        self.record.events.push(CallEvent {
+            at,
+            kind: kind.to_string(),
+            detail,
+        });
+    }
+
+    fn sync_ivr_state(&mut self) {
+        let path = self.interp.path();
+        if path.len() != self.record.ivr_path.len() {
+            self.record.ivr_path = path.to_vec();
+        }
+        self.record.account_id = self.interp.account_id().map(str::to_string);
+        self.record.auth = match self.interp.auth() {
+            AuthState::None => AuthStatus::None,
+            AuthState::Ok => AuthStatus::Ok,
+            AuthState::Failed => AuthStatus::Failed,
+            AuthState::Locked => AuthStatus::Locked,
+        };
+    }
+
+    /// Drain the interpreter's actions into runtime commands.
+    fn pump(&mut self, now: Instant) {
+        while let Some(action) = self.interp.poll_action() {
+            match action {
+                Action::StepEntered { step } => {
+                    self.event(now, "step", serde_json::json!({ "step": step }));
+                }
+                Action::Play { id, prompts, .. } => {
+                    let prompts = prompts.into_iter().map(|p| p.path).collect();
+                    self.commands.push_back(Command::Play { id, prompts });
+                }
+                Action::StopPlayback => self.commands.push_back(Command::StopPlayback),
+                Action::VerifyPin { id, key, pin } => {
+                    self.commands.push_back(Command::VerifyPin { id, key, pin });
+                }
+                Action::Lookup {
+                    id,
+                    method,
+                    url,
+                    body,
+                    timeout,
+                } => self.commands.push_back(Command::Lookup {
+                    id,
+                    method,
+                    url,
+                    body,
+                    timeout,
+                }),
+                Action::Record { id, max, beep } => {
+                    self.recording = Some((id, now + max));
+                    self.commands
+                        .push_back(Command::StartRecording { id, max, beep });
+                }
+                Action::StopRecording => {
+                    if let Some((id, _)) = self.recording.take() {
+                        self.commands.push_back(Command::StopRecording { id });
+                    }
+                }
+                Action::Queue { step, name, .. } => {
+                    self.not_available(now, "queue", &step, &name);
+                }
+                Action::Callback { step, queue } => {
+                    self.not_available(now, "callback", &step, &queue);
+                }
+                Action::Transfer { step, target } => {
+                    self.not_available(now, "transfer", &step, &target);
+                }
+                Action::Hangup { reason } => {
+                    self.sync_ivr_state();
+                    let disposition = self.disposition_for(Some(&reason));
+                    self.commands.push_back(Command::Hangup);
+                    self.finish(now, disposition, HangupBy::System);
+                    return;
+                }
+            }
+        }
+        self.sync_ivr_state();
+        if self.record.ivr_path.len() != self.path_len_written {
+            self.path_len_written = self.record.ivr_path.len();
+            self.commands
+                .push_back(Command::CdrUpdate(Box::new(self.record.clone())));
+        }
+    }
+
+    /// Queues, callbacks and transfers arrive with the queue and trunk work; until then the call
+    /// goes on the way the flow says it goes when the queue gives up (`on_timeout`), or ends.
+    fn not_available(&mut self, now: Instant, kind: &str, step: &str, target: &str) {
+        tracing::warn!(call_id = %self.record.call_id, step, kind, target, "step kind not yet available; following on_timeout");
+        self.event(
+            now,
+            "not_available",
+            serde_json::json!({ "kind": kind, "step": step, "target": target }),
+        );
+        self.interp.handle(now, Event::QueueResult { timed_out: true });
+    }
+
+    fn finish(&mut self, now: Instant, disposition: Disposition, by: HangupBy) {
+        self.sync_ivr_state();
+        self.phase = Phase::Ended;
+        self.answer_at = None;
+        if let Some((id, _)) = self.recording.take() {
+            self.commands.push_back(Command::StopRecording { id });
+        }
+        self.record.ended_at = Some(self.wall(now));
+        self.record.disposition = Some(disposition);
+        self.record.hangup_by = Some(by);
+        self.commands
+            .push_back(Command::CdrFinish(Box::new(self.record.clone())));
+    }
+
+    pub fn started_wall(&self) -> DateTime<Utc> {
+        self.started_wall
+    }
+}

@@ -1,1 +1,148 @@
-//! http — see lib.rs for the layout.
+//! HTTP: health and call detail records (JSON). Admin routes need `Authorization: Bearer <token>`;
+//! the token comes from `SWITCHBOARD_API_TOKEN` or the file `<data>/api-token` made at first start.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::cdr::CallQuery;
+use crate::runtime::Shared;
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    let api = Router::new()
+        .route("/api/calls", get(list_calls))
+        .route("/api/calls/{call_id}", get(get_call))
+        .route_layer(middleware::from_fn_with_state(shared.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(api)
+        .with_state(shared)
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// Constant-time comparison so the token cannot be guessed byte by byte from response times.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn require_token(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match given {
+        Some(t) if same(t.as_bytes(), shared.api_token.as_bytes()) => next.run(req).await,
+        Some(_) => error(StatusCode::UNAUTHORIZED, "invalid token"),
+        None => error(
+            StatusCode::UNAUTHORIZED,
+            "this route needs `Authorization: Bearer <token>` (see data/api-token)",
+        ),
+    }
+}
+
+async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
+    let sip = shared.sip_up.load(Ordering::Relaxed);
+    let s = shared.clone();
+    let db = tokio::task::spawn_blocking(move || s.cdr_store.ping().is_ok())
+        .await
+        .unwrap_or(false);
+    let body = serde_json::json!({
+        "status": if sip && db { "ok" } else { "degraded" },
+        "sip": sip,
+        "database": db,
+        "active_calls": shared.active_calls(),
+    });
+    let code = if sip && db {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct CallsParams {
+    from: Option<String>,
+    to: Option<String>,
+    queue: Option<String>,
+    limit: Option<usize>,
+}
+
+fn parse_time(name: &str, v: &Option<String>) -> Result<Option<chrono::DateTime<chrono::Utc>>, Response> {
+    match v {
+        None => Ok(None),
+        Some(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .map(|d| Some(d.with_timezone(&chrono::Utc)))
+            .map_err(|_| {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("`{name}` must be an RFC 3339 time like 2026-11-23T10:00:00Z"),
+                )
+            }),
+    }
+}
+
+async fn list_calls(State(shared): State<Arc<Shared>>, Query(p): Query<CallsParams>) -> Response {
+    let from = match parse_time("from", &p.from) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let to = match parse_time("to", &p.to) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let limit = p.limit.unwrap_or(100);
+    if limit == 0 || limit > 1000 {
+        return error(StatusCode::BAD_REQUEST, "`limit` must be between 1 and 1000");
+    }
+    let q = CallQuery {
+        from,
+        to,
+        queue: p.queue,
+        limit,
+    };
+    let store = shared.cdr_store.clone();
+    match tokio::task::spawn_blocking(move || store.list(&q)).await {
+        Ok(Ok(mut calls)) => {
+            // The list is a summary; the events are on the single record.
+            for c in &mut calls {
+                c.events.clear();
+            }
+            Json(calls).into_response()
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "listing calls");
+            error(StatusCode::SERVICE_UNAVAILABLE, "the call store is unavailable")
+        }
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+    }
+}
+
+async fn get_call(State(shared): State<Arc<Shared>>, Path(call_id): Path<String>) -> Response {
+    let store = shared.cdr_store.clone();
+    let id = call_id.clone();
+    match tokio::task::spawn_blocking(move || store.get(&id)).await {
+        Ok(Ok(Some(rec))) => Json(rec).into_response(),
+        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, "no call with this id"),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "reading a call");
+            error(StatusCode::SERVICE_UNAVAILABLE, "the call store is unavailable")
+        }
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+    }
+}

@@ -1,1 +1,235 @@
-//! runtime — see lib.rs for the layout.
+//! All I/O lives here: sockets, timers, threads, files that change under us.
+//!
+//! * `sip_task` — one task owns the SIP UDP socket, the TCP listener's connections and the
+//!   transaction layer; it routes requests to calls by Call-ID and never does call work itself, so
+//!   a busy call never delays the next INVITE.
+//! * `call_task` — one task per call: its RTP socket, its [`crate::media::session::RtpSession`], its
+//!   [`crate::call::CallController`] and the blocking jobs (PIN checks, CRM look-ups) it waits for.
+//! * `flows` — the live flow set, reloaded when files change; calls keep the `Arc<Flow>` they started
+//!   with, so an edit never changes a call in progress.
+//! * `clock` — the one place that turns the OS clock into [`crate::time::Instant`].
+
+pub mod call_task;
+pub mod clock;
+pub mod flows;
+pub mod offline;
+pub mod ports;
+pub mod prompts;
+pub mod sip_task;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::auth::{Accounts, Authenticator, LockoutPolicy};
+use crate::cdr::{CdrStore, CdrWriter, SqliteCdrStore};
+use crate::config::Config;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot bind {what} on {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("database: {0}")]
+    Database(String),
+    #[error("accounts: {0}")]
+    Accounts(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What every task shares.
+pub struct Shared {
+    pub config: Config,
+    pub clock: clock::Clock,
+    pub flows: flows::FlowRegistry,
+    pub prompts: prompts::PromptCache,
+    pub auth: Arc<Authenticator>,
+    pub cdr: CdrWriter,
+    pub cdr_store: Arc<dyn CdrStore>,
+    pub ports: ports::PortAllocator,
+    pub active_calls: AtomicUsize,
+    pub sip_up: AtomicBool,
+    pub draining: AtomicBool,
+    pub http_client: reqwest::Client,
+    pub api_token: String,
+    pub local_ip: std::net::IpAddr,
+}
+
+impl Shared {
+    pub fn active_calls(&self) -> usize {
+        self.active_calls.load(Ordering::Relaxed)
+    }
+}
+
+/// A started server: its bound addresses and a handle to stop it.
+pub struct Running {
+    pub sip_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stop accepting work, flush the records, and return.
+    pub async fn shutdown(self) {
+        self.shared.draining.store(true, Ordering::SeqCst);
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            t.abort();
+        }
+        let shared = self.shared.clone();
+        let _ = tokio::task::spawn_blocking(move || shared.cdr.flush()).await;
+    }
+}
+
+fn load_api_token(config: &Config) -> Result<String, RuntimeError> {
+    if let Ok(t) = std::env::var("SWITCHBOARD_API_TOKEN") {
+        if !t.trim().is_empty() {
+            return Ok(t.trim().to_string());
+        }
+    }
+    let path = config.data_dir.join("api-token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        if !t.trim().is_empty() {
+            return Ok(t.trim().to_string());
+        }
+    }
+    let token: String = {
+        use rand::Rng;
+        let mut rng = rand::rng();
+        (0..32)
+            .map(|_| {
+                let n: u8 = rng.random_range(0..36);
+                char::from_digit(u32::from(n), 36).unwrap_or('x')
+            })
+            .collect()
+    };
+    std::fs::write(&path, format!("{token}\n")).map_err(|e| RuntimeError::DataDir {
+        path: path.display().to_string(),
+        source: e,
+    })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    }
+    tracing::info!(path = %path.display(), "generated an API token for /api (read it from this file)");
+    Ok(token)
+}
+
+/// Bind everything and start the tasks. Returns once SIP and HTTP are listening.
+pub async fn start(config: Config) -> Result<Running, RuntimeError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| RuntimeError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source: e,
+    })?;
+    std::fs::create_dir_all(config.recordings_dir()).map_err(|e| RuntimeError::DataDir {
+        path: config.recordings_dir().display().to_string(),
+        source: e,
+    })?;
+
+    let db = config.db_path();
+    let store: Arc<dyn CdrStore> = Arc::new(
+        SqliteCdrStore::open(&db).map_err(|e| RuntimeError::Database(e.to_string()))?,
+    );
+    // A previous run that died mid-call left open records: close them before taking new calls.
+    match store.close_interrupted(chrono::Utc::now()) {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(records = n, "closed call records left open by a previous run as interrupted"),
+        Err(e) => tracing::error!(error = %e, "could not close interrupted call records"),
+    }
+    let accounts = if config.accounts.exists() {
+        Accounts::load_csv(&config.accounts).map_err(|e| RuntimeError::Accounts(e.to_string()))?
+    } else {
+        tracing::warn!(path = %config.accounts.display(), "no accounts file: PIN steps will refuse every PIN");
+        Accounts::default()
+    };
+    let policy = LockoutPolicy {
+        max_failures: config.lockout_max_failures,
+        window: config.lockout_window,
+        lock_for: config.lockout_lock_for,
+    };
+    let auth = Arc::new(
+        Authenticator::open(&db, accounts, policy)
+            .map_err(|e| RuntimeError::Database(e.to_string()))?,
+    );
+    let api_token = load_api_token(&config)?;
+
+    let flows = flows::FlowRegistry::load(&config);
+    let local_ip = config.public_ip.unwrap_or(config.sip_listen.ip());
+    let http_client = reqwest::Client::builder()
+        .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| RuntimeError::Other(format!("http client: {e}")))?;
+
+    let shared = Arc::new(Shared {
+        ports: ports::PortAllocator::new(config.rtp_ports),
+        prompts: prompts::PromptCache::default(),
+        clock: clock::Clock::new(),
+        cdr: CdrWriter::spawn(store.clone()),
+        cdr_store: store,
+        flows,
+        auth,
+        active_calls: AtomicUsize::new(0),
+        sip_up: AtomicBool::new(false),
+        draining: AtomicBool::new(false),
+        http_client,
+        api_token,
+        local_ip,
+        config,
+    });
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+
+    let sip = sip_task::SipTask::bind(shared.clone()).await?;
+    let sip_addr = sip.local_addr();
+    tasks.push(tokio::spawn(sip.run(stop_rx.clone())));
+
+    let listener = tokio::net::TcpListener::bind(shared.config.http_listen)
+        .await
+        .map_err(|source| RuntimeError::Bind {
+            what: "HTTP",
+            addr: shared.config.http_listen,
+            source,
+        })?;
+    let http_addr = listener
+        .local_addr()
+        .map_err(|e| RuntimeError::Other(e.to_string()))?;
+    let app = crate::http::router(shared.clone());
+    let mut http_stop = stop_rx.clone();
+    tasks.push(tokio::spawn(async move {
+        let r = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    }));
+
+    tasks.push(tokio::spawn(flows::watch(shared.clone(), stop_rx.clone())));
+
+    tracing::info!(sip = %sip_addr, http = %http_addr, "switchboard is up");
+    Ok(Running {
+        sip_addr,
+        http_addr,
+        shared,
+        stop: stop_tx,
+        tasks,
+    })
+}

@@ -1,0 +1,491 @@
+//! One task per call: the RTP socket, the media session, the call controller and the blocking jobs
+//! (PIN checks, CRM look-ups, writing a voicemail) that the controller waits for.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::auth::{AccountKey as AuthKey, Verdict};
+use crate::call::{CallController, Command, NewCall};
+use crate::cdr::Direction;
+use crate::ivr::{AccountKey, Flow, PinOutcome, PromptIndex};
+use crate::media::g711::Law;
+use crate::media::session::{DigitSource, MediaEvent, RtpSession, SessionConfig};
+use crate::sip::dialog::Dialog;
+use crate::sip::sdp::{AudioCodec, Negotiated};
+use crate::sip::transaction::ServerTxKey;
+use crate::sip::{Peer, Transport};
+
+use super::sip_task::{random_tag, SipCmd};
+use super::Shared;
+
+/// What the SIP task forwards to a call.
+#[derive(Debug)]
+pub enum CallIn {
+    Ack,
+    Cancelled(ServerTxKey),
+    Request {
+        key: ServerTxKey,
+        request: rsip::Request,
+    },
+    Response(rsip::Response),
+    RequestTimeout,
+    AckTimeout,
+}
+
+pub struct NewCallTask {
+    pub shared: Arc<Shared>,
+    pub sip: mpsc::UnboundedSender<SipCmd>,
+    pub inbox: mpsc::UnboundedReceiver<CallIn>,
+    pub invite_key: ServerTxKey,
+    pub invite: rsip::Request,
+    pub peer: Peer,
+    pub call_id: String,
+    pub from: String,
+    pub to: String,
+    pub flow: Arc<Flow>,
+    pub prompts: Arc<PromptIndex>,
+    pub negotiated: Negotiated,
+    pub answer_sdp: String,
+    pub rtp: std::net::UdpSocket,
+    pub local_sip: SocketAddr,
+}
+
+enum JobDone {
+    Pin(u64, PinOutcome),
+    Lookup(u64, Result<serde_json::Value, String>),
+    Recording(u64, Option<String>),
+}
+
+/// Id for the beep before a recording: its PlaybackDone is ours, not the interpreter's.
+const BEEP_ID: u64 = u64::MAX;
+
+pub async fn run(t: NewCallTask) {
+    let span = tracing::info_span!("call", call_id = %t.call_id);
+    let _enter = span.enter();
+    drop(_enter);
+    let shared = t.shared.clone();
+    let call_id = t.call_id.clone();
+    let sip = t.sip.clone();
+    tracing::Instrument::instrument(call(t), span).await;
+    shared.active_calls.fetch_sub(1, Ordering::SeqCst);
+    let _ = sip.send(SipCmd::CallEnded { call_id });
+}
+
+fn contact_uri(local: SocketAddr, transport: Transport) -> Option<rsip::Uri> {
+    let s = match transport {
+        Transport::Udp => format!("sip:switchboard@{local}"),
+        Transport::Tcp => format!("sip:switchboard@{local};transport=tcp"),
+    };
+    rsip::Uri::try_from(s.as_str()).ok()
+}
+
+/// `Signal=5` (application/dtmf-relay) or a bare `5` (application/dtmf).
+fn info_digit(body: &[u8]) -> Option<char> {
+    let text = std::str::from_utf8(body).ok()?;
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some((k, v)) = line.split_once('=') {
+            if k.trim().eq_ignore_ascii_case("signal") {
+                return v.trim().chars().next().filter(|c| is_dtmf(*c));
+            }
+        } else if line.len() == 1 {
+            return line.chars().next().filter(|c| is_dtmf(*c));
+        }
+    }
+    None
+}
+
+fn is_dtmf(c: char) -> bool {
+    c.is_ascii_digit() || matches!(c, '*' | '#' | 'A' | 'B' | 'C' | 'D')
+}
+
+async fn call(t: NewCallTask) {
+    let shared = t.shared.clone();
+    let clock = shared.clock;
+    let NewCallTask {
+        sip,
+        mut inbox,
+        invite_key,
+        invite,
+        peer,
+        call_id,
+        from,
+        to,
+        flow,
+        prompts,
+        negotiated,
+        answer_sdp,
+        rtp,
+        local_sip,
+        ..
+    } = t;
+
+    let Some(contact) = contact_uri(local_sip, peer.transport) else {
+        tracing::error!("cannot build a Contact URI");
+        return;
+    };
+    let mut dialog = match Dialog::uas(&invite, peer, &random_tag(), contact) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::info!(error = %e, "INVITE cannot start a dialog");
+            let resp = crate::sip::message::response_to(&invite, 400, Some(&random_tag()));
+            let _ = sip.send(SipCmd::Respond {
+                key: invite_key,
+                response: resp,
+            });
+            return;
+        }
+    };
+    let socket = match UdpSocket::from_std(rtp) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "RTP socket");
+            return;
+        }
+    };
+
+    let started = clock.now();
+    tracing::info!(from = %from, to = %to, flow = %flow.name, codec = ?negotiated.codec, "call started");
+    let mut ctl = CallController::new(
+        flow,
+        prompts,
+        NewCall {
+            call_id: call_id.clone(),
+            from,
+            to,
+            direction: Direction::Inbound,
+            started,
+            started_wall: chrono::Utc::now(),
+        },
+    );
+    let session_cfg = SessionConfig {
+        law: match negotiated.codec {
+            AudioCodec::Pcmu => Law::Mu,
+            AudioCodec::Pcma => Law::A,
+        },
+        payload_type: negotiated.payload_type,
+        dtmf_payload_type: negotiated.dtmf_payload_type,
+        ssrc: rand::random(),
+        initial_seq: rand::random(),
+        initial_timestamp: rand::random(),
+        remote: negotiated.remote_rtp,
+        inband_dtmf: shared.config.inband_dtmf,
+    };
+    let mut session: Option<RtpSession> = None;
+    let (job_tx, mut job_rx) = mpsc::unbounded_channel::<JobDone>();
+    let mut buf = vec![0u8; 2048];
+    let mut recording_id: Option<u64> = None;
+    let mut acked = false;
+
+    loop {
+        // Everything the controller asked for, then the packets that are due.
+        while let Some(cmd) = ctl.poll_command() {
+            match cmd {
+                Command::Ring => {
+                    let r = dialog.response(&invite, 180, None);
+                    let _ = sip.send(SipCmd::Respond {
+                        key: invite_key.clone(),
+                        response: r,
+                    });
+                }
+                Command::Answer => {
+                    let r = dialog.response(&invite, 200, Some(("application/sdp", answer_sdp.as_bytes())));
+                    let _ = sip.send(SipCmd::Respond {
+                        key: invite_key.clone(),
+                        response: r,
+                    });
+                    session = Some(RtpSession::new(session_cfg.clone(), clock.now()));
+                }
+                Command::Play { id, prompts } => {
+                    let mut samples = Vec::with_capacity(prompts.len());
+                    for p in &prompts {
+                        match shared.prompts.get(p) {
+                            Ok(s) => samples.push(s),
+                            Err(e) => tracing::error!(error = %e, "prompt cannot be played"),
+                        }
+                    }
+                    if let Some(s) = session.as_mut() {
+                        s.play(id, samples);
+                    }
+                }
+                Command::StopPlayback => {
+                    if let Some(s) = session.as_mut() {
+                        s.stop_playback();
+                    }
+                }
+                Command::StartRecording { id, max, beep } => {
+                    if let Some(s) = session.as_mut() {
+                        if beep {
+                            let path = shared.config.sounds_dir.join("beep.wav");
+                            if let Ok(b) = shared.prompts.get(&path) {
+                                s.play(BEEP_ID, vec![b]);
+                            }
+                        }
+                        let max_samples = (max.as_millis() as usize).saturating_mul(8);
+                        s.start_recording(max_samples);
+                        recording_id = Some(id);
+                    }
+                }
+                Command::StopRecording { id } => {
+                    let samples = session
+                        .as_mut()
+                        .map(|s| s.stop_recording())
+                        .unwrap_or_default();
+                    recording_id = None;
+                    let dir = shared.config.recordings_dir();
+                    let file = dir.join(format!("{}-{id}.wav", sanitize(&call_id)));
+                    let tx = job_tx.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let out = write_recording(&file, &samples);
+                        let _ = tx.send(JobDone::Recording(id, out));
+                    });
+                }
+                Command::VerifyPin { id, key, pin } => {
+                    let auth = shared.auth.clone();
+                    let tx = job_tx.clone();
+                    let cid = call_id.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let key = match key {
+                            AccountKey::Phone(p) => AuthKey::Phone(p),
+                            AccountKey::Id(i) => AuthKey::Id(i),
+                        };
+                        let verdict = auth.verify(&key, pin.expose(), &cid, chrono::Utc::now());
+                        let outcome = match verdict {
+                            Verdict::Ok { account_id, fields } => PinOutcome::Ok { account_id, fields },
+                            Verdict::Invalid { .. } => PinOutcome::Invalid,
+                            Verdict::Locked { .. } => PinOutcome::Locked,
+                        };
+                        let _ = tx.send(JobDone::Pin(id, outcome));
+                    });
+                }
+                Command::Lookup {
+                    id,
+                    method,
+                    url,
+                    body,
+                    timeout,
+                } => {
+                    let client = shared.http_client.clone();
+                    let tx = job_tx.clone();
+                    tokio::spawn(async move {
+                        let r = lookup(&client, &method, &url, body, timeout).await;
+                        let _ = tx.send(JobDone::Lookup(id, r));
+                    });
+                }
+                Command::Hangup => {
+                    let bye = dialog.request(rsip::Method::Bye, None);
+                    let _ = sip.send(SipCmd::Request {
+                        call_id: call_id.clone(),
+                        peer: dialog.peer,
+                        request: bye,
+                    });
+                }
+                Command::CdrUpdate(rec) => shared.cdr.update(*rec),
+                Command::CdrFinish(rec) => {
+                    tracing::info!(disposition = ?rec.disposition, hangup_by = ?rec.hangup_by, path = ?rec.ivr_path, "call ended");
+                    shared.cdr.finish(*rec);
+                }
+            }
+        }
+        if ctl.is_ended() {
+            break;
+        }
+        let now = clock.now();
+        if let Some(s) = session.as_mut() {
+            while let Some(tx) = s.poll_transmit(now) {
+                let _ = socket.try_send_to(tx.bytes, tx.to);
+            }
+        }
+        // Media events go to the controller before sleeping.
+        if let Some(s) = session.as_mut() {
+            let mut fed = false;
+            while let Some(ev) = s.poll_event() {
+                fed = true;
+                match ev {
+                    MediaEvent::Digit { digit, source } => {
+                        let src = match source {
+                            DigitSource::Rfc4733 => "rfc4733",
+                            DigitSource::Inband => "inband",
+                        };
+                        tracing::debug!(source = src, "digit");
+                        ctl.digit(now, digit, src);
+                    }
+                    MediaEvent::PlaybackDone { id, interrupted } => {
+                        if id != BEEP_ID {
+                            ctl.playback_done(now, id, interrupted);
+                        }
+                    }
+                    MediaEvent::RecordingDone { .. } => {
+                        // The recorder reached its maximum: the controller's own timer stops it too.
+                        if let Some(id) = recording_id.take() {
+                            let samples = s.stop_recording();
+                            let file = shared
+                                .config
+                                .recordings_dir()
+                                .join(format!("{}-{id}.wav", sanitize(&call_id)));
+                            let tx = job_tx.clone();
+                            tokio::task::spawn_blocking(move || {
+                                let out = write_recording(&file, &samples);
+                                let _ = tx.send(JobDone::Recording(id, out));
+                            });
+                        }
+                    }
+                }
+            }
+            if fed {
+                continue;
+            }
+        }
+
+        let mut deadline = ctl.poll_timeout();
+        if let Some(s) = session.as_ref() {
+            let m = s.poll_timeout();
+            deadline = Some(deadline.map_or(m, |d| d.min(m)));
+        }
+        let sleep_to = deadline.map(|d| clock.to_tokio(d));
+        tokio::select! {
+            r = socket.recv_from(&mut buf) => {
+                if let Ok((n, from)) = r {
+                    if let (Some(s), Some(bytes)) = (session.as_mut(), buf.get(..n)) {
+                        s.on_datagram(clock.now(), from, bytes);
+                    }
+                }
+            }
+            msg = inbox.recv() => {
+                let now = clock.now();
+                match msg {
+                    None => ctl.failed(now, "SIP task gone"),
+                    Some(CallIn::Ack) => acked = true,
+                    Some(CallIn::Cancelled(key)) => {
+                        if key == invite_key && !acked {
+                            ctl.caller_hung_up(now);
+                        }
+                    }
+                    Some(CallIn::Request { key, request }) => {
+                        let ok = crate::sip::message::response_to(&request, 200, None);
+                        match request.method {
+                            rsip::Method::Bye => {
+                                let _ = sip.send(SipCmd::Respond { key, response: ok });
+                                ctl.caller_hung_up(now);
+                            }
+                            rsip::Method::Info => {
+                                if !dialog.check_remote_cseq(&request) {
+                                    let r = crate::sip::message::response_to(&request, 500, None);
+                                    let _ = sip.send(SipCmd::Respond { key, response: r });
+                                    continue;
+                                }
+                                let _ = sip.send(SipCmd::Respond { key, response: ok });
+                                if let Some(d) = info_digit(&request.body) {
+                                    if let Some(s) = session.as_mut() {
+                                        let _ = s; // digits by INFO bypass the media session
+                                    }
+                                    ctl.digit(now, d, "info");
+                                }
+                            }
+                            rsip::Method::Invite => {
+                                // A re-INVITE (hold, session refresh): answer with our session unchanged.
+                                let r = dialog.response(&request, 200, Some(("application/sdp", answer_sdp.as_bytes())));
+                                let _ = sip.send(SipCmd::Respond { key, response: r });
+                            }
+                            _ => {
+                                let _ = sip.send(SipCmd::Respond { key, response: ok });
+                            }
+                        }
+                    }
+                    Some(CallIn::Response(_)) | Some(CallIn::RequestTimeout) => {}
+                    Some(CallIn::AckTimeout) => {
+                        ctl.failed(now, "no ACK for our 200 OK");
+                        let bye = dialog.request(rsip::Method::Bye, None);
+                        let _ = sip.send(SipCmd::Request { call_id: call_id.clone(), peer: dialog.peer, request: bye });
+                    }
+                }
+            }
+            Some(job) = job_rx.recv() => {
+                let now = clock.now();
+                match job {
+                    JobDone::Pin(id, outcome) => ctl.pin_checked(now, id, outcome),
+                    JobDone::Lookup(id, r) => ctl.lookup_done(now, id, r),
+                    JobDone::Recording(id, file) => ctl.recording_done(now, id, file),
+                }
+            }
+            _ = async {
+                match sleep_to {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending::<()>().await,
+                }
+            } => {
+                ctl.handle_timeout(clock.now());
+            }
+        }
+    }
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+        .collect()
+}
+
+fn write_recording(file: &PathBuf, samples: &[i16]) -> Option<String> {
+    if samples.is_empty() {
+        return None;
+    }
+    let bytes = match crate::media::wav::encode_wav(samples, 1) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode recording");
+            return None;
+        }
+    };
+    match std::fs::write(file, bytes) {
+        Ok(()) => Some(file.display().to_string()),
+        Err(e) => {
+            tracing::error!(error = %e, file = %file.display(), "cannot write recording");
+            None
+        }
+    }
+}
+
+async fn lookup(
+    client: &reqwest::Client,
+    method: &str,
+    url: &str,
+    body: Option<String>,
+    timeout: std::time::Duration,
+) -> Result<serde_json::Value, String> {
+    let m = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| format!("bad method {method}"))?;
+    let mut req = client.request(m, url).timeout(timeout);
+    if let Some(b) = body {
+        req = req.header("content-type", "application/json").body(b);
+    }
+    let resp = req.send().await.map_err(|e| e.to_string())?;
+    if !resp.status().is_success() {
+        return Err(format!("HTTP {}", resp.status()));
+    }
+    // Bound what a CRM can make us hold.
+    let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
+    if bytes.len() > 1024 * 1024 {
+        return Err("answer larger than 1 MiB".into());
+    }
+    serde_json::from_slice(&bytes).map_err(|e| format!("not JSON: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_bodies_of_both_common_kinds_give_a_digit() {
+        assert_eq!(info_digit(b"Signal=5\r\nDuration=160\r\n"), Some('5'));
+        assert_eq!(info_digit(b"signal= #\r\n"), Some('#'));
+        assert_eq!(info_digit(b"7"), Some('7'));
+        assert_eq!(info_digit(b"Signal=x"), None);
+        assert_eq!(info_digit(&[0xff, 0xfe]), None);
+    }
+}

@@ -1,0 +1,498 @@
+//! The SIP task: sockets + the sans-IO transaction layer + routing by Call-ID.
+//!
+//! It does no call work. A new INVITE is checked (number, capacity, codecs) and handed to a fresh
+//! call task; later requests of that call go to the same task through its channel.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, watch};
+
+use crate::cdr::{CallRecord, Direction, Disposition, HangupBy};
+use crate::sip::message::{self, response_to};
+use crate::sip::sdp::{self, AudioCodec, SdpError};
+use crate::sip::transaction::{
+    ClientTxKey, ServerTxKey, TimerConfig, TransactionLayer, TxEvent,
+};
+use crate::sip::{Peer, Transport};
+
+use super::call_task::{self, CallIn, NewCallTask};
+use super::{RuntimeError, Shared};
+
+/// What call tasks ask of the SIP task.
+#[derive(Debug)]
+pub enum SipCmd {
+    Respond {
+        key: ServerTxKey,
+        response: rsip::Response,
+    },
+    Request {
+        call_id: String,
+        peer: Peer,
+        request: rsip::Request,
+    },
+    CallEnded {
+        call_id: String,
+    },
+}
+
+enum TcpEvent {
+    Open(SocketAddr, mpsc::UnboundedSender<Vec<u8>>),
+    Data(SocketAddr, Vec<u8>),
+    Closed(SocketAddr),
+}
+
+pub struct SipTask {
+    shared: Arc<Shared>,
+    udp: UdpSocket,
+    tcp: TcpListener,
+    local: SocketAddr,
+}
+
+const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
+/// A TCP peer that sends more than this without completing a message is cut off.
+const MAX_TCP_BUFFER: usize = 2 * message::MAX_MESSAGE;
+
+impl SipTask {
+    pub async fn bind(shared: Arc<Shared>) -> Result<SipTask, RuntimeError> {
+        let addr = shared.config.sip_listen;
+        let udp = UdpSocket::bind(addr)
+            .await
+            .map_err(|source| RuntimeError::Bind {
+                what: "SIP/UDP",
+                addr,
+                source,
+            })?;
+        let local = udp
+            .local_addr()
+            .map_err(|e| RuntimeError::Other(e.to_string()))?;
+        // TCP on the same port as UDP, as phones expect.
+        let tcp = TcpListener::bind(local)
+            .await
+            .map_err(|source| RuntimeError::Bind {
+                what: "SIP/TCP",
+                addr: local,
+                source,
+            })?;
+        Ok(SipTask {
+            shared,
+            udp,
+            tcp,
+            local,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let SipTask {
+            shared,
+            udp,
+            tcp,
+            local,
+        } = self;
+        let seed: u64 = rand::random();
+        let mut layer = TransactionLayer::new(TimerConfig::default(), seed);
+        layer.set_local_addr(Transport::Udp, local);
+        layer.set_local_addr(Transport::Tcp, local);
+
+        let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<SipCmd>();
+        let (tcp_tx, mut tcp_rx) = mpsc::unbounded_channel::<TcpEvent>();
+        tokio::spawn(accept_loop(tcp, tcp_tx));
+
+        let mut router = Router {
+            shared: shared.clone(),
+            calls: HashMap::new(),
+            client_tx: HashMap::new(),
+            invites: HashMap::new(),
+            tcp_conns: HashMap::new(),
+            cmd_tx,
+            local,
+        };
+        shared.sip_up.store(true, Ordering::SeqCst);
+        let mut buf = vec![0u8; message::MAX_MESSAGE + 1];
+        loop {
+            let deadline = layer.poll_timeout().map(|t| shared.clock.to_tokio(t));
+            tokio::select! {
+                r = udp.recv_from(&mut buf) => match r {
+                    Ok((n, from)) => {
+                        let now = shared.clock.now();
+                        if let Some(bytes) = buf.get(..n) {
+                            layer.handle_datagram(now, Peer { transport: Transport::Udp, addr: from }, bytes);
+                        }
+                    }
+                    // ICMP errors surface here on Linux; they concern one peer, not the socket.
+                    Err(e) => tracing::debug!(error = %e, "udp receive error"),
+                },
+                Some(ev) = tcp_rx.recv() => match ev {
+                    TcpEvent::Open(addr, tx) => { router.tcp_conns.insert(addr, tx); }
+                    TcpEvent::Closed(addr) => { router.tcp_conns.remove(&addr); }
+                    TcpEvent::Data(addr, bytes) => {
+                        let now = shared.clock.now();
+                        layer.handle_datagram(now, Peer { transport: Transport::Tcp, addr }, &bytes);
+                    }
+                },
+                Some(cmd) = cmd_rx.recv() => router.command(&mut layer, cmd),
+                _ = async {
+                    match deadline {
+                        Some(d) => tokio::time::sleep_until(d).await,
+                        None => std::future::pending::<()>().await,
+                    }
+                } => {
+                    layer.handle_timeout(shared.clock.now());
+                }
+                _ = stop.wait_for(|s| *s) => break,
+            }
+            // Commands that arrived together are handled before transmitting.
+            while let Ok(cmd) = cmd_rx.try_recv() {
+                router.command(&mut layer, cmd);
+            }
+            loop {
+                let mut progressed = false;
+                while let Some(ev) = layer.poll_event() {
+                    progressed = true;
+                    router.event(&mut layer, ev);
+                }
+                while let Some(t) = layer.poll_transmit() {
+                    progressed = true;
+                    match t.peer.transport {
+                        Transport::Udp => {
+                            if let Err(e) = udp.send_to(&t.bytes, t.peer.addr).await {
+                                tracing::debug!(error = %e, to = %t.peer.addr, "udp send failed");
+                            }
+                        }
+                        Transport::Tcp => match router.tcp_conns.get(&t.peer.addr) {
+                            Some(tx) => {
+                                let _ = tx.send(t.bytes);
+                            }
+                            None => tracing::debug!(to = %t.peer.addr, "no TCP connection to answer on"),
+                        },
+                    }
+                }
+                if !progressed {
+                    break;
+                }
+            }
+        }
+        shared.sip_up.store(false, Ordering::SeqCst);
+    }
+}
+
+async fn accept_loop(listener: TcpListener, events: mpsc::UnboundedSender<TcpEvent>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, addr)) => {
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(tcp_conn(stream, addr, events.clone()));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "TCP accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn tcp_conn(stream: TcpStream, addr: SocketAddr, events: mpsc::UnboundedSender<TcpEvent>) {
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    if events.send(TcpEvent::Open(addr, tx)).is_err() {
+        return;
+    }
+    let writer = tokio::spawn(async move {
+        while let Some(bytes) = rx.recv().await {
+            if wr.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut chunk = vec![0u8; 16 * 1024];
+    'read: loop {
+        let n = match rd.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        loop {
+            match message::stream_frame_len(&buf) {
+                Ok(Some(len)) => {
+                    let len = len.min(buf.len());
+                    let frame: Vec<u8> = buf.drain(..len).collect();
+                    let is_keepalive = frame.iter().all(|b| *b == b'\r' || *b == b'\n');
+                    if !is_keepalive && events.send(TcpEvent::Data(addr, frame)).is_err() {
+                        break 'read;
+                    }
+                }
+                Ok(None) => {
+                    if buf.len() > MAX_TCP_BUFFER {
+                        tracing::warn!(peer = %addr, "TCP peer sent an oversize message; closing");
+                        break 'read;
+                    }
+                    break;
+                }
+                Err(e) => {
+                    tracing::debug!(peer = %addr, error = %e, "unframeable TCP stream; closing");
+                    break 'read;
+                }
+            }
+        }
+    }
+    let _ = events.send(TcpEvent::Closed(addr));
+    writer.abort();
+}
+
+struct Router {
+    shared: Arc<Shared>,
+    calls: HashMap<String, mpsc::UnboundedSender<CallIn>>,
+    client_tx: HashMap<ClientTxKey, String>,
+    invites: HashMap<ServerTxKey, String>,
+    tcp_conns: HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>,
+    cmd_tx: mpsc::UnboundedSender<SipCmd>,
+    local: SocketAddr,
+}
+
+impl Router {
+    fn command(&mut self, layer: &mut TransactionLayer, cmd: SipCmd) {
+        let now = self.shared.clock.now();
+        match cmd {
+            SipCmd::Respond { key, response } => {
+                if let Err(e) = layer.respond(now, &key, response) {
+                    tracing::debug!(error = %e, "response for a finished transaction");
+                }
+            }
+            SipCmd::Request {
+                call_id,
+                peer,
+                request,
+            } => {
+                let key = layer.send_request(now, peer, request);
+                self.client_tx.insert(key, call_id);
+            }
+            SipCmd::CallEnded { call_id } => {
+                self.calls.remove(&call_id);
+                self.client_tx.retain(|_, c| *c != call_id);
+                self.invites.retain(|_, c| *c != call_id);
+            }
+        }
+    }
+
+    fn to_call(&mut self, call_id: &str, msg: CallIn) -> bool {
+        match self.calls.get(call_id) {
+            Some(tx) => tx.send(msg).is_ok(),
+            None => false,
+        }
+    }
+
+    fn event(&mut self, layer: &mut TransactionLayer, ev: TxEvent) {
+        let now = self.shared.clock.now();
+        match ev {
+            TxEvent::Request { key, peer, request } => self.request(layer, key, peer, request),
+            TxEvent::Ack { request, .. } => {
+                if let Some(cid) = message::call_id(&rsip::SipMessage::Request(request.clone())) {
+                    self.to_call(&cid, CallIn::Ack);
+                }
+            }
+            TxEvent::Cancelled { invite } => {
+                // The layer answered 487 already; tell the call that owned this INVITE.
+                if let Some(cid) = self.invites.remove(&invite) {
+                    self.to_call(&cid, CallIn::Cancelled(invite));
+                }
+            }
+            TxEvent::Response { key, response } => {
+                if let Some(cid) = self.client_tx.get(&key).cloned() {
+                    if response.status_code.code() >= 200 {
+                        self.client_tx.remove(&key);
+                    }
+                    self.to_call(&cid, CallIn::Response(response));
+                }
+            }
+            TxEvent::ClientTimeout { key } => {
+                if let Some(cid) = self.client_tx.remove(&key) {
+                    self.to_call(&cid, CallIn::RequestTimeout);
+                }
+            }
+            TxEvent::AckTimeout { call_id, .. } => {
+                self.to_call(&call_id, CallIn::AckTimeout);
+            }
+        }
+        let _ = now;
+    }
+
+    fn reply(&self, layer: &mut TransactionLayer, key: &ServerTxKey, req: &rsip::Request, status: u16, extra: &[(&str, String)]) {
+        let mut resp = response_to(req, status, Some(&random_tag()));
+        for (name, value) in extra {
+            resp.headers
+                .push(rsip::Header::Other((*name).to_string(), value.clone()));
+        }
+        let _ = layer.respond(self.shared.clock.now(), key, resp);
+    }
+
+    fn request(&mut self, layer: &mut TransactionLayer, key: ServerTxKey, peer: Peer, req: rsip::Request) {
+        let msg = rsip::SipMessage::Request(req.clone());
+        let Some(call_id) = message::call_id(&msg) else {
+            self.reply(layer, &key, &req, 400, &[]);
+            return;
+        };
+        let in_dialog = message::to_tag(&msg).is_some();
+        match req.method {
+            rsip::Method::Invite if self.calls.contains_key(&call_id) => {
+                self.to_call(&call_id, CallIn::Request { key, request: req });
+            }
+            rsip::Method::Invite if in_dialog => {
+                self.reply(layer, &key, &req, 481, &[]);
+            }
+            rsip::Method::Invite => self.new_call(layer, key, peer, req, call_id),
+            rsip::Method::Options => {
+                self.reply(
+                    layer,
+                    &key,
+                    &req,
+                    200,
+                    &[
+                        ("Allow", ALLOW.to_string()),
+                        ("Accept", "application/sdp, application/dtmf-relay, application/dtmf".to_string()),
+                    ],
+                );
+            }
+            rsip::Method::Register => {
+                // switchboard answers calls to its numbers; it is not a registrar.
+                self.reply(
+                    layer,
+                    &key,
+                    &req,
+                    403,
+                    &[("Warning", "399 switchboard \"registration is not offered here\"".to_string())],
+                );
+            }
+            rsip::Method::Bye | rsip::Method::Info | rsip::Method::Update => {
+                let r = req.clone();
+                let k = key.clone();
+                if !self.to_call(&call_id, CallIn::Request { key, request: req }) {
+                    self.reply(layer, &k, &r, 481, &[]);
+                }
+            }
+            _ => {
+                self.reply(layer, &key, &req, 405, &[("Allow", ALLOW.to_string())]);
+            }
+        }
+    }
+
+    fn rejected(&self, req: &rsip::Request, call_id: &str, from: &str, to: &str, why: &str) {
+        let now = chrono::Utc::now();
+        let rec = CallRecord {
+            call_id: call_id.to_string(),
+            direction: Direction::Inbound,
+            from: from.to_string(),
+            to: to.to_string(),
+            started_at: now,
+            ended_at: Some(now),
+            disposition: Some(Disposition::Rejected),
+            hangup_by: Some(HangupBy::System),
+            events: vec![crate::cdr::CallEvent {
+                at: now,
+                kind: "rejected".into(),
+                detail: serde_json::json!({ "reason": why }),
+            }],
+            ..CallRecord::default()
+        };
+        let _ = req;
+        self.shared.cdr.finish(rec);
+    }
+
+    fn new_call(&mut self, layer: &mut TransactionLayer, key: ServerTxKey, peer: Peer, req: rsip::Request, call_id: String) {
+        let msg = rsip::SipMessage::Request(req.clone());
+        let from = message::from_user(&msg).unwrap_or_default();
+        let to = message::request_uri_user(&req)
+            .or_else(|| message::to_user(&msg))
+            .unwrap_or_default();
+        if self.shared.draining.load(Ordering::Relaxed)
+            || self.shared.active_calls() >= self.shared.config.max_calls
+        {
+            self.reply(layer, &key, &req, 503, &[("Retry-After", "5".to_string())]);
+            self.rejected(&req, &call_id, &from, &to, "overload");
+            return;
+        }
+        let Some((flow, prompts)) = self.shared.flows.for_number(&to) else {
+            tracing::info!(%call_id, dialed = %to, "no flow owns this number");
+            self.reply(layer, &key, &req, 404, &[]);
+            self.rejected(&req, &call_id, &from, &to, "unknown number");
+            return;
+        };
+        let offer = String::from_utf8_lossy(&req.body).to_string();
+        if offer.trim().is_empty() {
+            // Offerless INVITEs (offer in our 200, answer in ACK) are not supported yet.
+            self.reply(
+                layer,
+                &key,
+                &req,
+                488,
+                &[("Warning", "399 switchboard \"an SDP offer is required\"".to_string())],
+            );
+            self.rejected(&req, &call_id, &from, &to, "no SDP offer");
+            return;
+        }
+        let socket = match self.shared.ports.bind(self.shared.local_ip) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "no RTP port");
+                self.reply(layer, &key, &req, 503, &[("Retry-After", "5".to_string())]);
+                self.rejected(&req, &call_id, &from, &to, "no RTP port");
+                return;
+            }
+        };
+        let rtp_port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+        let session_id: u64 = rand::random::<u32>().into();
+        let (negotiated, answer) = match sdp::answer(
+            &offer,
+            self.shared.local_ip,
+            rtp_port,
+            session_id,
+            &[AudioCodec::Pcmu, AudioCodec::Pcma],
+        ) {
+            Ok(x) => x,
+            Err(SdpError::NoCommonCodec) => {
+                self.reply(layer, &key, &req, 488, &[("Warning", "304 switchboard \"no common codec: PCMU or PCMA\"".to_string())]);
+                self.rejected(&req, &call_id, &from, &to, "no common codec");
+                return;
+            }
+            Err(e) => {
+                self.reply(layer, &key, &req, 400, &[("Warning", format!("399 switchboard \"bad SDP: {e}\""))]);
+                self.rejected(&req, &call_id, &from, &to, "bad SDP");
+                return;
+            }
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.calls.insert(call_id.clone(), tx);
+        self.invites.insert(key.clone(), call_id.clone());
+        self.shared.active_calls.fetch_add(1, Ordering::SeqCst);
+        let task = NewCallTask {
+            shared: self.shared.clone(),
+            sip: self.cmd_tx.clone(),
+            inbox: rx,
+            invite_key: key,
+            invite: req,
+            peer,
+            call_id,
+            from,
+            to,
+            flow,
+            prompts,
+            negotiated,
+            answer_sdp: answer,
+            rtp: socket,
+            local_sip: self.local,
+        };
+        tokio::spawn(call_task::run(task));
+    }
+}
+
+pub fn random_tag() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
