@@ -28,7 +28,7 @@ impl Op {
 }
 
 enum Msg {
-    Write(Op, CallRecord),
+    Write(Op, Box<CallRecord>),
     Flush(Sender<()>),
 }
 
@@ -108,10 +108,12 @@ impl CdrWriter {
 
     fn send(&self, op: Op, rec: CallRecord) {
         let sent = match &self.tx {
-            Some(tx) => tx.send(Msg::Write(op, rec)).map_err(|e| match e.0 {
-                Msg::Write(_, rec) => rec.call_id,
-                Msg::Flush(_) => String::new(),
-            }),
+            Some(tx) => tx
+                .send(Msg::Write(op, Box::new(rec)))
+                .map_err(|e| match e.0 {
+                    Msg::Write(_, rec) => rec.call_id,
+                    Msg::Flush(_) => String::new(),
+                }),
             None => Err(rec.call_id),
         };
         if let Err(call_id) = sent {
@@ -313,13 +315,13 @@ mod tests {
         // The thread is started only after everything is queued, so it sees one batch.
         let (tx, rx) = mpsc::channel();
         let mut rec = CallRecord::new("c", Direction::Inbound, "a", "b", t(0));
-        let _ = tx.send(Msg::Write(Op::Begin, rec.clone()));
+        let _ = tx.send(Msg::Write(Op::Begin, Box::new(rec.clone())));
         for step in ["a", "b", "c"] {
             rec.ivr_path.push(step.into());
-            let _ = tx.send(Msg::Write(Op::Update, rec.clone()));
+            let _ = tx.send(Msg::Write(Op::Update, Box::new(rec.clone())));
         }
         let other = CallRecord::new("d", Direction::Inbound, "a", "b", t(0));
-        let _ = tx.send(Msg::Write(Op::Update, other));
+        let _ = tx.send(Msg::Write(Op::Update, Box::new(other)));
         drop(tx);
         let store = Flaky::new(0);
         run(&store, &rx, NO_WAIT);
