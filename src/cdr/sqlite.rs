@@ -1,0 +1,442 @@
+//! SQLite: the default store, and the connection settings and migration ledger that `auth` shares
+//! (both live in one `data/switchboard.db`).
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+
+use super::record::{
+    AuthStatus, CallEvent, CallQuery, CallRecord, Direction, Disposition, HangupBy,
+};
+use super::{CdrError, CdrStore};
+
+/// Opens `path` (creating its directory) with the settings every component relies on: WAL so the
+/// HTTP readers never block the writer, a busy timeout instead of instant `SQLITE_BUSY`, and
+/// `synchronous=NORMAL`, which in WAL mode loses at most the last commits on power loss, never
+/// consistency.
+pub(crate) fn connect(path: &Path) -> Result<Connection, ConnectError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(ConnectError::Io)?;
+    }
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(%mode, "SQLite refused WAL journal mode");
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnectError {
+    #[error("cannot create the database directory: {0}")]
+    Io(std::io::Error),
+    #[error(transparent)]
+    Db(#[from] rusqlite::Error),
+    #[error("the database has {component} schema version {found}, newer than this switchboard knows ({known}); upgrade switchboard")]
+    TooNew {
+        component: &'static str,
+        found: i64,
+        known: i64,
+    },
+}
+
+/// Applies `steps[version-1]` for every version of `component` not yet recorded. Each component
+/// owns its own numbering, so a future PostgreSQL store can keep the same ledger per component.
+pub(crate) fn migrate(
+    conn: &mut Connection,
+    component: &'static str,
+    steps: &[&str],
+) -> Result<(), ConnectError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             component TEXT NOT NULL,
+             version INTEGER NOT NULL,
+             applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+             PRIMARY KEY (component, version)
+         )",
+    )?;
+    // IMMEDIATE: two processes (or the auth and cdr stores) opening at once must not both apply
+    // the same step.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations WHERE component = ?1",
+        [component],
+        |r| r.get(0),
+    )?;
+    let known = i64::try_from(steps.len()).unwrap_or(i64::MAX);
+    if current > known {
+        return Err(ConnectError::TooNew {
+            component,
+            found: current,
+            known,
+        });
+    }
+    for (version, sql) in (1..).zip(steps).skip(usize::try_from(current).unwrap_or(0)) {
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (component, version) VALUES (?1, ?2)",
+            params![component, version],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+const MIGRATIONS: &[&str] = &[
+    // Times are INTEGER milliseconds since the Unix epoch (UTC) so range filters and reports sort
+    // numerically; ivr_path and events are JSON arrays.
+    "CREATE TABLE cdr_calls (
+         call_id TEXT PRIMARY KEY,
+         direction TEXT NOT NULL,
+         caller TEXT NOT NULL,
+         dialed TEXT NOT NULL,
+         flow TEXT,
+         started_at INTEGER NOT NULL,
+         answered_at INTEGER,
+         ended_at INTEGER,
+         ivr_path TEXT NOT NULL,
+         account_id TEXT,
+         auth TEXT NOT NULL,
+         queue TEXT,
+         priority INTEGER,
+         enqueued_at INTEGER,
+         agent_id TEXT,
+         agent_answered_at INTEGER,
+         wait_ms INTEGER,
+         talk_ms INTEGER,
+         disposition TEXT,
+         hangup_by TEXT,
+         recording TEXT,
+         survey INTEGER,
+         events TEXT NOT NULL,
+         open INTEGER NOT NULL,
+         last_progress_at INTEGER NOT NULL
+     );
+     CREATE INDEX cdr_calls_started ON cdr_calls (started_at);
+     CREATE INDEX cdr_calls_queue_started ON cdr_calls (queue, started_at);
+     CREATE INDEX cdr_calls_open ON cdr_calls (open) WHERE open = 1;",
+];
+
+/// A runaway IVR loop or a caller mashing keys must not grow one row without bound.
+const MAX_EVENTS: usize = 2000;
+const MAX_PATH: usize = 1000;
+
+/// Call detail records in the SQLite file shared with `auth`.
+pub struct SqliteCdrStore {
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for SqliteCdrStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteCdrStore").finish_non_exhaustive()
+    }
+}
+
+impl SqliteCdrStore {
+    /// Opens (or creates) the database and brings the `cdr` schema up to date.
+    pub fn open(path: &Path) -> Result<Self, CdrError> {
+        let mut conn = connect(path)?;
+        migrate(&mut conn, "cdr", MIGRATIONS)?;
+        Ok(SqliteCdrStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic elsewhere while holding the lock cannot leave SQLite half-written (an
+        // unfinished transaction rolls back on drop), so the connection is still good.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One upsert for all three writes: `open` is what differs, and a finished row is never
+    /// touched again so a late or repeated write cannot reopen or rewrite it.
+    fn write(&self, rec: &CallRecord, open: bool, on_conflict: &str) -> Result<(), CdrError> {
+        let ivr_path = serde_json::to_string(&capped_path(&rec.ivr_path))?;
+        let events = serde_json::to_string(&stored_events(&rec.events))?;
+        let sql = format!(
+            "INSERT INTO cdr_calls (call_id, direction, caller, dialed, flow, started_at,
+                 answered_at, ended_at, ivr_path, account_id, auth, queue, priority, enqueued_at,
+                 agent_id, agent_answered_at, wait_ms, talk_ms, disposition, hangup_by, recording,
+                 survey, events, open, last_progress_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                 ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)
+             ON CONFLICT (call_id) {on_conflict}"
+        );
+        self.conn().prepare_cached(&sql)?.execute(params![
+            rec.call_id,
+            rec.direction.as_str(),
+            rec.from,
+            rec.to,
+            rec.flow,
+            ms(rec.started_at),
+            rec.answered_at.map(ms),
+            rec.ended_at.map(ms),
+            ivr_path,
+            rec.account_id,
+            rec.auth.as_str(),
+            rec.queue,
+            rec.priority,
+            rec.enqueued_at.map(ms),
+            rec.agent_id,
+            rec.agent_answered_at.map(ms),
+            rec.wait_ms,
+            rec.talk_ms,
+            rec.disposition.map(Disposition::as_str),
+            rec.hangup_by.map(HangupBy::as_str),
+            rec.recording,
+            rec.survey,
+            events,
+            open,
+            ms(rec.last_progress_at()),
+        ])?;
+        Ok(())
+    }
+}
+
+const UPDATE_OPEN_ROW: &str = "DO UPDATE SET direction = excluded.direction,
+     caller = excluded.caller, dialed = excluded.dialed, flow = excluded.flow,
+     started_at = excluded.started_at, answered_at = excluded.answered_at,
+     ended_at = excluded.ended_at, ivr_path = excluded.ivr_path,
+     account_id = excluded.account_id, auth = excluded.auth, queue = excluded.queue,
+     priority = excluded.priority, enqueued_at = excluded.enqueued_at,
+     agent_id = excluded.agent_id, agent_answered_at = excluded.agent_answered_at,
+     wait_ms = excluded.wait_ms, talk_ms = excluded.talk_ms,
+     disposition = excluded.disposition, hangup_by = excluded.hangup_by,
+     recording = excluded.recording, survey = excluded.survey, events = excluded.events,
+     open = excluded.open, last_progress_at = excluded.last_progress_at
+     WHERE cdr_calls.open = 1";
+
+impl CdrStore for SqliteCdrStore {
+    fn begin(&self, rec: &CallRecord) -> Result<(), CdrError> {
+        // A retried begin must not roll back progress an update already wrote.
+        self.write(rec, true, "DO NOTHING")
+    }
+
+    fn update(&self, rec: &CallRecord) -> Result<(), CdrError> {
+        self.write(rec, true, UPDATE_OPEN_ROW)
+    }
+
+    fn finish(&self, rec: &CallRecord) -> Result<(), CdrError> {
+        self.write(rec, false, UPDATE_OPEN_ROW)
+    }
+
+    fn get(&self, call_id: &str) -> Result<Option<CallRecord>, CdrError> {
+        let conn = self.conn();
+        let row = conn
+            .query_row(
+                &format!("SELECT {COLUMNS}, events FROM cdr_calls WHERE call_id = ?1"),
+                [call_id],
+                |r| Ok((RawRecord::from_row(r)?, r.get::<_, String>(22)?)),
+            )
+            .optional()?;
+        match row {
+            None => Ok(None),
+            Some((raw, events)) => {
+                let mut rec = raw.into_record()?;
+                rec.events = serde_json::from_str(&events).map_err(|e| CdrError::Corrupt {
+                    call_id: rec.call_id.clone(),
+                    what: format!("events: {e}"),
+                })?;
+                Ok(Some(rec))
+            }
+        }
+    }
+
+    fn list(&self, q: &CallQuery) -> Result<Vec<CallRecord>, CdrError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM cdr_calls
+             WHERE (?1 IS NULL OR started_at >= ?1)
+               AND (?2 IS NULL OR started_at < ?2)
+               AND (?3 IS NULL OR queue = ?3)
+             ORDER BY started_at DESC, rowid DESC
+             LIMIT ?4"
+        ))?;
+        let limit = i64::try_from(q.effective_limit()).unwrap_or(i64::MAX);
+        let raws = stmt
+            .query_map(
+                params![q.from.map(ms), q.to.map(ms), q.queue, limit],
+                RawRecord::from_row,
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        raws.into_iter().map(RawRecord::into_record).collect()
+    }
+
+    fn close_interrupted(&self, now: DateTime<Utc>) -> Result<usize, CdrError> {
+        let n = self.conn().execute(
+            "UPDATE cdr_calls
+             SET open = 0, disposition = ?1, hangup_by = ?2,
+                 ended_at = COALESCE(last_progress_at, ?3)
+             WHERE open = 1",
+            params![
+                Disposition::Interrupted.as_str(),
+                HangupBy::System.as_str(),
+                ms(now)
+            ],
+        )?;
+        if n > 0 {
+            tracing::warn!(
+                calls = n,
+                "closed call records left open by a crash as interrupted"
+            );
+        }
+        Ok(n)
+    }
+
+    fn ping(&self) -> Result<(), CdrError> {
+        self.conn().query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
+    }
+}
+
+const COLUMNS: &str = "call_id, direction, caller, dialed, flow, started_at, answered_at, \
+     ended_at, ivr_path, account_id, auth, queue, priority, enqueued_at, agent_id, \
+     agent_answered_at, wait_ms, talk_ms, disposition, hangup_by, recording, survey";
+
+/// A row as SQLite holds it, before the strings are checked against the contract's enums.
+struct RawRecord {
+    call_id: String,
+    direction: String,
+    from: String,
+    to: String,
+    flow: Option<String>,
+    started_at: i64,
+    answered_at: Option<i64>,
+    ended_at: Option<i64>,
+    ivr_path: String,
+    account_id: Option<String>,
+    auth: String,
+    queue: Option<String>,
+    priority: Option<i64>,
+    enqueued_at: Option<i64>,
+    agent_id: Option<String>,
+    agent_answered_at: Option<i64>,
+    wait_ms: Option<i64>,
+    talk_ms: Option<i64>,
+    disposition: Option<String>,
+    hangup_by: Option<String>,
+    recording: Option<String>,
+    survey: Option<i64>,
+}
+
+impl RawRecord {
+    fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(RawRecord {
+            call_id: r.get(0)?,
+            direction: r.get(1)?,
+            from: r.get(2)?,
+            to: r.get(3)?,
+            flow: r.get(4)?,
+            started_at: r.get(5)?,
+            answered_at: r.get(6)?,
+            ended_at: r.get(7)?,
+            ivr_path: r.get(8)?,
+            account_id: r.get(9)?,
+            auth: r.get(10)?,
+            queue: r.get(11)?,
+            priority: r.get(12)?,
+            enqueued_at: r.get(13)?,
+            agent_id: r.get(14)?,
+            agent_answered_at: r.get(15)?,
+            wait_ms: r.get(16)?,
+            talk_ms: r.get(17)?,
+            disposition: r.get(18)?,
+            hangup_by: r.get(19)?,
+            recording: r.get(20)?,
+            survey: r.get(21)?,
+        })
+    }
+
+    fn into_record(self) -> Result<CallRecord, CdrError> {
+        let id = self.call_id.clone();
+        let corrupt = |what: String| CdrError::Corrupt {
+            call_id: id.clone(),
+            what,
+        };
+        let time =
+            |v: i64| DateTime::from_timestamp_millis(v).ok_or_else(|| corrupt(format!("time {v}")));
+        let opt_time = |v: Option<i64>| v.map(time).transpose();
+        let parse = |field: &str, v: &str| corrupt(format!("{field} `{v}`"));
+        Ok(CallRecord {
+            direction: Direction::parse(&self.direction)
+                .ok_or_else(|| parse("direction", &self.direction))?,
+            started_at: time(self.started_at)?,
+            answered_at: opt_time(self.answered_at)?,
+            ended_at: opt_time(self.ended_at)?,
+            ivr_path: serde_json::from_str(&self.ivr_path)
+                .map_err(|e| corrupt(format!("ivr_path: {e}")))?,
+            auth: AuthStatus::parse(&self.auth).ok_or_else(|| parse("auth", &self.auth))?,
+            enqueued_at: opt_time(self.enqueued_at)?,
+            agent_answered_at: opt_time(self.agent_answered_at)?,
+            disposition: self
+                .disposition
+                .as_deref()
+                .map(|d| Disposition::parse(d).ok_or_else(|| parse("disposition", d)))
+                .transpose()?,
+            hangup_by: self
+                .hangup_by
+                .as_deref()
+                .map(|h| HangupBy::parse(h).ok_or_else(|| parse("hangup_by", h)))
+                .transpose()?,
+            call_id: self.call_id,
+            from: self.from,
+            to: self.to,
+            flow: self.flow,
+            account_id: self.account_id,
+            queue: self.queue,
+            priority: self.priority,
+            agent_id: self.agent_id,
+            wait_ms: self.wait_ms,
+            talk_ms: self.talk_ms,
+            recording: self.recording,
+            survey: self.survey,
+            events: Vec::new(),
+        })
+    }
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn capped_path(path: &[String]) -> &[String] {
+    path.get(..MAX_PATH).unwrap_or(path)
+}
+
+/// Keeps the first `MAX_EVENTS` (the part of a call that explains it) plus a marker saying how
+/// many were dropped, and scrubs anything that could be PIN digits from `pin` events.
+fn stored_events(events: &[CallEvent]) -> Vec<CallEvent> {
+    let mut kept: Vec<CallEvent> = events.iter().take(MAX_EVENTS).map(scrub).collect();
+    if let (Some(last), true) = (events.last(), events.len() > MAX_EVENTS) {
+        kept.push(CallEvent {
+            at: last.at,
+            kind: "truncated".into(),
+            detail: serde_json::json!({ "dropped": events.len() - MAX_EVENTS }),
+        });
+    }
+    kept
+}
+
+fn scrub(e: &CallEvent) -> CallEvent {
+    let mut e = e.clone();
+    if e.kind == "pin" {
+        match &mut e.detail {
+            serde_json::Value::Object(map) => {
+                for key in ["pin", "digits", "input", "dtmf"] {
+                    map.remove(key);
+                }
+            }
+            serde_json::Value::String(_) | serde_json::Value::Number(_) => {
+                e.detail = serde_json::Value::Null;
+            }
+            _ => {}
+        }
+    }
+    e
+}

@@ -1,0 +1,342 @@
+//! Keeps SQLite off the async threads: call tasks hand records to a channel and one std thread
+//! owning the store writes them in order.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::record::CallRecord;
+use super::{CdrError, CdrStore};
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Op {
+    Begin,
+    Update,
+    Finish,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Begin => "begin",
+            Op::Update => "update",
+            Op::Finish => "finish",
+        }
+    }
+}
+
+enum Msg {
+    Write(Op, Box<CallRecord>),
+    Flush(Sender<()>),
+}
+
+/// Asynchronous front of a [`CdrStore`]. Sending never blocks; [`CdrWriter::flush`] and dropping
+/// the writer wait until everything queued is written.
+pub struct CdrWriter {
+    tx: Option<Sender<Msg>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for CdrWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CdrWriter").finish_non_exhaustive()
+    }
+}
+
+/// How hard the writer tries before giving a record up (with an error in the log).
+#[derive(Copy, Clone, Debug)]
+struct Retry {
+    attempts: u32,
+    backoff: Duration,
+}
+
+const DEFAULT_RETRY: Retry = Retry {
+    attempts: 4,
+    backoff: Duration::from_millis(100),
+};
+
+impl CdrWriter {
+    pub fn spawn(store: Arc<dyn CdrStore>) -> CdrWriter {
+        Self::spawn_with(store, DEFAULT_RETRY)
+    }
+
+    fn spawn_with(store: Arc<dyn CdrStore>, retry: Retry) -> CdrWriter {
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("cdr-writer".into())
+            .spawn(move || run(&*store, &rx, retry));
+        match thread {
+            Ok(handle) => CdrWriter {
+                tx: Some(tx),
+                thread: Some(handle),
+            },
+            Err(e) => {
+                // Without a thread every record would vanish: say so loudly, once per write.
+                tracing::error!(error = %e, "cannot start the CDR writer thread");
+                CdrWriter {
+                    tx: None,
+                    thread: None,
+                }
+            }
+        }
+    }
+
+    pub fn begin(&self, rec: CallRecord) {
+        self.send(Op::Begin, rec);
+    }
+
+    pub fn update(&self, rec: CallRecord) {
+        self.send(Op::Update, rec);
+    }
+
+    pub fn finish(&self, rec: CallRecord) {
+        self.send(Op::Finish, rec);
+    }
+
+    /// Blocks until everything queued before this call has been written (or given up on).
+    pub fn flush(&self) {
+        let (ack_tx, ack_rx) = mpsc::channel();
+        if let Some(tx) = &self.tx {
+            if tx.send(Msg::Flush(ack_tx)).is_ok() {
+                // An Err means the thread is gone, and with it anything left to wait for.
+                let _ = ack_rx.recv();
+            }
+        }
+    }
+
+    fn send(&self, op: Op, rec: CallRecord) {
+        let sent = match &self.tx {
+            Some(tx) => tx
+                .send(Msg::Write(op, Box::new(rec)))
+                .map_err(|e| match e.0 {
+                    Msg::Write(_, rec) => rec.call_id,
+                    Msg::Flush(_) => String::new(),
+                }),
+            None => Err(rec.call_id),
+        };
+        if let Err(call_id) = sent {
+            tracing::error!(%call_id, op = op.name(), "CDR writer is not running; record lost");
+        }
+    }
+}
+
+impl Drop for CdrWriter {
+    fn drop(&mut self) {
+        // Closing the channel lets the thread drain what is queued and stop; joining makes
+        // shutdown wait for the last records.
+        drop(self.tx.take());
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("CDR writer thread panicked");
+            }
+        }
+    }
+}
+
+fn run(store: &dyn CdrStore, rx: &Receiver<Msg>, retry: Retry) {
+    while let Ok(first) = rx.recv() {
+        // Drain whatever else is already queued so superseded updates can be skipped: a call
+        // that sends an update per digit should not cost a write per digit when the disk is slow.
+        let mut batch = vec![first];
+        batch.extend(rx.try_iter());
+        let mut last_write: HashMap<&str, usize> = HashMap::new();
+        for (i, msg) in batch.iter().enumerate() {
+            if let Msg::Write(Op::Update | Op::Finish, rec) = msg {
+                last_write.insert(rec.call_id.as_str(), i);
+            }
+        }
+        let superseded: Vec<bool> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, msg)| match msg {
+                Msg::Write(Op::Update, rec) => last_write.get(rec.call_id.as_str()) != Some(&i),
+                _ => false,
+            })
+            .collect();
+        for (msg, skip) in batch.into_iter().zip(superseded) {
+            match msg {
+                Msg::Write(_, _) if skip => {}
+                Msg::Write(op, rec) => write_with_retry(store, op, &rec, retry),
+                Msg::Flush(ack) => {
+                    let _ = ack.send(());
+                }
+            }
+        }
+    }
+}
+
+fn write_with_retry(store: &dyn CdrStore, op: Op, rec: &CallRecord, retry: Retry) {
+    let attempts = retry.attempts.max(1);
+    for attempt in 1..=attempts {
+        let result: Result<(), CdrError> = match op {
+            Op::Begin => store.begin(rec),
+            Op::Update => store.update(rec),
+            Op::Finish => store.finish(rec),
+        };
+        match result {
+            Ok(()) => return,
+            Err(error) if attempt < attempts => {
+                tracing::warn!(call_id = %rec.call_id, op = op.name(), attempt, %error,
+                    "CDR write failed; retrying");
+                std::thread::sleep(retry.backoff.saturating_mul(attempt));
+            }
+            Err(error) => {
+                tracing::error!(call_id = %rec.call_id, op = op.name(), attempts, %error,
+                    "CDR write failed; giving the record up");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cdr::record::{CallQuery, Direction, Disposition};
+    use crate::cdr::SqliteCdrStore;
+    use chrono::{DateTime, Utc};
+    use std::sync::Mutex;
+
+    fn t(ms: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(ms).unwrap_or_default()
+    }
+
+    /// Fails the first `fail_first` writes, then records what it was asked to write.
+    struct Flaky {
+        fail_first: Mutex<u32>,
+        calls: Mutex<Vec<(Op, String, Vec<String>)>>,
+    }
+
+    impl Flaky {
+        fn new(fail_first: u32) -> Self {
+            Flaky {
+                fail_first: Mutex::new(fail_first),
+                calls: Mutex::new(Vec::new()),
+            }
+        }
+        fn op(&self, op: Op, rec: &CallRecord) -> Result<(), CdrError> {
+            let mut left = self.fail_first.lock().unwrap_or_else(|e| e.into_inner());
+            if *left > 0 {
+                *left -= 1;
+                return Err(CdrError::Corrupt {
+                    call_id: rec.call_id.clone(),
+                    what: "disk on fire".into(),
+                });
+            }
+            self.calls.lock().unwrap_or_else(|e| e.into_inner()).push((
+                op,
+                rec.call_id.clone(),
+                rec.ivr_path.clone(),
+            ));
+            Ok(())
+        }
+        fn calls(&self) -> Vec<(Op, String, Vec<String>)> {
+            self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        }
+    }
+
+    impl CdrStore for Flaky {
+        fn begin(&self, rec: &CallRecord) -> Result<(), CdrError> {
+            self.op(Op::Begin, rec)
+        }
+        fn update(&self, rec: &CallRecord) -> Result<(), CdrError> {
+            self.op(Op::Update, rec)
+        }
+        fn finish(&self, rec: &CallRecord) -> Result<(), CdrError> {
+            self.op(Op::Finish, rec)
+        }
+        fn get(&self, _: &str) -> Result<Option<CallRecord>, CdrError> {
+            Ok(None)
+        }
+        fn list(&self, _: &CallQuery) -> Result<Vec<CallRecord>, CdrError> {
+            Ok(Vec::new())
+        }
+        fn close_interrupted(&self, _: DateTime<Utc>) -> Result<usize, CdrError> {
+            Ok(0)
+        }
+        fn ping(&self) -> Result<(), CdrError> {
+            Ok(())
+        }
+    }
+
+    const NO_WAIT: Retry = Retry {
+        attempts: 3,
+        backoff: Duration::ZERO,
+    };
+
+    #[test]
+    fn transient_failures_are_retried_not_dropped() {
+        let store = Arc::new(Flaky::new(2));
+        let writer = CdrWriter::spawn_with(store.clone(), NO_WAIT);
+        writer.finish(CallRecord::new("c1", Direction::Inbound, "a", "b", t(0)));
+        writer.flush();
+        assert_eq!(store.calls().len(), 1, "third try succeeds");
+    }
+
+    #[test]
+    fn gives_up_after_the_retry_budget_and_keeps_going() {
+        let store = Arc::new(Flaky::new(3));
+        let writer = CdrWriter::spawn_with(store.clone(), NO_WAIT);
+        writer.finish(CallRecord::new("lost", Direction::Inbound, "a", "b", t(0)));
+        writer.finish(CallRecord::new("next", Direction::Inbound, "a", "b", t(0)));
+        writer.flush();
+        let ids: Vec<String> = store.calls().into_iter().map(|c| c.1).collect();
+        assert_eq!(ids, vec!["next".to_string()]);
+    }
+
+    #[test]
+    fn writes_in_order_and_the_last_state_of_a_call_wins() {
+        let dir = tempfile::tempdir().ok();
+        let Some(path) = dir.as_ref().map(|d| d.path().join("data/switchboard.db")) else {
+            panic!("no tempdir");
+        };
+        let store = SqliteCdrStore::open(&path).map(Arc::new);
+        let Ok(store) = store else {
+            panic!("open failed")
+        };
+        let writer = CdrWriter::spawn(store.clone());
+        let mut rec = CallRecord::new("w1", Direction::Inbound, "+551", "+552", t(1_000));
+        writer.begin(rec.clone());
+        for step in ["welcome", "identify", "menu"] {
+            rec.ivr_path.push(step.into());
+            writer.update(rec.clone());
+        }
+        rec.disposition = Some(Disposition::Completed);
+        rec.ended_at = Some(t(9_000));
+        writer.finish(rec.clone());
+        drop(writer); // dropping waits for the queue, like a shutdown
+        let got = store.get("w1").ok().flatten();
+        assert_eq!(got, Some(rec));
+    }
+
+    #[test]
+    fn superseded_updates_are_skipped_but_begin_and_finish_are_not() {
+        // The thread is started only after everything is queued, so it sees one batch.
+        let (tx, rx) = mpsc::channel();
+        let mut rec = CallRecord::new("c", Direction::Inbound, "a", "b", t(0));
+        let _ = tx.send(Msg::Write(Op::Begin, Box::new(rec.clone())));
+        for step in ["a", "b", "c"] {
+            rec.ivr_path.push(step.into());
+            let _ = tx.send(Msg::Write(Op::Update, Box::new(rec.clone())));
+        }
+        let other = CallRecord::new("d", Direction::Inbound, "a", "b", t(0));
+        let _ = tx.send(Msg::Write(Op::Update, Box::new(other)));
+        drop(tx);
+        let store = Flaky::new(0);
+        run(&store, &rx, NO_WAIT);
+        let calls = store.calls();
+        let summary: Vec<(Op, &str, usize)> = calls
+            .iter()
+            .map(|(op, id, path)| (*op, id.as_str(), path.len()))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (Op::Begin, "c", 0),
+                (Op::Update, "c", 3),
+                (Op::Update, "d", 0)
+            ]
+        );
+    }
+}
