@@ -44,6 +44,14 @@ impl fmt::Debug for Account {
     }
 }
 
+impl Account {
+    /// Checks a PIN against this account's hash (for `simulate` and `check`, which count
+    /// lockouts in memory; the server goes through [`super::Authenticator`]).
+    pub fn verify_pin(&self, pin: &str) -> bool {
+        super::pin::verify_pin(&self.pin_hash, pin)
+    }
+}
+
 /// Every account, with lookups by id and by phone number.
 #[derive(Clone, Default)]
 pub struct Accounts {

@@ -256,7 +256,11 @@ async fn call(t: NewCallTask) {
                         };
                         let verdict = auth.verify(&key, pin.expose(), &cid, chrono::Utc::now());
                         let outcome = match verdict {
-                            Verdict::Ok { account_id, fields } => PinOutcome::Ok { account_id, fields },
+                            Verdict::Ok { account_id, mut fields } => {
+                                // Flows say `account.id`; the CSV column is `account_id`.
+                                fields.insert("id".into(), account_id.clone());
+                                PinOutcome::Ok { account_id, fields }
+                            }
                             Verdict::Invalid { .. } => PinOutcome::Invalid,
                             Verdict::Locked { .. } => PinOutcome::Locked,
                         };

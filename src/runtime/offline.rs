@@ -40,9 +40,11 @@ impl Services for OfflineServices {
         }
         if account.verify_pin(pin) {
             *failures = 0;
+            let mut fields = account.fields.clone();
+            fields.insert("id".into(), account.id.clone());
             PinOutcome::Ok {
                 account_id: account.id.clone(),
-                fields: account.fields.clone(),
+                fields,
             }
         } else {
             *failures += 1;
