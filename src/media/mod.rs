@@ -14,6 +14,9 @@ pub mod rtp;
 pub mod session;
 pub mod wav;
 
+#[cfg(test)]
+mod testutil;
+
 /// The only rate the media path runs at: G.711 and telephone-event/8000.
 pub const SAMPLE_RATE: u32 = 8000;
 /// Samples in one 20 ms packet at [`SAMPLE_RATE`].
