@@ -52,7 +52,10 @@ pub fn event_to_digit(e: u8) -> Option<char> {
 /// The event code of a key: `0-9 * # A-D` (lowercase `a-d` accepted).
 pub fn digit_to_event(d: char) -> Option<u8> {
     let d = d.to_ascii_uppercase();
-    DIGITS.iter().position(|&c| c == d).and_then(|i| u8::try_from(i).ok())
+    DIGITS
+        .iter()
+        .position(|&c| c == d)
+        .and_then(|i| u8::try_from(i).ok())
 }
 
 /// How many recent events to remember: enough to recognise a straggler from a press or two ago.
@@ -86,7 +89,11 @@ impl Rfc4733Receiver {
     pub fn on_packet(&mut self, rtp_timestamp: u32, payload: &[u8]) -> Option<char> {
         let e = parse_event(payload).ok()?;
         if self.seen.contains(&Some(rtp_timestamp)) {
-            if let Some(cur) = self.current.as_mut().filter(|c| c.timestamp == rtp_timestamp) {
+            if let Some(cur) = self
+                .current
+                .as_mut()
+                .filter(|c| c.timestamp == rtp_timestamp)
+            {
                 cur.end |= e.end;
                 cur.duration = cur.duration.max(e.duration);
             }
@@ -159,7 +166,12 @@ mod tests {
         let e = parse_event(&[11, 0x8A, 0x03, 0x20]).unwrap();
         assert_eq!(
             e,
-            Rfc4733Event { event: 11, end: true, volume: 10, duration: 800 }
+            Rfc4733Event {
+                event: 11,
+                end: true,
+                volume: 10,
+                duration: 800
+            }
         );
         assert_eq!(parse_event(&[1, 2, 3]), Err(DtmfError::TooShort(3)));
     }

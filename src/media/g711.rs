@@ -224,7 +224,10 @@ mod tests {
                 if i32::from(x).abs() <= 32124 {
                     assert!(err <= bound, "{law:?}: {x} -> {y}, error {err} > {bound}");
                 }
-                assert!(x.signum() * y.signum() >= 0, "{law:?}: sign flipped {x} -> {y}");
+                assert!(
+                    x.signum() * y.signum() >= 0,
+                    "{law:?}: sign flipped {x} -> {y}"
+                );
             }
         }
     }
@@ -243,7 +246,9 @@ mod tests {
 
     #[test]
     fn buffer_helpers_agree_with_the_sample_functions() {
-        let pcm: Vec<i16> = (0..400).map(|i| ((i * 163) % 65536 - 32768) as i16).collect();
+        let pcm: Vec<i16> = (0..400)
+            .map(|i| ((i * 163) % 65536 - 32768) as i16)
+            .collect();
         for law in LAWS {
             let mut bytes = vec![0xAB];
             encode_into(law, &pcm, &mut bytes);

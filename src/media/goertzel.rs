@@ -129,7 +129,10 @@ impl InbandDetector {
     fn classify(&self, window: &[i16]) -> Option<char> {
         let mut power = [0.0f32; 8];
         for (p, probes) in power.iter_mut().zip(self.coeffs.iter()) {
-            *p = probes.iter().map(|&c| goertzel_energy(window, c)).fold(0.0, f32::max);
+            *p = probes
+                .iter()
+                .map(|&c| goertzel_energy(window, c))
+                .fold(0.0, f32::max);
         }
         let (first, second) = window.split_at(window.len() / 2);
         let (e1, e2) = (energy(first), energy(second));
@@ -144,10 +147,19 @@ impl InbandDetector {
         let loud = row >= min_energy && col >= min_energy;
         let twist_ok = col <= row * MAX_REVERSE_TWIST && row <= col * MAX_NORMAL_TWIST;
         let stands_out = |group: &[f32], best: usize, level: f32| {
-            group.iter().enumerate().all(|(i, &p)| i == best || p * GROUP_MARGIN <= level)
+            group
+                .iter()
+                .enumerate()
+                .all(|(i, &p)| i == best || p * GROUP_MARGIN <= level)
         };
         let concentrated = row + col >= MIN_CONCENTRATION * total;
-        if loud && steady && twist_ok && concentrated && stands_out(rows, r, row) && stands_out(cols, c, col) {
+        if loud
+            && steady
+            && twist_ok
+            && concentrated
+            && stands_out(rows, r, row)
+            && stands_out(cols, c, col)
+        {
             KEYS.get(r).and_then(|k| k.get(c)).copied()
         } else {
             None

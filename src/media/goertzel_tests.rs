@@ -74,11 +74,18 @@ fn a_40ms_tone_is_enough_and_a_20ms_blip_is_not() {
         let mut pcm = silence(offset);
         pcm.extend(tone('#', 40, LEVEL));
         pcm.extend(silence(60));
-        assert_eq!(detect(&pcm, 4), vec!['#'], "40 ms tone at offset {offset} ms");
+        assert_eq!(
+            detect(&pcm, 4),
+            vec!['#'],
+            "40 ms tone at offset {offset} ms"
+        );
         let mut blip = silence(offset);
         blip.extend(tone('#', 20, LEVEL));
         blip.extend(silence(60));
-        assert!(detect(&blip, 5).is_empty(), "20 ms blip at offset {offset} ms");
+        assert!(
+            detect(&blip, 5).is_empty(),
+            "20 ms blip at offset {offset} ms"
+        );
     }
 }
 
@@ -96,10 +103,24 @@ fn twisted(db: f32) -> Vec<i16> {
 #[test]
 fn twist_beyond_q24_limits_is_rejected() {
     assert_eq!(detect(&twisted(0.0), 6), vec!['5']);
-    assert_eq!(detect(&twisted(3.0), 6), vec!['5'], "3 dB reverse twist is allowed");
-    assert_eq!(detect(&twisted(-7.0), 6), vec!['5'], "7 dB normal twist is allowed");
-    assert!(detect(&twisted(6.0), 6).is_empty(), "6 dB reverse twist is too much");
-    assert!(detect(&twisted(-11.0), 6).is_empty(), "11 dB normal twist is too much");
+    assert_eq!(
+        detect(&twisted(3.0), 6),
+        vec!['5'],
+        "3 dB reverse twist is allowed"
+    );
+    assert_eq!(
+        detect(&twisted(-7.0), 6),
+        vec!['5'],
+        "7 dB normal twist is allowed"
+    );
+    assert!(
+        detect(&twisted(6.0), 6).is_empty(),
+        "6 dB reverse twist is too much"
+    );
+    assert!(
+        detect(&twisted(-11.0), 6).is_empty(),
+        "11 dB normal twist is too much"
+    );
 }
 
 /// Key '6' (770 + 1477 Hz) with both frequencies scaled by `factor`.
@@ -126,7 +147,11 @@ fn frequency_tolerance_follows_q24() {
 fn a_digit_under_moderate_noise_is_still_heard() {
     let tones = dial("0", 80, 40, 20);
     let noise = white_noise(tones.len(), 600.0, 7);
-    let mixed: Vec<i16> = tones.iter().zip(&noise).map(|(a, b)| a.saturating_add(*b)).collect();
+    let mixed: Vec<i16> = tones
+        .iter()
+        .zip(&noise)
+        .map(|(a, b)| a.saturating_add(*b))
+        .collect();
     assert_eq!(detect(&g711_round_trip(Law::A, &mixed), 8), vec!['0']);
 }
 
@@ -135,7 +160,10 @@ fn speech_music_and_noise_never_dial() {
     for seed in 0..6 {
         for peak in [4000.0, 16000.0, 30000.0] {
             let speech = g711_round_trip(Law::Mu, &synthetic_speech(20.0, peak, seed));
-            assert!(detect(&speech, seed).is_empty(), "speech seed {seed} peak {peak}");
+            assert!(
+                detect(&speech, seed).is_empty(),
+                "speech seed {seed} peak {peak}"
+            );
         }
         let music = g711_round_trip(Law::A, &synthetic_music(20.0, 20000.0, seed));
         assert!(detect(&music, seed).is_empty(), "music seed {seed}");
@@ -165,4 +193,3 @@ fn tone_has_the_requested_length_and_level() {
     assert!(tone('x', 50, LEVEL).is_empty());
     assert_eq!(tone('d', 50, LEVEL), t);
 }
-

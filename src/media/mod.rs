@@ -21,3 +21,7 @@ mod testutil;
 pub const SAMPLE_RATE: u32 = 8000;
 /// Samples in one 20 ms packet at [`SAMPLE_RATE`].
 pub const FRAME_SAMPLES: usize = 160;
+
+pub use g711::Law;
+pub use player::Samples;
+pub use session::{DigitSource, MediaEvent, RtpSession, SessionConfig, SessionStats, Transmit};

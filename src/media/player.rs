@@ -41,7 +41,12 @@ impl Player {
 
     /// Queues `prompts` as one item after everything already queued.
     pub fn play(&mut self, id: u64, prompts: Vec<Samples>) {
-        self.queue.push_back(Item { id, prompts, prompt: 0, pos: 0 });
+        self.queue.push_back(Item {
+            id,
+            prompts,
+            prompt: 0,
+            pos: 0,
+        });
     }
 
     /// Barge-in: drops the playing item and everything queued, returning their ids in order.
@@ -68,7 +73,9 @@ impl Player {
         };
         let mut filled = 0;
         while filled < FRAME_SAMPLES {
-            let Some(prompt) = item.prompts.get(item.prompt) else { break };
+            let Some(prompt) = item.prompts.get(item.prompt) else {
+                break;
+            };
             let rest = prompt.get(item.pos..).unwrap_or(&[]);
             let n = rest.len().min(FRAME_SAMPLES - filled);
             if let (Some(dst), Some(src)) = (out.get_mut(filled..filled + n), rest.get(..n)) {
@@ -81,7 +88,10 @@ impl Player {
                 item.pos = 0;
             }
         }
-        let mut info = FrameInfo { audio: filled > 0, finished: None };
+        let mut info = FrameInfo {
+            audio: filled > 0,
+            finished: None,
+        };
         if item.prompt >= item.prompts.len() {
             info.finished = Some(item.id);
             self.queue.pop_front();
@@ -95,7 +105,10 @@ mod tests {
     use super::*;
 
     fn prompt(start: i16, len: usize) -> Samples {
-        (0..len).map(|i| start + i as i16).collect::<Vec<_>>().into()
+        (0..len)
+            .map(|i| start + i as i16)
+            .collect::<Vec<_>>()
+            .into()
     }
 
     fn frames(p: &mut Player, n: usize) -> Vec<([i16; FRAME_SAMPLES], FrameInfo)> {
@@ -116,11 +129,23 @@ mod tests {
         // Frame 1: all of the first prompt, then the start of the second without a gap.
         assert_eq!(out[0].0[99], 100);
         assert_eq!(out[0].0[100], 1000);
-        assert_eq!(out[0].1, FrameInfo { audio: true, finished: None });
+        assert_eq!(
+            out[0].1,
+            FrameInfo {
+                audio: true,
+                finished: None
+            }
+        );
         // Frame 2: the last 40 samples, then silence; the item is done in this very frame.
         assert_eq!(out[1].0[39], 1099);
         assert!(out[1].0[40..].iter().all(|&s| s == 0));
-        assert_eq!(out[1].1, FrameInfo { audio: true, finished: Some(9) });
+        assert_eq!(
+            out[1].1,
+            FrameInfo {
+                audio: true,
+                finished: Some(9)
+            }
+        );
         assert_eq!(out[2].1, FrameInfo::default());
         assert!(out[2].0.iter().all(|&s| s == 0), "idle is silence");
         assert!(p.is_idle());
@@ -133,7 +158,11 @@ mod tests {
         p.play(2, vec![prompt(500, 10)]);
         assert_eq!(p.current(), Some(1));
         let out = frames(&mut p, 2);
-        assert_eq!(out[0].1.finished, Some(1), "an exact frame ends the item in that frame");
+        assert_eq!(
+            out[0].1.finished,
+            Some(1),
+            "an exact frame ends the item in that frame"
+        );
         assert_eq!(out[1].0[0], 500);
         assert_eq!(out[1].1.finished, Some(2));
     }
@@ -144,8 +173,20 @@ mod tests {
         p.play(1, vec![]);
         p.play(2, vec![prompt(0, 0), prompt(5, 3)]);
         let out = frames(&mut p, 2);
-        assert_eq!(out[0].1, FrameInfo { audio: false, finished: Some(1) });
-        assert_eq!(out[1].1, FrameInfo { audio: true, finished: Some(2) });
+        assert_eq!(
+            out[0].1,
+            FrameInfo {
+                audio: false,
+                finished: Some(1)
+            }
+        );
+        assert_eq!(
+            out[1].1,
+            FrameInfo {
+                audio: true,
+                finished: Some(2)
+            }
+        );
         assert_eq!(out[1].0[..4], [5, 6, 7, 0]);
     }
 

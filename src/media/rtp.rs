@@ -34,8 +34,8 @@ pub struct RtpPacket<'a> {
 
 /// Parses one RTP packet: version 2, skipping CSRCs and any header extension, removing padding.
 pub fn parse(buf: &[u8]) -> Result<RtpPacket<'_>, RtpError> {
-    let (&[b0, b1, s0, s1, t0, t1, t2, t3, i0, i1, i2, i3], rest) = split_array(buf)
-        .ok_or(RtpError::TooShort(buf.len()))?;
+    let (&[b0, b1, s0, s1, t0, t1, t2, t3, i0, i1, i2, i3], rest) =
+        split_array(buf).ok_or(RtpError::TooShort(buf.len()))?;
     let version = b0 >> 6;
     if version != 2 {
         return Err(RtpError::BadVersion(version));
@@ -79,7 +79,15 @@ fn split_array(buf: &[u8]) -> Option<(&[u8; HEADER_LEN], &[u8])> {
 
 /// Writes a plain RTP packet (no CSRCs, extension or padding) into `out`, replacing its contents,
 /// so one buffer can be reused for every packet of a call.
-pub fn write(pt: u8, marker: bool, seq: u16, ts: u32, ssrc: u32, payload: &[u8], out: &mut Vec<u8>) {
+pub fn write(
+    pt: u8,
+    marker: bool,
+    seq: u16,
+    ts: u32,
+    ssrc: u32,
+    payload: &[u8],
+    out: &mut Vec<u8>,
+) {
     out.clear();
     out.reserve(HEADER_LEN + payload.len());
     out.push(0x80);
@@ -107,7 +115,15 @@ mod tests {
     #[test]
     fn write_then_parse_gives_back_every_field() {
         let mut out = vec![1, 2, 3];
-        write(8, true, 0xBEEF, 0xDEAD_BEEF, 0x1234_5678, &[9, 8, 7], &mut out);
+        write(
+            8,
+            true,
+            0xBEEF,
+            0xDEAD_BEEF,
+            0x1234_5678,
+            &[9, 8, 7],
+            &mut out,
+        );
         assert_eq!(out.len(), 15, "write replaces the buffer's contents");
         let p = parse(&out).unwrap();
         assert_eq!(
@@ -150,10 +166,18 @@ mod tests {
         v1[1] = 0;
         assert_eq!(parse(&v1), Err(RtpError::BadVersion(1)));
         // Claims 15 CSRCs but carries none.
-        assert_eq!(parse(&[0x8F, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), Err(RtpError::Truncated));
+        assert_eq!(
+            parse(&[0x8F, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            Err(RtpError::Truncated)
+        );
         // Extension header cut short, and an extension longer than the packet.
-        assert_eq!(parse(&[0x90, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xBE]), Err(RtpError::Truncated));
-        let long_ext = [0x90, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xBE, 0xDE, 0xFF, 0xFF];
+        assert_eq!(
+            parse(&[0x90, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xBE]),
+            Err(RtpError::Truncated)
+        );
+        let long_ext = [
+            0x90, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xBE, 0xDE, 0xFF, 0xFF,
+        ];
         assert_eq!(parse(&long_ext), Err(RtpError::Truncated));
         // Padding count larger than the payload, zero, and padding flag on an empty body.
         let mut pad = vec![0xA0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 9];

@@ -51,11 +51,19 @@ pub enum DigitSource {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaEvent {
-    Digit { digit: char, source: DigitSource },
+    Digit {
+        digit: char,
+        source: DigitSource,
+    },
     /// A `play` item finished, or was cut off by `stop_playback` (`interrupted`).
-    PlaybackDone { id: u64, interrupted: bool },
+    PlaybackDone {
+        id: u64,
+        interrupted: bool,
+    },
     /// The recording reached its maximum length; `stop_recording` returns it.
-    RecordingDone { samples: usize },
+    RecordingDone {
+        samples: usize,
+    },
 }
 
 /// One datagram to send; `bytes` borrows the session's buffer until the next call.
@@ -94,7 +102,12 @@ impl Incoming {
     fn new(ssrc: u32, seq: u16) -> Self {
         // Start one cycle up so that packets reordered before the first one cannot underflow.
         let ext = (1u64 << 16) + u64::from(seq);
-        Incoming { ssrc, base: ext, max: ext, received: 1 }
+        Incoming {
+            ssrc,
+            base: ext,
+            max: ext,
+            received: 1,
+        }
     }
 
     fn lost(&self) -> u64 {
@@ -190,7 +203,10 @@ impl RtpSession {
             // both would report every key twice.
             self.inband = None;
             if let Some(digit) = self.rfc4733.on_packet(pkt.timestamp, pkt.payload) {
-                self.events.push_back(MediaEvent::Digit { digit, source: DigitSource::Rfc4733 });
+                self.events.push_back(MediaEvent::Digit {
+                    digit,
+                    source: DigitSource::Rfc4733,
+                });
             }
             return;
         }
@@ -201,7 +217,10 @@ impl RtpSession {
         g711::decode_into(self.cfg.law, pkt.payload, &mut self.decoded);
         if let Some(det) = self.inband.as_mut() {
             for digit in det.push(&self.decoded) {
-                self.events.push_back(MediaEvent::Digit { digit, source: DigitSource::Inband });
+                self.events.push_back(MediaEvent::Digit {
+                    digit,
+                    source: DigitSource::Inband,
+                });
             }
         }
         if let Some(rec) = self.recorder.as_mut() {
@@ -243,7 +262,8 @@ impl RtpSession {
             if now < due {
                 return None;
             }
-            let overdue = u64::try_from((now - due).as_micros() / FRAME.as_micros()).unwrap_or(u64::MAX);
+            let overdue =
+                u64::try_from((now - due).as_micros() / FRAME.as_micros()).unwrap_or(u64::MAX);
             if overdue >= MAX_BURST {
                 // Shift the grid instead of jumping the timestamp: the far end hears a short
                 // pause, not a burst and not a skip in the audio.
@@ -253,7 +273,10 @@ impl RtpSession {
             }
             let info = self.player.next_frame(&mut self.frame);
             if let Some(id) = info.finished {
-                self.events.push_back(MediaEvent::PlaybackDone { id, interrupted: false });
+                self.events.push_back(MediaEvent::PlaybackDone {
+                    id,
+                    interrupted: false,
+                });
             }
             let ts = self.ts;
             self.slot += 1;
@@ -267,11 +290,22 @@ impl RtpSession {
                 self.payload.resize(FRAME_SAMPLES, self.cfg.law.silence());
             }
             let marker = !self.sent_any || (info.audio && !was_audio);
-            rtp::write(self.cfg.payload_type, marker, self.seq, ts, self.cfg.ssrc, &self.payload, &mut self.packet);
+            rtp::write(
+                self.cfg.payload_type,
+                marker,
+                self.seq,
+                ts,
+                self.cfg.ssrc,
+                &self.payload,
+                &mut self.packet,
+            );
             self.seq = self.seq.wrapping_add(1);
             self.sent_any = true;
             self.stats.sent += 1;
-            return Some(Transmit { to, bytes: &self.packet });
+            return Some(Transmit {
+                to,
+                bytes: &self.packet,
+            });
         }
     }
 
@@ -293,7 +327,10 @@ impl RtpSession {
     /// `PlaybackDone { interrupted: true }`. Silence follows.
     pub fn stop_playback(&mut self) {
         for id in self.player.stop() {
-            self.events.push_back(MediaEvent::PlaybackDone { id, interrupted: true });
+            self.events.push_back(MediaEvent::PlaybackDone {
+                id,
+                interrupted: true,
+            });
         }
     }
 
@@ -362,7 +399,8 @@ fn record(rec: &mut Recorder, ts: u32, pcm: &[i16]) -> Option<usize> {
         }
     }
     let room = rec.max.saturating_sub(rec.samples.len());
-    rec.samples.extend_from_slice(pcm.get(..room.min(pcm.len())).unwrap_or(&[]));
+    rec.samples
+        .extend_from_slice(pcm.get(..room.min(pcm.len())).unwrap_or(&[]));
     rec.next_ts = Some(ts.wrapping_add(pcm.len() as u32));
     if rec.samples.len() >= rec.max {
         rec.full = true;

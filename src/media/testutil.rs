@@ -35,7 +35,9 @@ fn to_i16(v: f32) -> i16 {
 
 pub fn white_noise(samples: usize, amplitude: f32, seed: u64) -> Vec<i16> {
     let mut rng = Rng::new(seed);
-    (0..samples).map(|_| to_i16(rng.range(-amplitude, amplitude))).collect()
+    (0..samples)
+        .map(|_| to_i16(rng.range(-amplitude, amplitude)))
+        .collect()
 }
 
 /// Two-pole resonator, the building block of a formant synthesiser.
@@ -49,7 +51,13 @@ struct Resonator {
 
 impl Resonator {
     fn new() -> Self {
-        Resonator { a1: 0.0, a2: 0.0, gain: 0.0, y1: 0.0, y2: 0.0 }
+        Resonator {
+            a1: 0.0,
+            a2: 0.0,
+            gain: 0.0,
+            y1: 0.0,
+            y2: 0.0,
+        }
     }
     fn tune(&mut self, freq: f32, bandwidth: f32) {
         let r = (-PI * bandwidth / SAMPLE_RATE as f32).exp();
@@ -145,7 +153,9 @@ pub fn synthetic_music(seconds: f32, peak: f32, seed: u64) -> Vec<i16> {
 
 /// What the far end hears after the audio crossed a G.711 link.
 pub fn g711_round_trip(law: Law, pcm: &[i16]) -> Vec<i16> {
-    pcm.iter().map(|&s| g711::decode(law, g711::encode(law, s))).collect()
+    pcm.iter()
+        .map(|&s| g711::decode(law, g711::encode(law, s)))
+        .collect()
 }
 
 /// Every WAV under the project's `sounds/` (or `$SWITCHBOARD_TEST_SOUNDS`), decoded to 8 kHz.
@@ -156,7 +166,9 @@ pub fn prompt_files() -> Vec<(std::path::PathBuf, Vec<i16>)> {
     let mut stack = vec![root];
     let mut found = Vec::new();
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() {

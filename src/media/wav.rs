@@ -12,6 +12,9 @@ use thiserror::Error;
 
 /// Longest file accepted, so that one stray hour-long WAV cannot eat the server's memory.
 pub const MAX_SECONDS: u32 = 600;
+/// Most sample frames accepted whatever the rate: ten minutes at 48 kHz, about 115 MB while
+/// converting, so a 384 kHz file cannot get around [`MAX_SECONDS`]' intent.
+pub const MAX_FRAMES: u64 = MAX_SECONDS as u64 * 48_000;
 const MAX_CHANNELS: u16 = 8;
 const MIN_RATE: u32 = 4000;
 const MAX_RATE: u32 = 384_000;
@@ -24,6 +27,8 @@ pub enum WavError {
     Unsupported(String),
     #[error("WAV is {seconds} s long, the limit is {MAX_SECONDS} s")]
     TooLong { seconds: u64 },
+    #[error("WAV has {frames} samples per channel, the limit is {MAX_FRAMES}")]
+    TooLarge { frames: u64 },
     #[error("cannot write WAV: {0}")]
     Write(String),
 }
@@ -53,7 +58,11 @@ impl fmt::Display for WavInfo {
             n => format!("{n}-channel"),
         };
         let kind = if self.float { "float" } else { "PCM" };
-        write!(f, "{} Hz {channels} {}-bit {kind}", self.sample_rate, self.bits)
+        write!(
+            f,
+            "{} Hz {channels} {}-bit {kind}",
+            self.sample_rate, self.bits
+        )
     }
 }
 
@@ -78,14 +87,22 @@ pub fn decode_wav<R: Read>(r: R) -> Result<(Vec<i16>, WavInfo), WavError> {
     }
     let frames = u64::from(reader.duration());
     if frames > u64::from(MAX_SECONDS) * u64::from(info.sample_rate) {
-        return Err(WavError::TooLong { seconds: frames / u64::from(info.sample_rate) });
+        return Err(WavError::TooLong {
+            seconds: frames / u64::from(info.sample_rate),
+        });
+    }
+    if frames > MAX_FRAMES {
+        return Err(WavError::TooLarge { frames });
     }
     // Scale every format to the i16 range, in f32 so that mixing and filtering do not clip.
     let mono = if info.float {
         if info.bits != 32 {
             return Err(WavError::Unsupported(format!("{}-bit float", info.bits)));
         }
-        downmix(reader.samples::<f32>().map(|s| s.map(|v| v * 32768.0)), info.channels)?
+        downmix(
+            reader.samples::<f32>().map(|s| s.map(|v| v * 32768.0)),
+            info.channels,
+        )?
     } else {
         let scale = match info.bits {
             8 => 256.0,
@@ -94,7 +111,10 @@ pub fn decode_wav<R: Read>(r: R) -> Result<(Vec<i16>, WavInfo), WavError> {
             32 => 1.0 / 65536.0,
             n => return Err(WavError::Unsupported(format!("{n}-bit integer"))),
         };
-        downmix(reader.samples::<i32>().map(|s| s.map(|v| v as f32 * scale)), info.channels)?
+        downmix(
+            reader.samples::<i32>().map(|s| s.map(|v| v as f32 * scale)),
+            info.channels,
+        )?
     };
     let pcm = if info.sample_rate == SAMPLE_RATE {
         mono
@@ -170,7 +190,9 @@ fn resample(x: &[f32], from: u32, to: u32) -> Vec<f32> {
             p = 0;
             i += 1;
         }
-        let row = table.get(p as usize * taps..(p as usize + 1) * taps).unwrap_or(&[]);
+        let row = table
+            .get(p as usize * taps..(p as usize + 1) * taps)
+            .unwrap_or(&[]);
         let first = i as isize + 1 - half as isize;
         let acc: f32 = row
             .iter()
@@ -193,7 +215,11 @@ fn kernel(d: f64, cutoff: f64, half: f64) -> f64 {
     }
     let window = 0.42 + 0.5 * (PI * x).cos() + 0.08 * (2.0 * PI * x).cos();
     let arg = 2.0 * cutoff * d;
-    let sinc = if arg.abs() < 1e-12 { 1.0 } else { (PI * arg).sin() / (PI * arg) };
+    let sinc = if arg.abs() < 1e-12 {
+        1.0
+    } else {
+        (PI * arg).sin() / (PI * arg)
+    };
     sinc * window
 }
 
@@ -207,7 +233,9 @@ fn gcd(mut a: u32, mut b: u32) -> u32 {
 /// Writes 8 kHz 16-bit PCM, `channels` (1 or 2) interleaved, as a complete WAV file.
 pub fn encode_wav(pcm: &[i16], channels: u16) -> Result<Vec<u8>, WavError> {
     if !(1..=2).contains(&channels) {
-        return Err(WavError::Write(format!("{channels} channels, expected 1 or 2")));
+        return Err(WavError::Write(format!(
+            "{channels} channels, expected 1 or 2"
+        )));
     }
     if pcm.len() % usize::from(channels) != 0 {
         return Err(WavError::Write("samples do not fill the last frame".into()));
