@@ -1,0 +1,414 @@
+//! One RTP session per call leg, driven like a quinn connection: the runtime hands in datagrams
+//! and the time, and asks what to send and when to wake up.
+//!
+//! Sending runs on a fixed 20 ms grid anchored at the session's start, so the packet rate never
+//! drifts however late the runtime polls. A packet goes out in every slot — prompt audio or
+//! encoded silence — so NAT bindings stay open and the far end's jitter buffer sees one unbroken
+//! stream. Receiving decodes audio for the in-band DTMF detector and the recorder, turns RFC 4733
+//! packets into digits and counts loss.
+
+use super::dtmf::Rfc4733Receiver;
+use super::g711::{self, Law};
+use super::goertzel::InbandDetector;
+use super::player::{Player, Samples};
+use super::{rtp, FRAME_SAMPLES};
+use crate::time::Instant;
+use core::net::SocketAddr;
+use std::collections::VecDeque;
+use std::time::Duration;
+
+const FRAME: Duration = Duration::from_millis(20);
+const FRAME_MICROS: u64 = 20_000;
+/// Most packets sent back to back when the runtime polls late; older slots are skipped.
+const MAX_BURST: u64 = 5;
+/// A jump in sequence numbers larger than this is a restarted sender, not loss (RFC 3550 A.1).
+const MAX_DROPOUT: u16 = 3000;
+/// A timestamp gap the recorder fills with silence (lost packets, silence suppression); larger
+/// jumps are a discontinuity in the sender's clock and are not filled.
+const MAX_FILL: u32 = 2 * super::SAMPLE_RATE;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionConfig {
+    pub law: Law,
+    /// The audio payload type from SDP (0 for PCMU, 8 for PCMA).
+    pub payload_type: u8,
+    /// The telephone-event payload type from SDP, if the peer offered it.
+    pub dtmf_payload_type: Option<u8>,
+    pub ssrc: u32,
+    pub initial_seq: u16,
+    pub initial_timestamp: u32,
+    /// Where SDP says to send; replaced by the source of the first RTP packet received.
+    pub remote: Option<SocketAddr>,
+    /// Listen for DTMF tones in the audio, for carriers that do not send RFC 4733.
+    pub inband_dtmf: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigitSource {
+    Rfc4733,
+    Inband,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    Digit {
+        digit: char,
+        source: DigitSource,
+    },
+    /// A `play` item finished, or was cut off by `stop_playback` (`interrupted`).
+    PlaybackDone {
+        id: u64,
+        interrupted: bool,
+    },
+    /// The recording reached its maximum length; `stop_recording` returns it.
+    RecordingDone {
+        samples: usize,
+    },
+}
+
+/// One datagram to send; `bytes` borrows the session's buffer until the next call.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Transmit<'a> {
+    pub to: SocketAddr,
+    pub bytes: &'a [u8],
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// RTP packets sent.
+    pub sent: u64,
+    /// RTP packets accepted from the peer.
+    pub received: u64,
+    /// Packets missing from the peer's sequence numbers.
+    pub lost: u64,
+    /// Packets from an address other than the latched peer.
+    pub ignored: u64,
+    /// Datagrams that were neither RTP nor RTCP.
+    pub malformed: u64,
+    /// 20 ms send slots dropped because the runtime polled too late.
+    pub skipped_slots: u64,
+}
+
+/// Sequence tracking for one sender, after RFC 3550 appendix A.1 (extended to 64 bits).
+#[derive(Debug, Clone, Copy)]
+struct Incoming {
+    ssrc: u32,
+    base: u64,
+    max: u64,
+    received: u64,
+}
+
+impl Incoming {
+    fn new(ssrc: u32, seq: u16) -> Self {
+        // Start one cycle up so that packets reordered before the first one cannot underflow.
+        let ext = (1u64 << 16) + u64::from(seq);
+        Incoming {
+            ssrc,
+            base: ext,
+            max: ext,
+            received: 1,
+        }
+    }
+
+    fn lost(&self) -> u64 {
+        (self.max - self.base + 1).saturating_sub(self.received)
+    }
+}
+
+#[derive(Debug)]
+struct Recorder {
+    samples: Vec<i16>,
+    max: usize,
+    next_ts: Option<u32>,
+    full: bool,
+}
+
+#[derive(Debug)]
+pub struct RtpSession {
+    cfg: SessionConfig,
+    /// Anchor of the send grid: slot n is due at `anchor + n * 20 ms`.
+    anchor: Instant,
+    slot: u64,
+    seq: u16,
+    ts: u32,
+    remote: Option<SocketAddr>,
+    latched: bool,
+    sent_any: bool,
+    last_audio: bool,
+    player: Player,
+    rfc4733: Rfc4733Receiver,
+    inband: Option<InbandDetector>,
+    incoming: Option<Incoming>,
+    lost_before: u64,
+    last_received: Option<Instant>,
+    recorder: Option<Recorder>,
+    events: VecDeque<MediaEvent>,
+    stats: SessionStats,
+    frame: [i16; FRAME_SAMPLES],
+    payload: Vec<u8>,
+    packet: Vec<u8>,
+    decoded: Vec<i16>,
+}
+
+impl RtpSession {
+    pub fn new(cfg: SessionConfig, now: Instant) -> Self {
+        RtpSession {
+            anchor: now,
+            slot: 0,
+            seq: cfg.initial_seq,
+            ts: cfg.initial_timestamp,
+            remote: cfg.remote,
+            latched: false,
+            sent_any: false,
+            last_audio: false,
+            player: Player::new(),
+            rfc4733: Rfc4733Receiver::new(),
+            inband: cfg.inband_dtmf.then(InbandDetector::new),
+            incoming: None,
+            lost_before: 0,
+            last_received: None,
+            recorder: None,
+            events: VecDeque::new(),
+            stats: SessionStats::default(),
+            frame: [0; FRAME_SAMPLES],
+            payload: Vec::with_capacity(FRAME_SAMPLES),
+            packet: Vec::with_capacity(rtp::HEADER_LEN + FRAME_SAMPLES),
+            decoded: Vec::with_capacity(FRAME_SAMPLES),
+            cfg,
+        }
+    }
+
+    /// Handles one datagram that arrived on this session's RTP port.
+    pub fn on_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        if rtp::looks_like_rtcp(bytes) {
+            return;
+        }
+        let Ok(pkt) = rtp::parse(bytes) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        if self.latched && self.remote != Some(from) {
+            self.stats.ignored += 1;
+            return;
+        }
+        // Symmetric RTP: answer where the peer really sends from, which behind NAT is rarely
+        // the address its SDP announced.
+        self.remote = Some(from);
+        self.latched = true;
+        self.last_received = Some(now);
+        self.count(pkt.ssrc, pkt.sequence);
+
+        if Some(pkt.payload_type) == self.cfg.dtmf_payload_type {
+            // A peer that sends RFC 4733 may still leak the tones into its audio; listening to
+            // both would report every key twice.
+            self.inband = None;
+            if let Some(digit) = self.rfc4733.on_packet(pkt.timestamp, pkt.payload) {
+                self.events.push_back(MediaEvent::Digit {
+                    digit,
+                    source: DigitSource::Rfc4733,
+                });
+            }
+            return;
+        }
+        if pkt.payload_type != self.cfg.payload_type {
+            return; // comfort noise and anything else we did not negotiate
+        }
+        self.decoded.clear();
+        g711::decode_into(self.cfg.law, pkt.payload, &mut self.decoded);
+        if let Some(det) = self.inband.as_mut() {
+            for digit in det.push(&self.decoded) {
+                self.events.push_back(MediaEvent::Digit {
+                    digit,
+                    source: DigitSource::Inband,
+                });
+            }
+        }
+        if let Some(rec) = self.recorder.as_mut() {
+            if let Some(samples) = record(rec, pkt.timestamp, &self.decoded) {
+                self.events.push_back(MediaEvent::RecordingDone { samples });
+            }
+        }
+    }
+
+    fn count(&mut self, ssrc: u32, seq: u16) {
+        self.stats.received += 1;
+        let inc = match self.incoming.as_mut() {
+            Some(inc) if inc.ssrc == ssrc => inc,
+            _ => return self.restart_counting(ssrc, seq),
+        };
+        let ahead = seq.wrapping_sub(inc.max as u16);
+        if ahead == 0 || ahead >= 0x8000 {
+            // Duplicate or reordered: it fills a hole counted as lost.
+            inc.received += 1;
+        } else if ahead < MAX_DROPOUT {
+            inc.max += u64::from(ahead);
+            inc.received += 1;
+        } else {
+            self.restart_counting(ssrc, seq);
+        }
+    }
+
+    /// A new sender (SSRC) or a restarted one: keep the loss counted so far, track afresh.
+    fn restart_counting(&mut self, ssrc: u32, seq: u16) {
+        self.lost_before += self.incoming.map_or(0, |i| i.lost());
+        self.incoming = Some(Incoming::new(ssrc, seq));
+    }
+
+    /// The next packet to send, if one is due by `now`. Call until it returns `None`, then sleep
+    /// until [`poll_timeout`](Self::poll_timeout).
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit<'_>> {
+        loop {
+            let due = self.slot_time(self.slot);
+            if now < due {
+                return None;
+            }
+            let overdue =
+                u64::try_from((now - due).as_micros() / FRAME.as_micros()).unwrap_or(u64::MAX);
+            if overdue >= MAX_BURST {
+                // Shift the grid instead of jumping the timestamp: the far end hears a short
+                // pause, not a burst and not a skip in the audio.
+                let skip = overdue + 1 - MAX_BURST;
+                self.anchor += Duration::from_micros(skip.saturating_mul(FRAME_MICROS));
+                self.stats.skipped_slots += skip;
+            }
+            let info = self.player.next_frame(&mut self.frame);
+            if let Some(id) = info.finished {
+                self.events.push_back(MediaEvent::PlaybackDone {
+                    id,
+                    interrupted: false,
+                });
+            }
+            let ts = self.ts;
+            self.slot += 1;
+            self.ts = self.ts.wrapping_add(FRAME_SAMPLES as u32);
+            let was_audio = std::mem::replace(&mut self.last_audio, info.audio);
+            let Some(to) = self.remote else { continue };
+            self.payload.clear();
+            if info.audio {
+                g711::encode_into(self.cfg.law, &self.frame, &mut self.payload);
+            } else {
+                self.payload.resize(FRAME_SAMPLES, self.cfg.law.silence());
+            }
+            let marker = !self.sent_any || (info.audio && !was_audio);
+            rtp::write(
+                self.cfg.payload_type,
+                marker,
+                self.seq,
+                ts,
+                self.cfg.ssrc,
+                &self.payload,
+                &mut self.packet,
+            );
+            self.seq = self.seq.wrapping_add(1);
+            self.sent_any = true;
+            self.stats.sent += 1;
+            return Some(Transmit {
+                to,
+                bytes: &self.packet,
+            });
+        }
+    }
+
+    /// When the next packet is due.
+    pub fn poll_timeout(&self) -> Instant {
+        self.slot_time(self.slot)
+    }
+
+    fn slot_time(&self, slot: u64) -> Instant {
+        self.anchor + Duration::from_micros(slot.saturating_mul(FRAME_MICROS))
+    }
+
+    /// Queues prompts after whatever is playing; `PlaybackDone { id }` follows when they end.
+    pub fn play(&mut self, id: u64, prompts: Vec<Samples>) {
+        self.player.play(id, prompts);
+    }
+
+    /// Barge-in: cuts off the playing item and drops the queued ones, each reported as
+    /// `PlaybackDone { interrupted: true }`. Silence follows.
+    pub fn stop_playback(&mut self) {
+        for id in self.player.stop() {
+            self.events.push_back(MediaEvent::PlaybackDone {
+                id,
+                interrupted: true,
+            });
+        }
+    }
+
+    pub fn is_playing(&self) -> bool {
+        !self.player.is_idle()
+    }
+
+    /// Starts keeping the caller's audio, up to `max_samples` (8 kHz), discarding any recording
+    /// in progress. Lost packets and silence suppression are filled with silence so the
+    /// recording keeps real time.
+    pub fn start_recording(&mut self, max_samples: usize) {
+        self.recorder = Some(Recorder {
+            samples: Vec::with_capacity(max_samples.min(60 * super::SAMPLE_RATE as usize)),
+            max: max_samples,
+            next_ts: None,
+            full: false,
+        });
+    }
+
+    /// Ends the recording and hands over its samples (empty if none was running).
+    pub fn stop_recording(&mut self) -> Vec<i16> {
+        self.recorder.take().map(|r| r.samples).unwrap_or_default()
+    }
+
+    pub fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop_front()
+    }
+
+    /// Where packets go: the latched peer, else the SDP address.
+    pub fn remote(&self) -> Option<SocketAddr> {
+        self.remote
+    }
+
+    /// A new SDP address (re-INVITE): send there, and latch again on the next packet received.
+    pub fn set_remote(&mut self, remote: Option<SocketAddr>) {
+        self.remote = remote;
+        self.latched = false;
+    }
+
+    /// When the last RTP packet was accepted, for media timeouts.
+    pub fn last_received(&self) -> Option<Instant> {
+        self.last_received
+    }
+
+    pub fn stats(&self) -> SessionStats {
+        SessionStats {
+            lost: self.lost_before + self.incoming.map_or(0, |i| i.lost()),
+            ..self.stats
+        }
+    }
+}
+
+/// Appends one packet's audio; returns the length once the recording becomes full.
+fn record(rec: &mut Recorder, ts: u32, pcm: &[i16]) -> Option<usize> {
+    if rec.full {
+        return None;
+    }
+    if let Some(expected) = rec.next_ts {
+        let gap = ts.wrapping_sub(expected);
+        if gap >= 0x8000_0000 {
+            return None; // late or duplicate: its place in the recording has passed
+        }
+        if gap <= MAX_FILL {
+            let fill = (gap as usize).min(rec.max.saturating_sub(rec.samples.len()));
+            rec.samples.resize(rec.samples.len() + fill, 0);
+        }
+    }
+    let room = rec.max.saturating_sub(rec.samples.len());
+    rec.samples
+        .extend_from_slice(pcm.get(..room.min(pcm.len())).unwrap_or(&[]));
+    rec.next_ts = Some(ts.wrapping_add(pcm.len() as u32));
+    if rec.samples.len() >= rec.max {
+        rec.full = true;
+        return Some(rec.samples.len());
+    }
+    None
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;
