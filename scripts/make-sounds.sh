@@ -95,7 +95,7 @@ bar=2.5
 note=0.3125
 moh_parts=()
 i=0
-for round in 1 2; do
+for _ in 1 2; do
     for c in 0 1 2 3; do
         arp="$WORK/arp-$i.wav"
         notes=()

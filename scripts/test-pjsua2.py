@@ -122,7 +122,9 @@ def main():
     parser.add_argument("--dtmf-after", type=float, default=4.0, help="seconds after answer to send them")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the server's BYE")
     parser.add_argument("--out", help="keep what was heard in this WAV (default: a temp file, deleted on success)")
-    parser.add_argument("--no-remote-hangup", action="store_true", help="hang up ourselves at --timeout instead of expecting the server to")
+    parser.add_argument(
+        "--no-remote-hangup", action="store_true", help="hang up ourselves at --timeout instead of expecting the server to"
+    )
     parser.add_argument("--log-level", type=int, default=1, help="PJSIP console log level (0-6)")
     args = parser.parse_args()
     if ":" not in args.server:

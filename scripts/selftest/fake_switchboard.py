@@ -67,7 +67,7 @@ class Call:
     def __init__(self, call_id):
         self.call_id = call_id
         self.state = "ringing"
-        self.to_tag = "%08x" % random.getrandbits(32)
+        self.to_tag = f"{random.getrandbits(32):08x}"
         self.invite = None  # (start, headers, body, reply)
         self.last_invite_response = None
         self.remote_rtp = None
@@ -82,7 +82,7 @@ class Server:
     def __init__(self, args):
         self.args = args
         self.calls = {}
-        self.events_file = open(args.events, "a", buffering=1) if args.events else None
+        self.events_file = open(args.events, "a", buffering=1) if args.events else None  # noqa: SIM115 (lives as long as the server)
         host, port = args.listen.rsplit(":", 1)
         self.host, self.port = host, int(port)
         self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -91,7 +91,10 @@ class Server:
         self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.tcp.bind((self.host, self.port))
         self.tcp.listen(8)
-        self.prompts = {name: load_ulaw(f"{args.sounds}/en/{name}.wav") for name in ("welcome", "hello-menu", "you-are-calling-from", "goodbye")}
+        self.prompts = {
+            name: load_ulaw(f"{args.sounds}/en/{name}.wav")
+            for name in ("welcome", "hello-menu", "you-are-calling-from", "goodbye")
+        }
 
     def log(self, **event):
         event["t"] = round(time.time(), 3)
@@ -114,7 +117,7 @@ class Server:
 
     def tcp_conn(self, conn):
         buf = b""
-        send = lambda out: conn.sendall(out.encode())  # noqa: E731
+        send = lambda out: conn.sendall(out.encode())
         while True:
             chunk = conn.recv(65535)
             if not chunk:
@@ -212,7 +215,7 @@ class Server:
             elif call:
                 # The ACK of a non-2xx answer belongs to the INVITE transaction (RFC 3261 17.1.1.3):
                 # a different branch would not match it, and a real server would keep resending.
-                branch = lambda hdrs: re.search(r"branch=([^;\s]+)", hdrs["via"][0]).group(1)  # noqa: E731
+                branch = lambda hdrs: re.search(r"branch=([^;\s]+)", hdrs["via"][0]).group(1)
                 matched = branch(h) == branch(call.invite[1])
                 self.log(event="ack-final" if matched else "ack-branch-mismatch", call_id=call_id, state=call.state)
         elif method == "BYE":
@@ -277,7 +280,7 @@ class Server:
         while not call.stop.is_set():
             try:
                 pkt, _ = call.rtp_sock.recvfrom(2048)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return
