@@ -54,3 +54,32 @@ pub fn ivr_path(record: &serde_json::Value) -> Vec<String> {
 pub fn field<'a>(record: &'a serde_json::Value, name: &str) -> &'a str {
     record.get(name).and_then(|v| v.as_str()).unwrap_or("")
 }
+
+/// `Result<T, String>` from the harness, unwrapped with the message printed as written (newlines
+/// and all) rather than Debug-escaped.
+pub trait Must<T> {
+    fn must(self) -> T;
+}
+
+impl<T> Must<T> for Result<T, String> {
+    #[track_caller]
+    fn must(self) -> T {
+        match self {
+            Ok(t) => t,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// Asserts the record went through `expected` steps in order, allowing only the built-in `hangup`
+/// after them (whether the server lists it is its choice).
+#[track_caller]
+pub fn assert_path(record: &serde_json::Value, expected: &[&str]) {
+    let path = ivr_path(record);
+    let trimmed: Vec<&str> = path
+        .iter()
+        .map(String::as_str)
+        .filter(|s| *s != "hangup")
+        .collect();
+    assert_eq!(trimmed, expected, "ivr_path of {record}");
+}

@@ -541,6 +541,19 @@ impl Phone {
         self.rtp.received()
     }
 
+    /// How many RTP packets arrive during the next `d` (to prove the server went quiet).
+    pub fn rtp_arriving_during(&mut self, d: Duration) -> usize {
+        let before = self.rtp.received_count();
+        let end = Instant::now() + d;
+        while Instant::now() < end {
+            // Keep answering SIP meanwhile instead of sleeping blind.
+            let _ = self.take_matching(end.min(Instant::now() + Duration::from_millis(40)), |_| {
+                false
+            });
+        }
+        self.rtp.received_count() - before
+    }
+
     pub fn sent(&self) -> Vec<TxRecord> {
         self.rtp.sent()
     }
