@@ -599,3 +599,51 @@ fn phone_cancels_a_ringing_call_and_acks_the_487() {
     assert_eq!(ack.to_tag().as_deref(), Some("uas-tag"));
     assert_eq!(phone_thread.join().expect("phone thread"), (200, 487));
 }
+
+/// On the real prompts the tests listen for: each is recognised, complete and in order, in a
+/// stream where they follow each other back to back, and none is mistaken for another.
+#[test]
+fn the_shipped_prompts_are_told_apart() {
+    let mut names: Vec<String> = [
+        "welcome",
+        "enter-pin",
+        "pin-invalid",
+        "main-menu",
+        "invalid-option",
+        "goodbye",
+        "too-many-attempts",
+        "thank-you",
+        "orders-info",
+        "billing-info",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    names.extend((0..10).map(|d| format!("digits/{d}")));
+    let list: Vec<(&str, PathBuf)> = names
+        .iter()
+        .map(|n| (n.as_str(), common::server::prompt_path("en", n)))
+        .collect();
+    for (n, p) in &list {
+        assert!(
+            p.exists(),
+            "prompt {n} not found at {} (set SWITCHBOARD_TEST_SOUNDS to a sounds dir until the \
+             prompts are committed)",
+            p.display()
+        );
+    }
+    let set = PromptSet::load(&list);
+    let mut s = Stream::new();
+    for p in set.prompts.iter().chain(set.prompts.iter().rev()) {
+        s.prompt(Law::Mu, &p.pcm, usize::MAX, |x| Law::Mu.encode(x));
+    }
+    let heard = set.hear(&s.packets);
+    let want: Vec<&str> = names
+        .iter()
+        .chain(names.iter().rev())
+        .map(String::as_str)
+        .collect();
+    let got: Vec<&str> = heard.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(got, want);
+    assert!(heard.iter().all(|h| h.complete()), "{heard:?}");
+}
