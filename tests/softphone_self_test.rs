@@ -647,3 +647,30 @@ fn the_shipped_prompts_are_told_apart() {
     assert_eq!(got, want);
     assert!(heard.iter().all(|h| h.complete()), "{heard:?}");
 }
+
+#[test]
+fn phone_acks_a_rejection_and_reads_out_of_dialog_answers() {
+    let mut uas = FakeUas::new(Transport::Udp);
+    let addr = uas.addr();
+    let phone_thread = std::thread::spawn(move || {
+        let mut phone = Phone::new(Transport::Udp, addr);
+        let status = phone
+            .invite("7999", "+5511987650000", &[(18, "G729/8000")])
+            .expect("answered");
+        let options = phone.options().expect("OPTIONS answered");
+        (status, options.status())
+    });
+    let invite = uas.recv_method("INVITE");
+    assert!(invite.body_text().contains("m=audio ") && invite.body_text().contains(" 18\r\n"));
+    uas.send(&response_to(&invite, 404, "Not Found", Some("t")));
+    let ack = uas.recv_method("ACK");
+    assert_eq!(ack.branch(), invite.branch());
+    let options = uas.recv_method("OPTIONS");
+    assert_ne!(
+        options.call_id(),
+        invite.call_id(),
+        "out of dialog: its own Call-ID"
+    );
+    uas.send(&response_to(&options, 200, "OK", Some("t")));
+    assert_eq!(phone_thread.join().expect("phone"), (404, Some(200)));
+}
