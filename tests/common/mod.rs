@@ -1,0 +1,85 @@
+//! The integration-test softphone and server harness.
+//!
+//! Everything here is written against the wire, not against `switchboard`'s modules: SIP is built
+//! and parsed as text, G.711 and RFC 4733 are encoded by hand, and the server is the real binary on
+//! loopback ports. A bug in the server's SIP or media code therefore cannot also hide in the client.
+//!
+//! * [`server`] — spawn `switchboard run` with a test's own flows/accounts, wait for /healthz, logs,
+//!   kill -9 and restart; HTTP helpers for the call records.
+//! * [`phone`] — the softphone: INVITE/ACK/BYE/CANCEL/INFO/OPTIONS/REGISTER over UDP or TCP, RTP.
+//! * [`prompts`] — which prompts the caller heard, and RTP continuity.
+//! * [`g711`], [`dtmf`], [`rtp`], [`sipmsg`], [`link`] — the pieces.
+
+// Each test binary uses a different subset of the harness.
+#![allow(dead_code, unused_imports)]
+
+pub mod dtmf;
+pub mod g711;
+pub mod http;
+pub mod link;
+pub mod phone;
+pub mod prompts;
+pub mod rtp;
+pub mod server;
+pub mod sipmsg;
+
+pub use phone::Phone;
+pub use prompts::{check_continuity, heard_prompts, Heard, PromptSet};
+pub use server::{english_prompts, http_get_json, wait_call_record, Account, Server, ServerOpts};
+
+use std::time::Duration;
+
+/// The merchant the spec's examples use.
+pub const CALLER: &str = "+5511987650000";
+
+/// Generous bound for anything a call test waits on; prompts are a few seconds each.
+pub fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// Names of the steps a record went through (`ivr_path`).
+pub fn ivr_path(record: &serde_json::Value) -> Vec<String> {
+    record
+        .get("ivr_path")
+        .and_then(|p| p.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A string field of a record, "" when absent or null.
+pub fn field<'a>(record: &'a serde_json::Value, name: &str) -> &'a str {
+    record.get(name).and_then(|v| v.as_str()).unwrap_or("")
+}
+
+/// `Result<T, String>` from the harness, unwrapped with the message printed as written (newlines
+/// and all) rather than Debug-escaped.
+pub trait Must<T> {
+    fn must(self) -> T;
+}
+
+impl<T> Must<T> for Result<T, String> {
+    #[track_caller]
+    fn must(self) -> T {
+        match self {
+            Ok(t) => t,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// Asserts the record went through `expected` steps in order, allowing only the built-in `hangup`
+/// after them (whether the server lists it is its choice).
+#[track_caller]
+pub fn assert_path(record: &serde_json::Value, expected: &[&str]) {
+    let path = ivr_path(record);
+    let trimmed: Vec<&str> = path
+        .iter()
+        .map(String::as_str)
+        .filter(|s| *s != "hangup")
+        .collect();
+    assert_eq!(trimmed, expected, "ivr_path of {record}");
+}
