@@ -89,11 +89,17 @@ l: {}\r\n\
 }
 
 pub fn udp(addr: &str) -> Peer {
-    Peer { transport: Transport::Udp, addr: addr.parse().unwrap() }
+    Peer {
+        transport: Transport::Udp,
+        addr: addr.parse().unwrap(),
+    }
 }
 
 pub fn tcp(addr: &str) -> Peer {
-    Peer { transport: Transport::Tcp, addr: addr.parse().unwrap() }
+    Peer {
+        transport: Transport::Tcp,
+        addr: addr.parse().unwrap(),
+    }
 }
 
 pub fn request(text: &str) -> rsip::Request {
@@ -108,7 +114,10 @@ pub struct Lcg(pub u64);
 
 impl Lcg {
     pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
 }

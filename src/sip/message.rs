@@ -16,8 +16,20 @@ const MAX_HEADER_LINES: usize = 256;
 
 /// Methods rsip 0.4 can represent; anything else is answered 501 instead of failing deep inside rsip.
 const KNOWN_METHODS: [&str; 14] = [
-    "ACK", "BYE", "CANCEL", "INFO", "INVITE", "MESSAGE", "NOTIFY", "OPTIONS", "PRACK", "PUBLISH", "REFER",
-    "REGISTER", "SUBSCRIBE", "UPDATE",
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "INFO",
+    "INVITE",
+    "MESSAGE",
+    "NOTIFY",
+    "OPTIONS",
+    "PRACK",
+    "PUBLISH",
+    "REFER",
+    "REGISTER",
+    "SUBSCRIBE",
+    "UPDATE",
 ];
 
 /// Why bytes were not accepted as a SIP message. Messages never echo header values, which may
@@ -84,7 +96,10 @@ struct Raw<'a> {
 }
 
 fn skip_keepalive(bytes: &[u8]) -> usize {
-    bytes.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count()
+    bytes
+        .iter()
+        .take_while(|b| matches!(b, b'\r' | b'\n'))
+        .count()
 }
 
 /// Where the header block ends: `(head_len, body_start)`, accepting CRLF or bare LF line ends.
@@ -126,7 +141,8 @@ fn header_lines(lines: &[&str], strict: bool) -> Result<Vec<(String, String)>, P
         });
         match parsed {
             Some((name, value)) => {
-                let name = syntax::expand_compact(name).map_or_else(|| name.to_string(), str::to_string);
+                let name =
+                    syntax::expand_compact(name).map_or_else(|| name.to_string(), str::to_string);
                 headers.push((name, value.to_string()));
             }
             None if strict => return Err(ParseError::BadHeaderLine(line_no)),
@@ -138,14 +154,20 @@ fn header_lines(lines: &[&str], strict: bool) -> Result<Vec<(String, String)>, P
     }
     if strict {
         // Control characters would let a value smuggle extra lines into what we render for rsip.
-        if let Some(i) = headers.iter().position(|(_, v)| v.chars().any(|c| c.is_control() && c != '\t')) {
+        if let Some(i) = headers
+            .iter()
+            .position(|(_, v)| v.chars().any(|c| c.is_control() && c != '\t'))
+        {
             return Err(ParseError::BadHeaderLine(i + 2));
         }
     }
     // One Via/Route/Record-Route per line: what rsip and the routing code expect.
     let mut out = Vec::with_capacity(headers.len());
     for (name, value) in headers {
-        if ["Via", "Route", "Record-Route"].iter().any(|h| h.eq_ignore_ascii_case(&name)) {
+        if ["Via", "Route", "Record-Route"]
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(&name))
+        {
             for part in syntax::split_list(&value) {
                 out.push((name.clone(), part.to_string()));
             }
@@ -157,7 +179,11 @@ fn header_lines(lines: &[&str], strict: bool) -> Result<Vec<(String, String)>, P
 }
 
 fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
-    if line.len() >= 4 && line.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("SIP/")) {
+    if line.len() >= 4
+        && line
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case("SIP/"))
+    {
         let (version, rest) = line.split_once(' ').ok_or(ParseError::BadStartLine)?;
         if !version.eq_ignore_ascii_case("SIP/2.0") {
             return Err(ParseError::BadVersion);
@@ -170,10 +196,14 @@ fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
         if !(100..=699).contains(&code) {
             return Err(ParseError::BadStartLine);
         }
-        return Ok(StartLine::Response { code, reason: reason.trim().to_string() });
+        return Ok(StartLine::Response {
+            code,
+            reason: reason.trim().to_string(),
+        });
     }
     let mut parts = line.split(' ');
-    let (Some(method), Some(uri), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(method), Some(uri), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(ParseError::BadStartLine);
     };
@@ -191,7 +221,10 @@ fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
     if !matches!(scheme.as_deref(), Some("sip" | "sips")) {
         return Err(ParseError::UnsupportedScheme);
     }
-    Ok(StartLine::Request { method, uri: uri.to_string() })
+    Ok(StartLine::Request {
+        method,
+        uri: uri.to_string(),
+    })
 }
 
 fn parse_content_length(value: &str) -> Result<usize, ParseError> {
@@ -199,7 +232,8 @@ fn parse_content_length(value: &str) -> Result<usize, ParseError> {
     if v.is_empty() || v.len() > 6 || !v.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ParseError::InvalidHeader("Content-Length"));
     }
-    v.parse().map_err(|_| ParseError::InvalidHeader("Content-Length"))
+    v.parse()
+        .map_err(|_| ParseError::InvalidHeader("Content-Length"))
 }
 
 fn parse_raw(bytes: &[u8]) -> Result<Raw<'_>, ParseError> {
@@ -211,15 +245,22 @@ fn parse_raw(bytes: &[u8]) -> Result<Raw<'_>, ParseError> {
         return Err(ParseError::Empty);
     }
     let (head_len, body_start) = find_head_end(bytes).ok_or(ParseError::Truncated)?;
-    let head = std::str::from_utf8(bytes.get(..head_len).unwrap_or_default()).map_err(|_| ParseError::NotUtf8)?;
+    let head = std::str::from_utf8(bytes.get(..head_len).unwrap_or_default())
+        .map_err(|_| ParseError::NotUtf8)?;
     let body = bytes.get(body_start..).unwrap_or_default();
-    let lines: Vec<&str> = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
+    let lines: Vec<&str> = head
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .collect();
     let (first, rest) = lines.split_first().ok_or(ParseError::Empty)?;
     let start = parse_start_line(first)?;
     let mut headers = header_lines(rest, true)?;
 
     let mut declared = None;
-    for (_, v) in headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("Content-Length")) {
+    for (_, v) in headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("Content-Length"))
+    {
         let len = parse_content_length(v)?;
         if declared.is_some_and(|d| d != len) {
             return Err(ParseError::InvalidHeader("Content-Length"));
@@ -229,15 +270,27 @@ fn parse_raw(bytes: &[u8]) -> Result<Raw<'_>, ParseError> {
     headers.retain(|(n, _)| !n.eq_ignore_ascii_case("Content-Length"));
     // RFC 3261 §18.3: a datagram may carry bytes past Content-Length (discarded); fewer is an error.
     let body = match declared {
-        Some(d) if d > body.len() => return Err(ParseError::ContentLength { declared: d, actual: body.len() }),
+        Some(d) if d > body.len() => {
+            return Err(ParseError::ContentLength {
+                declared: d,
+                actual: body.len(),
+            })
+        }
         Some(d) => body.get(..d).unwrap_or_default(),
         None => body,
     };
-    Ok(Raw { start, headers, body })
+    Ok(Raw {
+        start,
+        headers,
+        body,
+    })
 }
 
 fn first<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 fn check_mandatory(raw: &Raw<'_>) -> Result<(), ParseError> {
@@ -248,7 +301,8 @@ fn check_mandatory(raw: &Raw<'_>) -> Result<(), ParseError> {
     if get("Call-ID")?.is_empty() {
         return Err(ParseError::InvalidHeader("Call-ID"));
     }
-    let (_, cseq_method) = syntax::parse_cseq(get("CSeq")?).ok_or(ParseError::InvalidHeader("CSeq"))?;
+    let (_, cseq_method) =
+        syntax::parse_cseq(get("CSeq")?).ok_or(ParseError::InvalidHeader("CSeq"))?;
     if let StartLine::Request { method, .. } = &raw.start {
         if cseq_method != method {
             return Err(ParseError::CSeqMismatch);
@@ -261,7 +315,11 @@ fn render(raw: &Raw<'_>) -> Vec<u8> {
     let mut out = match &raw.start {
         StartLine::Request { method, uri } => format!("{method} {uri} SIP/2.0\r\n"),
         StartLine::Response { code, reason } => {
-            let reason = if reason.is_empty() { reason_phrase(*code) } else { reason };
+            let reason = if reason.is_empty() {
+                reason_phrase(*code)
+            } else {
+                reason
+            };
             format!("SIP/2.0 {code} {reason}\r\n")
         }
     };
@@ -299,10 +357,18 @@ pub fn stream_frame_len(buf: &[u8]) -> Result<Option<usize>, ParseError> {
         return Ok((ka > 0).then_some(ka));
     }
     let Some((head_len, body_start)) = find_head_end(rest) else {
-        return if rest.len() > MAX_MESSAGE { Err(ParseError::TooLarge) } else { Ok(None) };
+        return if rest.len() > MAX_MESSAGE {
+            Err(ParseError::TooLarge)
+        } else {
+            Ok(None)
+        };
     };
     let head = String::from_utf8_lossy(rest.get(..head_len).unwrap_or_default());
-    let lines: Vec<&str> = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).skip(1).collect();
+    let lines: Vec<&str> = head
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .skip(1)
+        .collect();
     let mut content_length = 0;
     for (name, value) in header_lines(&lines, false)? {
         if name.eq_ignore_ascii_case("Content-Length") {
@@ -325,15 +391,25 @@ pub(crate) fn reject_malformed(bytes: &[u8], err: &ParseError, to_tag: &str) -> 
     let bytes = bytes.get(skip_keepalive(bytes)..)?;
     let head_len = find_head_end(bytes).map_or(bytes.len(), |(h, _)| h);
     let head = String::from_utf8_lossy(bytes.get(..head_len)?);
-    let lines: Vec<&str> = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
+    let lines: Vec<&str> = head
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .collect();
     let (start, rest) = lines.split_first()?;
     let method = start.split(' ').next()?;
-    if !syntax::is_token(method) || method.eq_ignore_ascii_case("ACK") || start.get(..4)?.eq_ignore_ascii_case("SIP/") {
+    if !syntax::is_token(method)
+        || method.eq_ignore_ascii_case("ACK")
+        || start.get(..4)?.eq_ignore_ascii_case("SIP/")
+    {
         return None;
     }
     let headers = header_lines(rest, false).ok()?;
     let clean = |v: &str| !v.is_empty() && !v.chars().any(|c| c.is_control() && c != '\t');
-    let vias: Vec<&str> = headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("Via")).map(|(_, v)| v.as_str()).collect();
+    let vias: Vec<&str> = headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("Via"))
+        .map(|(_, v)| v.as_str())
+        .collect();
     let top_via = vias.first()?;
     ViaInfo::parse(top_via)?;
     let mut out = format!("SIP/2.0 {status} {}\r\n", reason_phrase(status));
@@ -342,7 +418,11 @@ pub(crate) fn reject_malformed(bytes: &[u8], err: &ParseError, to_tag: &str) -> 
     }
     for name in ["From", "To", "Call-ID", "CSeq"] {
         let value = first(&headers, name).filter(|v| clean(v))?;
-        let value = if name == "To" { syntax::with_tag(value, to_tag) } else { value.to_string() };
+        let value = if name == "To" {
+            syntax::with_tag(value, to_tag)
+        } else {
+            value.to_string()
+        };
         out.push_str(&format!("{name}: {value}\r\n"));
     }
     if status == 400 {
@@ -354,7 +434,18 @@ pub(crate) fn reject_malformed(bytes: &[u8], err: &ParseError, to_tag: &str) -> 
 
 /// The standard reason phrase for a status code.
 pub fn reason_phrase(code: u16) -> &'static str {
-    match code {
+    known_reason(code).unwrap_or(match code {
+        100..=199 => "Session Progress",
+        200..=299 => "OK",
+        300..=399 => "Redirection",
+        400..=499 => "Client Error",
+        500..=599 => "Server Error",
+        _ => "Global Failure",
+    })
+}
+
+fn known_reason(code: u16) -> Option<&'static str> {
+    Some(match code {
         100 => "Trying",
         180 => "Ringing",
         181 => "Call Is Being Forwarded",
@@ -395,19 +486,17 @@ pub fn reason_phrase(code: u16) -> &'static str {
         603 => "Decline",
         604 => "Does Not Exist Anywhere",
         606 => "Not Acceptable",
-        100..=199 => "Session Progress",
-        200..=299 => "OK",
-        300..=399 => "Redirection",
-        400..=499 => "Client Error",
-        500..=599 => "Server Error",
-        _ => "Global Failure",
-    }
+        _ => return None,
+    })
 }
 
 fn split_header(h: &Header) -> (String, String) {
     let text = h.to_string();
     match text.split_once(':') {
-        Some((n, v)) => (n.trim().to_string(), v.strip_prefix(' ').unwrap_or(v).to_string()),
+        Some((n, v)) => (
+            n.trim().to_string(),
+            v.strip_prefix(' ').unwrap_or(v).to_string(),
+        ),
         None => (text, String::new()),
     }
 }
@@ -424,7 +513,9 @@ pub fn to_bytes(msg: &rsip::SipMessage) -> Vec<u8> {
         rsip::SipMessage::Response(r) => {
             let code = r.status_code.code();
             let reason = match &r.status_code {
-                rsip::StatusCode::Other(_, reason) if !reason.is_empty() && reason != "Other" => reason.as_str(),
+                rsip::StatusCode::Other(_, reason) if !reason.is_empty() && reason != "Other" => {
+                    reason.as_str()
+                }
                 _ => reason_phrase(code),
             };
             format!("SIP/2.0 {code} {reason}\r\n")
@@ -446,7 +537,9 @@ pub fn response_to(req: &rsip::Request, status: u16, to_tag: Option<&str>) -> rs
     let mut headers = rsip::Headers::default();
     for h in req.headers.iter() {
         match h {
-            Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_) => headers.push(h.clone()),
+            Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_) => {
+                headers.push(h.clone())
+            }
             Header::To(to) => {
                 let value = match to_tag {
                     Some(tag) if !tag.is_empty() => syntax::with_tag(to.value(), tag),
@@ -457,8 +550,33 @@ pub fn response_to(req: &rsip::Request, status: u16, to_tag: Option<&str>) -> rs
             _ => {}
         }
     }
-    headers.push(Header::ContentLength(rsip::headers::ContentLength::from(String::from("0"))));
-    rsip::Response { status_code: status.into(), version: rsip::Version::V2, headers, body: Vec::new() }
+    headers.push(Header::ContentLength(rsip::headers::ContentLength::from(
+        String::from("0"),
+    )));
+    rsip::Response {
+        status_code: status.into(),
+        version: rsip::Version::V2,
+        headers,
+        body: Vec::new(),
+    }
+}
+
+/// Parses a sip:/sips: URI as found in Contact or Route (angle brackets and URI headers dropped),
+/// guarding rsip against input it was never meant to see.
+pub fn parse_uri(text: &str) -> Option<rsip::Uri> {
+    let text = text.trim().trim_start_matches('<').trim_end_matches('>');
+    let text = text.split('?').next()?;
+    let scheme = text.split_once(':')?.0.to_ascii_lowercase();
+    if text.len() > 1024
+        || text.contains(char::is_whitespace)
+        || !matches!(scheme.as_str(), "sip" | "sips")
+    {
+        return None;
+    }
+    let uri = std::panic::catch_unwind(|| rsip::Uri::try_from(text))
+        .ok()?
+        .ok()?;
+    uri.scheme.is_some().then_some(uri)
 }
 
 /// The first value of the header `name` (full or compact name, any case).
@@ -517,7 +635,9 @@ pub fn from_display_name(msg: &impl HasHeaders) -> Option<String> {
 
 /// The branch parameter of the top Via.
 pub fn branch(msg: &impl HasHeaders) -> Option<String> {
-    ViaInfo::parse(&header(msg, "Via")?)?.branch().map(str::to_string)
+    ViaInfo::parse(&header(msg, "Via")?)?
+        .branch()
+        .map(str::to_string)
 }
 
 #[cfg(test)]

@@ -5,8 +5,10 @@
 //! * [`dialog`] — RFC 3261 §12 dialogs: in-dialog requests, CSeq ordering, route sets.
 //! * [`sdp`] — RFC 4566 descriptions and RFC 3264 offer/answer for G.711 + telephone-event.
 
+pub mod dialog;
 pub mod message;
 mod syntax;
+pub mod transaction;
 
 #[cfg(test)]
 mod fixtures;

@@ -38,7 +38,11 @@ pub(crate) fn expand_compact(name: &str) -> Option<&'static str> {
 pub(crate) fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+                )
         })
 }
 
@@ -80,14 +84,20 @@ pub(crate) fn params(s: &str) -> Vec<(String, Option<String>)> {
                 return None;
             }
             Some(match p.split_once('=') {
-                Some((n, v)) => (n.trim().to_string(), Some(v.trim().trim_matches('"').to_string())),
+                Some((n, v)) => (
+                    n.trim().to_string(),
+                    Some(v.trim().trim_matches('"').to_string()),
+                ),
                 None => (p.to_string(), None),
             })
         })
         .collect()
 }
 
-fn find_param<'a>(params: &'a [(String, Option<String>)], name: &str) -> Option<&'a (String, Option<String>)> {
+fn find_param<'a>(
+    params: &'a [(String, Option<String>)],
+    name: &str,
+) -> Option<&'a (String, Option<String>)> {
     params.iter().find(|(n, _)| n.eq_ignore_ascii_case(name))
 }
 
@@ -135,11 +145,21 @@ impl NameAddr {
         if uri.is_empty() || uri.contains(['<', '>', '"', ' ']) {
             return None;
         }
-        Some(NameAddr { display, uri: uri.to_string(), params: params(rest) })
+        Some(NameAddr {
+            display,
+            uri: uri.to_string(),
+            params: params(rest),
+        })
     }
 
     pub fn param(&self, name: &str) -> Option<&str> {
         find_param(&self.params, name).and_then(|(_, v)| v.as_deref())
+    }
+
+    /// Whether the URI itself (not the header) carries `;name`, as in `<sip:proxy;lr>`.
+    pub fn uri_has_param(&self, name: &str) -> bool {
+        let uri = self.uri.split('?').next().unwrap_or_default();
+        find_param(&params(uri), name).is_some()
     }
 
     pub fn tag(&self) -> Option<&str> {
@@ -160,7 +180,11 @@ pub(crate) fn without_tag(value: &str) -> String {
                 Some(d) => format!("\"{}\" <{}>", d.replace('"', ""), n.uri),
                 None => format!("<{}>", n.uri),
             };
-            for (name, v) in n.params.iter().filter(|(name, _)| !name.eq_ignore_ascii_case("tag")) {
+            for (name, v) in n
+                .params
+                .iter()
+                .filter(|(name, _)| !name.eq_ignore_ascii_case("tag"))
+            {
                 out.push(';');
                 out.push_str(name);
                 if let Some(v) = v {
@@ -207,7 +231,9 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         let b = bytes.get(i).copied().unwrap_or(0);
         if b == b'%' {
-            let hex = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok());
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
             if let Some(v) = hex {
                 out.push(v);
                 i += 3;
@@ -235,8 +261,16 @@ impl ViaInfo {
         let value = value.trim();
         let (proto, rest) = value.split_once(|c: char| c.is_ascii_whitespace())?;
         let mut proto_parts = proto.split('/').map(str::trim);
-        let (name, version, transport) = (proto_parts.next()?, proto_parts.next()?, proto_parts.next()?);
-        if !name.eq_ignore_ascii_case("SIP") || version != "2.0" || !is_token(transport) || proto_parts.next().is_some() {
+        let (name, version, transport) = (
+            proto_parts.next()?,
+            proto_parts.next()?,
+            proto_parts.next()?,
+        );
+        if !name.eq_ignore_ascii_case("SIP")
+            || version != "2.0"
+            || !is_token(transport)
+            || proto_parts.next().is_some()
+        {
             return None;
         }
         let rest = rest.trim_start();
@@ -295,7 +329,9 @@ mod tests {
 
     #[test]
     fn name_addr_reads_display_names_tags_and_bare_uris() {
-        let n = NameAddr::parse("\"Alice, <the> caller\" <sip:alice@10.0.0.2;transport=udp>;tag=a1;x").unwrap();
+        let n =
+            NameAddr::parse("\"Alice, <the> caller\" <sip:alice@10.0.0.2;transport=udp>;tag=a1;x")
+                .unwrap();
         assert_eq!(n.display.as_deref(), Some("Alice, <the> caller"));
         assert_eq!(n.uri, "sip:alice@10.0.0.2;transport=udp");
         assert_eq!(n.tag(), Some("a1"));
@@ -310,15 +346,27 @@ mod tests {
     #[test]
     fn tags_are_added_once_and_removed_cleanly() {
         assert_eq!(with_tag("<sip:7000@gw>", "t1"), "<sip:7000@gw>;tag=t1");
-        assert_eq!(with_tag("<sip:7000@gw>;tag=old", "t1"), "<sip:7000@gw>;tag=old");
-        assert_eq!(without_tag("Bob <sip:b@x>;tag=9;foo=bar"), "\"Bob\" <sip:b@x>;foo=bar");
+        assert_eq!(
+            with_tag("<sip:7000@gw>;tag=old", "t1"),
+            "<sip:7000@gw>;tag=old"
+        );
+        assert_eq!(
+            without_tag("Bob <sip:b@x>;tag=9;foo=bar"),
+            "\"Bob\" <sip:b@x>;foo=bar"
+        );
     }
 
     #[test]
     fn users_are_read_from_sip_sips_and_tel_uris() {
-        assert_eq!(uri_user("sip:+551130000000@10.0.0.1:5060;user=phone").as_deref(), Some("+551130000000"));
+        assert_eq!(
+            uri_user("sip:+551130000000@10.0.0.1:5060;user=phone").as_deref(),
+            Some("+551130000000")
+        );
         assert_eq!(uri_user("sips:7000@pbx.example").as_deref(), Some("7000"));
-        assert_eq!(uri_user("tel:+551130000000;phone-context=x").as_deref(), Some("+551130000000"));
+        assert_eq!(
+            uri_user("tel:+551130000000;phone-context=x").as_deref(),
+            Some("+551130000000")
+        );
         assert_eq!(uri_user("sip:%2B5511@gw").as_deref(), Some("+5511"));
         assert_eq!(uri_user("sip:alice:secret@gw").as_deref(), Some("alice"));
         assert_eq!(uri_user("sip:gw.example"), None);
@@ -328,15 +376,27 @@ mod tests {
 
     #[test]
     fn via_values_yield_transport_sent_by_and_params() {
-        let v = ViaInfo::parse("SIP/2.0/udp 192.0.2.4:5062;branch=z9hG4bK77;rport;received=1.2.3.4").unwrap();
+        let v =
+            ViaInfo::parse("SIP/2.0/udp 192.0.2.4:5062;branch=z9hG4bK77;rport;received=1.2.3.4")
+                .unwrap();
         assert_eq!(v.transport, "UDP");
         assert_eq!(v.sent_by(), "192.0.2.4:5062");
         assert_eq!(v.branch(), Some("z9hG4bK77"));
         assert!(v.has_param("rport"));
         assert_eq!(v.param("rport"), None);
         assert_eq!(v.param("received"), Some("1.2.3.4"));
-        assert_eq!(ViaInfo::parse("SIP/2.0/TCP pbx.example").unwrap().port, None);
-        for bad in ["", "SIP/2.0/UDP", "SIP/3.0/UDP h", "SIP/2.0/UDP h:99999", "HTTP/2.0/UDP h", "x"] {
+        assert_eq!(
+            ViaInfo::parse("SIP/2.0/TCP pbx.example").unwrap().port,
+            None
+        );
+        for bad in [
+            "",
+            "SIP/2.0/UDP",
+            "SIP/3.0/UDP h",
+            "SIP/2.0/UDP h:99999",
+            "HTTP/2.0/UDP h",
+            "x",
+        ] {
             assert_eq!(ViaInfo::parse(bad), None, "{bad}");
         }
     }
@@ -347,7 +407,10 @@ mod tests {
             split_list("SIP/2.0/UDP a;branch=1 , SIP/2.0/UDP b;branch=2"),
             vec!["SIP/2.0/UDP a;branch=1", "SIP/2.0/UDP b;branch=2"]
         );
-        assert_eq!(split_list("\"a, b\" <sip:x@y>, <sip:z@w;a=1,2>"), vec!["\"a, b\" <sip:x@y>", "<sip:z@w;a=1,2>"]);
+        assert_eq!(
+            split_list("\"a, b\" <sip:x@y>, <sip:z@w;a=1,2>"),
+            vec!["\"a, b\" <sip:x@y>", "<sip:z@w;a=1,2>"]
+        );
         assert_eq!(parse_cseq("12 INVITE"), Some((12, "INVITE")));
         assert_eq!(parse_cseq("x INVITE"), None);
         assert_eq!(parse_cseq("1 INVITE extra"), None);
@@ -355,7 +418,13 @@ mod tests {
 
     #[test]
     fn every_compact_form_expands_case_insensitively() {
-        for (c, full) in [("i", "Call-ID"), ("M", "Contact"), ("v", "Via"), ("l", "Content-Length"), ("k", "Supported")] {
+        for (c, full) in [
+            ("i", "Call-ID"),
+            ("M", "Contact"),
+            ("v", "Via"),
+            ("l", "Content-Length"),
+            ("k", "Supported"),
+        ] {
             assert_eq!(expand_compact(c), Some(full));
         }
         assert_eq!(expand_compact("q"), None);
