@@ -7,6 +7,7 @@
 
 pub mod dialog;
 pub mod message;
+pub mod sdp;
 mod syntax;
 pub mod transaction;
 
