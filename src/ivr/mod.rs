@@ -1,1 +1,2 @@
 //! ivr — see lib.rs for the layout.
+pub mod yaml;
