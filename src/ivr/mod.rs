@@ -1,5 +1,6 @@
 //! ivr — see lib.rs for the layout.
 pub mod expr;
+pub mod hours;
 pub mod pattern;
 pub mod values;
 pub mod yaml;

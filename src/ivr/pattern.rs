@@ -3,9 +3,9 @@
 //! Supported: literal keys `0-9 * #`, `.` (any key), `\d` (a digit), classes `[0-9]`, `[135]`,
 //! `[^0]`, groups `( )`, alternation `|`, and the quantifiers `?`, `*`, `+`, `{n}`, `{n,m}`,
 //! `{n,}`. A `*` right after something repeatable is the quantifier; elsewhere it is the star
-//! key (write `\*` to be explicit). The whole input must match (a leading `^` / trailing `$` are accepted and redundant).
-//! Matching is backtracking with a step budget, so a pathological pattern fails closed instead of
-//! spinning.
+//! key (write `\*` to be explicit). The whole input must match (a leading `^` / trailing `$`
+//! are accepted and redundant). Matching is backtracking with a step budget, so a pathological
+//! pattern fails closed instead of spinning.
 
 use super::IvrError;
 use std::cell::Cell;
