@@ -22,7 +22,7 @@ fn invalid(at: usize, message: impl Into<String>) -> IvrError {
 }
 
 /// Checks a variable path such as `account.tier` or `vars.order.status`.
-fn check_variable(name: &str, at: usize) -> Result<(), IvrError> {
+pub(crate) fn check_variable(name: &str, at: usize) -> Result<(), IvrError> {
     let mut parts = name.split('.');
     let root = parts.next().unwrap_or_default();
     let has_field = name.contains('.');
@@ -33,7 +33,10 @@ fn check_variable(name: &str, at: usize) -> Result<(), IvrError> {
         if has_field && parts.all(|p| !p.is_empty()) {
             return Ok(());
         }
-        return Err(invalid(at, format!("`{root}` needs a field, like {root}.name")));
+        return Err(invalid(
+            at,
+            format!("`{root}` needs a field, like {root}.name"),
+        ));
     }
     Err(invalid(
         at,
@@ -66,7 +69,10 @@ impl Template {
     pub fn parse(source: &str) -> Result<Template, IvrError> {
         let chars: Vec<char> = source.chars().collect();
         if chars.len() > MAX_SOURCE_CHARS {
-            return Err(invalid(0, format!("longer than {MAX_SOURCE_CHARS} characters")));
+            return Err(invalid(
+                0,
+                format!("longer than {MAX_SOURCE_CHARS} characters"),
+            ));
         }
         let mut parts = Vec::new();
         let mut text = String::new();
@@ -104,7 +110,10 @@ impl Template {
                 (Some('}'), Some('}')) => {}
                 (None, _) => return Err(invalid(open, "`{{` is never closed with `}}`")),
                 (Some(c), _) => {
-                    return Err(invalid(i, format!("expected `}}}}` after `{name}`, found `{c}`")))
+                    return Err(invalid(
+                        i,
+                        format!("expected `}}}}` after `{name}`, found `{c}`"),
+                    ))
                 }
             }
             check_variable(&name, start)?;
@@ -149,7 +158,9 @@ impl Template {
         for part in &self.parts {
             match part {
                 Part::Text(t) => out.push_str(t),
-                Part::Var(name, _) => out.push_str(vars.get(name).map(String::as_str).unwrap_or("")),
+                Part::Var(name, _) => {
+                    out.push_str(vars.get(name).map(String::as_str).unwrap_or(""))
+                }
             }
             if out.len() > MAX_RENDERED_CHARS {
                 let mut cut = MAX_RENDERED_CHARS;
@@ -175,7 +186,10 @@ enum Tok {
 fn tokenize(source: &str) -> Result<Vec<(Tok, usize)>, IvrError> {
     let chars: Vec<char> = source.chars().collect();
     if chars.len() > MAX_SOURCE_CHARS {
-        return Err(invalid(0, format!("longer than {MAX_SOURCE_CHARS} characters")));
+        return Err(invalid(
+            0,
+            format!("longer than {MAX_SOURCE_CHARS} characters"),
+        ));
     }
     let mut out = Vec::new();
     let mut i = 0;
@@ -237,7 +251,10 @@ fn tokenize(source: &str) -> Result<Vec<(Tok, usize)>, IvrError> {
             || (matches!(c, '-' | '+') && chars.get(i + 1).is_some_and(char::is_ascii_digit));
         if numeric_start {
             i += 1;
-            while chars.get(i).is_some_and(|c| c.is_ascii_digit() || *c == '.') {
+            while chars
+                .get(i)
+                .is_some_and(|c| c.is_ascii_digit() || *c == '.')
+            {
                 i += 1;
             }
             let n: String = chars.get(start..i).unwrap_or_default().iter().collect();
@@ -378,8 +395,16 @@ impl Parser {
             Some(Tok::Str(s)) | Some(Tok::Num(s)) => Operand::Lit(s.clone()),
             Some(Tok::Word(w)) if w == "true" || w == "false" => Operand::Lit(w.clone()),
             Some(Tok::Word(w))
-                if !["and", "or", "not", "in", "starts_with", "ends_with", "contains"]
-                    .contains(&w.as_str()) =>
+                if ![
+                    "and",
+                    "or",
+                    "not",
+                    "in",
+                    "starts_with",
+                    "ends_with",
+                    "contains",
+                ]
+                .contains(&w.as_str()) =>
             {
                 check_variable(w, at)?;
                 Operand::Var(w.clone(), at)
@@ -591,8 +616,14 @@ mod tests {
     #[test]
     fn spec_condition_matches_gold_brazilian_callers_only() {
         let c = Condition::parse("account.tier == 'gold' and caller starts_with '+55'").unwrap();
-        assert!(c.eval(&vars(&[("account.tier", "gold"), ("caller", "+5511987650000")])));
-        assert!(!c.eval(&vars(&[("account.tier", "gold"), ("caller", "+5411987650000")])));
+        assert!(c.eval(&vars(&[
+            ("account.tier", "gold"),
+            ("caller", "+5511987650000")
+        ])));
+        assert!(!c.eval(&vars(&[
+            ("account.tier", "gold"),
+            ("caller", "+5411987650000")
+        ])));
         assert!(!c.eval(&vars(&[("account.tier", "silver"), ("caller", "+5511")])));
     }
 
@@ -608,12 +639,17 @@ mod tests {
         assert!(t("account.priority > 9"));
         assert!(t("account.priority >= 10 and account.priority <= 10"));
         assert!(!t("account.priority < 9"));
-        assert!(t("digits.opt == 7"), "numeric equality when both are numbers");
+        assert!(
+            t("digits.opt == 7"),
+            "numeric equality when both are numbers"
+        );
         assert!(t("vars.status in ['pending', \"shipped\"]"));
         assert!(t("not vars.flag"));
         assert!(t("vars.status"));
         assert!(!t("vars.missing"));
-        assert!(t("vars.status contains 'hip' and vars.status ends_with 'ed'"));
+        assert!(t(
+            "vars.status contains 'hip' and vars.status ends_with 'ed'"
+        ));
         assert!(t("false or true and true"));
         assert!(!t("(false or true) and false"));
         assert!(t("not (vars.status != 'shipped')"));

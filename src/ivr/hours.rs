@@ -96,7 +96,10 @@ fn parse_clock(text: &str, at: usize, allow_24: bool) -> Result<u32, IvrError> {
     let h: u32 = h.parse().map_err(|_| bad())?;
     let m: u32 = m.parse().map_err(|_| bad())?;
     if m > 59 || h > 24 || (h == 24 && (m != 0 || !allow_24)) {
-        return Err(invalid(at, format!("`{}` is not a time of day", text.trim())));
+        return Err(invalid(
+            at,
+            format!("`{}` is not a time of day", text.trim()),
+        ));
     }
     Ok(h * 60 + m)
 }
@@ -121,7 +124,10 @@ pub fn parse_ranges(text: &str) -> Result<Vec<Range>, IvrError> {
         let (a, b) = part.split_once('-').ok_or_else(|| {
             invalid(
                 at,
-                format!("`{}` is not a time range; write it like 08:00-20:00", part.trim()),
+                format!(
+                    "`{}` is not a time range; write it like 08:00-20:00",
+                    part.trim()
+                ),
             )
         })?;
         let start = parse_clock(a, at, false)?;
@@ -137,8 +143,12 @@ pub fn parse_ranges(text: &str) -> Result<Vec<Range>, IvrError> {
 }
 
 pub fn parse_date(text: &str) -> Result<NaiveDate, IvrError> {
-    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
-        .map_err(|_| invalid(0, format!("`{text}` is not a date; write it like 2026-12-25")))
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| {
+        invalid(
+            0,
+            format!("`{text}` is not a date; write it like 2026-12-25"),
+        )
+    })
 }
 
 impl Hours {
@@ -156,16 +166,21 @@ impl Hours {
             });
         let prev_date = date - ChronoDuration::days(1);
         let spill = !self.closed_dates.contains(&prev_date)
-            && self.week.get(yesterday).is_some_and(|ranges| {
-                ranges.iter().any(|r| r.overnight() && minute < r.end)
-            });
+            && self
+                .week
+                .get(yesterday)
+                .is_some_and(|ranges| ranges.iter().any(|r| r.overnight() && minute < r.end));
         open_today || spill
     }
 
     /// "Mon 10:00 America/Sao_Paulo" — for simulator output.
     pub fn describe_local(&self, at: DateTime<Utc>) -> String {
         let local = at.with_timezone(&self.timezone);
-        format!("{} {}", local.format("%a %Y-%m-%d %H:%M"), self.timezone.name())
+        format!(
+            "{} {}",
+            local.format("%a %Y-%m-%d %H:%M"),
+            self.timezone.name()
+        )
     }
 }
 
@@ -198,24 +213,45 @@ mod tests {
             &[("mon-fri", "08:00-20:00"), ("sat", "09:00-13:00")],
             &["2026-12-25"],
         );
-        assert!(h.is_open(utc("2026-11-23T10:00:00-03:00")), "Monday morning");
-        assert!(h.is_open(utc("2026-11-23T08:00:00-03:00")), "opening minute");
+        assert!(
+            h.is_open(utc("2026-11-23T10:00:00-03:00")),
+            "Monday morning"
+        );
+        assert!(
+            h.is_open(utc("2026-11-23T08:00:00-03:00")),
+            "opening minute"
+        );
         assert!(!h.is_open(utc("2026-11-23T07:59:00-03:00")));
-        assert!(!h.is_open(utc("2026-11-23T20:00:00-03:00")), "closing is exclusive");
+        assert!(
+            !h.is_open(utc("2026-11-23T20:00:00-03:00")),
+            "closing is exclusive"
+        );
         assert!(h.is_open(utc("2026-11-28T12:59:00-03:00")), "Saturday");
         assert!(!h.is_open(utc("2026-11-28T13:00:00-03:00")));
         assert!(!h.is_open(utc("2026-11-29T10:00:00-03:00")), "Sunday");
-        assert!(!h.is_open(utc("2026-12-25T10:00:00-03:00")), "closed date, a Friday");
+        assert!(
+            !h.is_open(utc("2026-12-25T10:00:00-03:00")),
+            "closed date, a Friday"
+        );
     }
 
     #[test]
     fn opening_follows_daylight_saving_in_new_york() {
         let h = hours("America/New_York", &[("mon-fri", "09:00-17:00")], &[]);
         // Before the March 2026 switch 09:00 local is 14:00 UTC; after it, 13:00 UTC.
-        assert!(!h.is_open(utc("2026-03-06T13:30:00Z")), "Friday before DST: 08:30 EST");
+        assert!(
+            !h.is_open(utc("2026-03-06T13:30:00Z")),
+            "Friday before DST: 08:30 EST"
+        );
         assert!(h.is_open(utc("2026-03-06T14:00:00Z")), "09:00 EST");
-        assert!(h.is_open(utc("2026-03-09T13:30:00Z")), "Monday after DST: 09:30 EDT");
-        assert!(!h.is_open(utc("2026-03-09T21:00:00Z")), "17:00 EDT is closed");
+        assert!(
+            h.is_open(utc("2026-03-09T13:30:00Z")),
+            "Monday after DST: 09:30 EDT"
+        );
+        assert!(
+            !h.is_open(utc("2026-03-09T21:00:00Z")),
+            "17:00 EDT is closed"
+        );
         assert!(h.is_open(utc("2026-03-06T21:59:00Z")), "16:59 EST is open");
     }
 
@@ -231,14 +267,23 @@ mod tests {
     fn split_overnight_and_listed_days() {
         let h = hours(
             "UTC",
-            &[("mon,wed", "08:00-12:00, 13:00-18:00"), ("fri", "22:00-02:00")],
+            &[
+                ("mon,wed", "08:00-12:00, 13:00-18:00"),
+                ("fri", "22:00-02:00"),
+            ],
             &[],
         );
         assert!(h.is_open(utc("2026-11-23T11:00:00Z")), "Monday morning");
         assert!(!h.is_open(utc("2026-11-23T12:30:00Z")), "Monday lunch");
-        assert!(!h.is_open(utc("2026-11-24T11:00:00Z")), "Tuesday not listed");
+        assert!(
+            !h.is_open(utc("2026-11-24T11:00:00Z")),
+            "Tuesday not listed"
+        );
         assert!(h.is_open(utc("2026-11-27T23:00:00Z")), "Friday night");
-        assert!(h.is_open(utc("2026-11-28T01:30:00Z")), "spills into Saturday");
+        assert!(
+            h.is_open(utc("2026-11-28T01:30:00Z")),
+            "spills into Saturday"
+        );
         assert!(!h.is_open(utc("2026-11-28T02:00:00Z")));
         let all_day = hours("UTC", &[("sat-sun", "00:00-24:00")], &[]);
         assert!(all_day.is_open(utc("2026-11-29T23:59:00Z")));

@@ -18,7 +18,10 @@ const STEP_BUDGET: usize = 100_000;
 enum Atom {
     Key(char),
     Any,
-    Class { ranges: Vec<(char, char)>, negated: bool },
+    Class {
+        ranges: Vec<(char, char)>,
+        negated: bool,
+    },
     Group(Vec<Vec<Piece>>),
 }
 
@@ -79,11 +82,18 @@ impl Parser {
                             negated: false,
                         }
                     }
-                    Some(&k @ ('*' | '#' | '.' | '+' | '?' | '(' | ')' | '[' | ']' | '|' | '\\')) => {
+                    Some(
+                        &k @ ('*' | '#' | '.' | '+' | '?' | '(' | ')' | '[' | ']' | '|' | '\\'),
+                    ) => {
                         self.i += 1;
                         Atom::Key(k)
                     }
-                    _ => return Err(invalid(start, "only `\\d` and escaped symbols are supported")),
+                    _ => {
+                        return Err(invalid(
+                            start,
+                            "only `\\d` and escaped symbols are supported",
+                        ))
+                    }
                 },
                 '[' => self.class(start)?,
                 '(' => {
@@ -94,7 +104,9 @@ impl Parser {
                     self.i += 1;
                     Atom::Group(alts)
                 }
-                '?' | '+' | '{' => return Err(invalid(start, format!("`{c}` has nothing to repeat"))),
+                '?' | '+' | '{' => {
+                    return Err(invalid(start, format!("`{c}` has nothing to repeat")))
+                }
                 other => {
                     return Err(invalid(
                         start,
@@ -190,14 +202,19 @@ impl Pattern {
     pub fn parse(source: &str) -> Result<Pattern, IvrError> {
         let mut chars: Vec<char> = source.chars().collect();
         if chars.len() > MAX_PATTERN_CHARS {
-            return Err(invalid(0, format!("longer than {MAX_PATTERN_CHARS} characters")));
+            return Err(invalid(
+                0,
+                format!("longer than {MAX_PATTERN_CHARS} characters"),
+            ));
         }
         let mut offset = 0;
         if chars.first() == Some(&'^') {
             chars.remove(0);
             offset = 1;
         }
-        if chars.last() == Some(&'$') && chars.len() >= 2 && chars.get(chars.len() - 2) != Some(&'\\')
+        if chars.last() == Some(&'$')
+            && chars.len() >= 2
+            && chars.get(chars.len() - 2) != Some(&'\\')
         {
             chars.pop();
         }
@@ -223,7 +240,9 @@ impl Pattern {
     pub fn matches(&self, input: &str) -> bool {
         let input: Vec<char> = input.chars().collect();
         let budget = Cell::new(STEP_BUDGET);
-        match_alts(&self.alternatives, &input, 0, &budget, &mut |end| end == input.len())
+        match_alts(&self.alternatives, &input, 0, &budget, &mut |end| {
+            end == input.len()
+        })
     }
 }
 
@@ -246,11 +265,23 @@ fn spend(budget: &Cell<usize>) -> bool {
     left > 0
 }
 
-fn match_alts(alts: &[Vec<Piece>], input: &[char], pos: usize, budget: &Cell<usize>, k: &mut Cont<'_>) -> bool {
+fn match_alts(
+    alts: &[Vec<Piece>],
+    input: &[char],
+    pos: usize,
+    budget: &Cell<usize>,
+    k: &mut Cont<'_>,
+) -> bool {
     alts.iter().any(|seq| match_seq(seq, input, pos, budget, k))
 }
 
-fn match_seq(seq: &[Piece], input: &[char], pos: usize, budget: &Cell<usize>, k: &mut Cont<'_>) -> bool {
+fn match_seq(
+    seq: &[Piece],
+    input: &[char],
+    pos: usize,
+    budget: &Cell<usize>,
+    k: &mut Cont<'_>,
+) -> bool {
     match seq.split_first() {
         None => k(pos),
         Some((piece, rest)) => match_piece(piece, 0, rest, input, pos, budget, k),

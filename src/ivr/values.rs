@@ -20,7 +20,10 @@ fn invalid(at: usize, message: impl Into<String>) -> IvrError {
 pub fn parse_duration(text: &str) -> Result<Duration, IvrError> {
     let chars: Vec<char> = text.chars().collect();
     if chars.is_empty() {
-        return Err(invalid(0, "a duration is empty; write it like 6s, 500ms, 10m or 1h"));
+        return Err(invalid(
+            0,
+            "a duration is empty; write it like 6s, 500ms, 10m or 1h",
+        ));
     }
     let mut i = 0;
     let mut total = Duration::ZERO;
@@ -41,7 +44,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, IvrError> {
         while chars.get(i).is_some_and(|c| c.is_ascii_alphabetic()) {
             i += 1;
         }
-        let unit: String = chars.get(unit_start..i).unwrap_or_default().iter().collect();
+        let unit: String = chars
+            .get(unit_start..i)
+            .unwrap_or_default()
+            .iter()
+            .collect();
         let part = match unit.as_str() {
             "ms" => Duration::from_millis(n),
             "s" => Duration::from_secs(n),
@@ -108,7 +115,10 @@ pub fn parse_digit_range(text: &str) -> Result<(usize, usize), IvrError> {
         }
     };
     if min > max {
-        return Err(invalid(0, format!("`{text}`: the minimum is above the maximum")));
+        return Err(invalid(
+            0,
+            format!("`{text}`: the minimum is above the maximum"),
+        ));
     }
     if max == 0 || max > MAX_DIGITS {
         return Err(invalid(
@@ -159,7 +169,10 @@ pub fn check_prompt_name(text: &str) -> Result<(), IvrError> {
             format!("a prompt name may only use letters, digits, `-`, `_`, `.` and `/`, not `{c}`"),
         ));
     }
-    if text.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+    if text
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
         return Err(invalid(
             0,
             format!("`{text}` is not a prompt name: use a path inside sounds/ like `menus/main`"),
@@ -200,9 +213,14 @@ pub fn check_number(text: &str) -> Result<(), IvrError> {
         return Err(invalid(0, "a number must have 1 to 64 characters"));
     }
     if let Some((i, c)) = text.chars().enumerate().find(|(i, c)| {
-        !(c.is_ascii_alphanumeric() || matches!(c, '*' | '#' | '.' | '_' | '-') || (*i == 0 && *c == '+'))
+        !(c.is_ascii_alphanumeric()
+            || matches!(c, '*' | '#' | '.' | '_' | '-')
+            || (*i == 0 && *c == '+'))
     }) {
-        return Err(invalid(i, format!("`{c}` cannot appear in a dialed number")));
+        return Err(invalid(
+            i,
+            format!("`{c}` cannot appear in a dialed number"),
+        ));
     }
     Ok(())
 }

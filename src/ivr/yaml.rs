@@ -45,7 +45,10 @@ pub enum NodeKind {
     Null,
     /// `quoted` tells whether the scalar was written in quotes; columns inside a quoted scalar
     /// are one further right than its start.
-    Scalar { text: String, quoted: bool },
+    Scalar {
+        text: String,
+        quoted: bool,
+    },
     Seq(Vec<Node>),
     Map(Vec<(Node, Node)>),
 }
@@ -234,7 +237,9 @@ impl<'de> Visitor<'de> for RawVisitor {
         d.deserialize_any(RawVisitor)
     }
     fn visit_enum<A: de::EnumAccess<'de>>(self, _data: A) -> Result<Raw, A::Error> {
-        Err(de::Error::custom("YAML tags are not supported in flow files"))
+        Err(de::Error::custom(
+            "YAML tags are not supported in flow files",
+        ))
     }
 }
 
