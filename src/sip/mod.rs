@@ -1,1 +1,29 @@
-//! sip — see lib.rs for the layout.
+//! The SIP core, sans-IO: bytes and `now` in, transmits, events and the next deadline out.
+//!
+//! * [`message`] — parsing (rsip underneath, compact names expanded first), TCP framing, accessors.
+//! * [`transaction`] — RFC 3261 §17 transactions (+ RFC 6026), timers as data.
+//! * [`dialog`] — RFC 3261 §12 dialogs: in-dialog requests, CSeq ordering, route sets.
+//! * [`sdp`] — RFC 4566 descriptions and RFC 3264 offer/answer for G.711 + telephone-event.
+
+pub mod dialog;
+pub mod message;
+pub mod sdp;
+mod syntax;
+pub mod transaction;
+
+#[cfg(test)]
+mod fixtures;
+
+/// The transport a message arrived on or must leave by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// The other end of a message: where it came from, or where a transmit goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Peer {
+    pub transport: Transport,
+    pub addr: core::net::SocketAddr,
+}
