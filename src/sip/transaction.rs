@@ -155,6 +155,8 @@ impl Retransmit {
     }
 }
 
+const DEFAULT_MAX_SERVER_TRANSACTIONS: usize = 10_000;
+
 /// Matches ACKs for a 2xx (a new branch) to the INVITE they acknowledge: Call-ID, From tag, CSeq.
 type AckKey = (String, String, u32);
 
@@ -168,6 +170,7 @@ pub struct TransactionLayer {
     servers: BTreeMap<ServerTxKey, server::ServerTx>,
     clients: BTreeMap<ClientTxKey, client::ClientTx>,
     accepted: HashMap<AckKey, ServerTxKey>,
+    max_servers: usize,
     transmits: VecDeque<Transmit>,
     events: VecDeque<TxEvent>,
 }
@@ -185,6 +188,7 @@ impl TransactionLayer {
             servers: BTreeMap::new(),
             clients: BTreeMap::new(),
             accepted: HashMap::new(),
+            max_servers: DEFAULT_MAX_SERVER_TRANSACTIONS,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -196,6 +200,12 @@ impl TransactionLayer {
             Transport::Udp => self.local_udp = Some(addr),
             Transport::Tcp => self.local_tcp = Some(addr),
         }
+    }
+
+    /// Beyond `max` live server transactions, new requests are answered 503 (Retry-After: 5)
+    /// without keeping state, so a flood cannot grow memory without bound.
+    pub fn set_max_server_transactions(&mut self, max: usize) {
+        self.max_servers = max;
     }
 
     pub fn local_addr(&self, transport: Transport) -> Option<SocketAddr> {
