@@ -85,7 +85,7 @@ pub struct Transmit {
 }
 
 /// What the transaction user (the runtime's call handling) must hear about.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum TxEvent {
     /// A new request (retransmissions are absorbed; never ACK or CANCEL). Answer with `respond`.
     Request {
@@ -109,6 +109,46 @@ pub enum TxEvent {
         invite: ServerTxKey,
         call_id: String,
     },
+}
+
+/// Summarises messages instead of dumping them: bodies can carry DTMF digits of a PIN (SIP INFO),
+/// and events are what a runtime is most tempted to log with `{:?}`.
+impl std::fmt::Debug for TxEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TxEvent::Request { key, peer, request } => f
+                .debug_struct("Request")
+                .field("key", key)
+                .field("peer", peer)
+                .field("method", &request.method)
+                .field("call_id", &message::call_id(request))
+                .field("body_len", &request.body.len())
+                .finish(),
+            TxEvent::Ack { peer, request } => f
+                .debug_struct("Ack")
+                .field("peer", peer)
+                .field("call_id", &message::call_id(request))
+                .finish(),
+            TxEvent::Cancelled { invite } => {
+                f.debug_struct("Cancelled").field("invite", invite).finish()
+            }
+            TxEvent::Response { key, response } => f
+                .debug_struct("Response")
+                .field("key", key)
+                .field("status", &response.status_code.code())
+                .field("call_id", &message::call_id(response))
+                .field("body_len", &response.body.len())
+                .finish(),
+            TxEvent::ClientTimeout { key } => {
+                f.debug_struct("ClientTimeout").field("key", key).finish()
+            }
+            TxEvent::AckTimeout { invite, call_id } => f
+                .debug_struct("AckTimeout")
+                .field("invite", invite)
+                .field("call_id", call_id)
+                .finish(),
+        }
+    }
 }
 
 /// Why the TU's call into the layer was refused.
