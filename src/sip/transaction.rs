@@ -85,7 +85,7 @@ pub struct Transmit {
 }
 
 /// What the transaction user (the runtime's call handling) must hear about.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum TxEvent {
     /// A new request (retransmissions are absorbed; never ACK or CANCEL). Answer with `respond`.
     Request {
@@ -109,6 +109,46 @@ pub enum TxEvent {
         invite: ServerTxKey,
         call_id: String,
     },
+}
+
+/// Summarises messages instead of dumping them: bodies can carry DTMF digits of a PIN (SIP INFO),
+/// and events are what a runtime is most tempted to log with `{:?}`.
+impl std::fmt::Debug for TxEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TxEvent::Request { key, peer, request } => f
+                .debug_struct("Request")
+                .field("key", key)
+                .field("peer", peer)
+                .field("method", &request.method)
+                .field("call_id", &message::call_id(request))
+                .field("body_len", &request.body.len())
+                .finish(),
+            TxEvent::Ack { peer, request } => f
+                .debug_struct("Ack")
+                .field("peer", peer)
+                .field("call_id", &message::call_id(request))
+                .finish(),
+            TxEvent::Cancelled { invite } => {
+                f.debug_struct("Cancelled").field("invite", invite).finish()
+            }
+            TxEvent::Response { key, response } => f
+                .debug_struct("Response")
+                .field("key", key)
+                .field("status", &response.status_code.code())
+                .field("call_id", &message::call_id(response))
+                .field("body_len", &response.body.len())
+                .finish(),
+            TxEvent::ClientTimeout { key } => {
+                f.debug_struct("ClientTimeout").field("key", key).finish()
+            }
+            TxEvent::AckTimeout { invite, call_id } => f
+                .debug_struct("AckTimeout")
+                .field("invite", invite)
+                .field("call_id", call_id)
+                .finish(),
+        }
+    }
 }
 
 /// Why the TU's call into the layer was refused.
@@ -155,6 +195,8 @@ impl Retransmit {
     }
 }
 
+const DEFAULT_MAX_SERVER_TRANSACTIONS: usize = 10_000;
+
 /// Matches ACKs for a 2xx (a new branch) to the INVITE they acknowledge: Call-ID, From tag, CSeq.
 type AckKey = (String, String, u32);
 
@@ -168,6 +210,7 @@ pub struct TransactionLayer {
     servers: BTreeMap<ServerTxKey, server::ServerTx>,
     clients: BTreeMap<ClientTxKey, client::ClientTx>,
     accepted: HashMap<AckKey, ServerTxKey>,
+    max_servers: usize,
     transmits: VecDeque<Transmit>,
     events: VecDeque<TxEvent>,
 }
@@ -185,6 +228,7 @@ impl TransactionLayer {
             servers: BTreeMap::new(),
             clients: BTreeMap::new(),
             accepted: HashMap::new(),
+            max_servers: DEFAULT_MAX_SERVER_TRANSACTIONS,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -196,6 +240,12 @@ impl TransactionLayer {
             Transport::Udp => self.local_udp = Some(addr),
             Transport::Tcp => self.local_tcp = Some(addr),
         }
+    }
+
+    /// Beyond `max` live server transactions, new requests are answered 503 (Retry-After: 5)
+    /// without keeping state, so a flood cannot grow memory without bound.
+    pub fn set_max_server_transactions(&mut self, max: usize) {
+        self.max_servers = max;
     }
 
     pub fn local_addr(&self, transport: Transport) -> Option<SocketAddr> {

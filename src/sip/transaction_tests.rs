@@ -654,3 +654,48 @@ fn a_call_set_up_and_torn_down_across_a_lossy_network() {
         "recovered within a few retransmissions, at {now:?}"
     );
 }
+
+#[test]
+fn unanswered_requests_are_forgotten_and_floods_get_503() {
+    let mut l = layer();
+    l.set_max_server_transactions(2);
+    let options = |n: u32| {
+        format!(
+            "OPTIONS sip:gw SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-o{n}\r\n\
+From: <sip:a@b>;tag=1\r\nTo: <sip:gw>\r\nCall-ID: o{n}@x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    for n in 0..3 {
+        l.handle_datagram(ms(0), udp(CALLER), options(n).as_bytes());
+    }
+    assert_eq!(events(&mut l).len(), 2);
+    let sent = transmits(&mut l);
+    assert_eq!(sent.iter().map(status).collect::<Vec<_>>(), vec![503]);
+    assert_eq!(
+        header(&parse(&sent[0].bytes).unwrap(), "Retry-After").as_deref(),
+        Some("5")
+    );
+    // The TU never answered: the transactions go away once the client has surely given up.
+    run_until(&mut l, ms(32_000));
+    assert!(l.is_empty());
+    l.handle_datagram(ms(32_000), udp(CALLER), options(9).as_bytes());
+    assert_eq!(events(&mut l).len(), 1, "capacity is back");
+}
+
+#[test]
+fn event_debug_output_never_contains_message_bodies() {
+    let mut l = layer();
+    let info = "INFO sip:7000@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-info\r\n\
+From: <sip:a@b>;tag=1\r\nTo: <sip:7000@c>;tag=2\r\nCall-ID: info@x\r\nCSeq: 3 INFO\r\n\
+Content-Type: application/dtmf-relay\r\nContent-Length: 26\r\n\r\nSignal=7\r\nDuration=160\r\n\r\n";
+    l.handle_datagram(ms(0), udp(CALLER), info.as_bytes());
+    let shown = format!("{:?}", events(&mut l));
+    assert!(
+        shown.contains("info@x") && shown.contains("Info"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("Signal"),
+        "a PIN digit must not reach logs: {shown}"
+    );
+}

@@ -135,6 +135,14 @@ impl TransactionLayer {
             return;
         }
         let reply_to = reply_destination(peer, &via);
+        if self.servers.len() >= self.max_servers {
+            // A flood must not grow memory without bound; well-behaved clients retry later.
+            let mut busy = message::response_to(&req, 503, None);
+            busy.headers
+                .push(Header::RetryAfter("5".to_string().into()));
+            self.send(reply_to, message::to_bytes(&SipMessage::Response(busy)));
+            return;
+        }
         if req.method == Method::Cancel {
             return self.handle_cancel(now, reply_to, req, key);
         }
@@ -150,7 +158,9 @@ impl TransactionLayer {
             reply_to,
             last: None,
             retransmit: None,
-            deadline: None,
+            // A TU that never answers a non-INVITE must not leak it; the client gave up by
+            // Timer F anyway. INVITEs wait for the TU however long it rings.
+            deadline: (!invite).then(|| now + self.cfg.long()),
             acked: false,
             to_tag: None,
             ack_key: None,
