@@ -96,15 +96,14 @@ pub struct NewCall {
 impl CallController {
     pub fn new(flow: Arc<Flow>, prompts: Arc<PromptIndex>, call: NewCall) -> CallController {
         let answer_delay = flow.answer_delay;
-        let record = CallRecord {
-            call_id: call.call_id.clone(),
-            direction: call.direction,
-            from: call.from.clone(),
-            to: call.to.clone(),
-            flow: Some(flow.name.clone()),
-            started_at: call.started_wall,
-            ..CallRecord::default()
-        };
+        let mut record = CallRecord::new(
+            call.call_id.clone(),
+            call.direction,
+            call.from.clone(),
+            call.to.clone(),
+            call.started_wall,
+        );
+        record.flow = Some(flow.name.clone());
         let interp = Interpreter::new(
             flow,
             prompts,

@@ -386,22 +386,15 @@ impl Router {
 
     fn rejected(&self, req: &rsip::Request, call_id: &str, from: &str, to: &str, why: &str) {
         let now = chrono::Utc::now();
-        let rec = CallRecord {
-            call_id: call_id.to_string(),
-            direction: Direction::Inbound,
-            from: from.to_string(),
-            to: to.to_string(),
-            started_at: now,
-            ended_at: Some(now),
-            disposition: Some(Disposition::Rejected),
-            hangup_by: Some(HangupBy::System),
-            events: vec![crate::cdr::CallEvent {
-                at: now,
-                kind: "rejected".into(),
-                detail: serde_json::json!({ "reason": why }),
-            }],
-            ..CallRecord::default()
-        };
+        let mut rec = CallRecord::new(call_id, Direction::Inbound, from, to, now);
+        rec.ended_at = Some(now);
+        rec.disposition = Some(Disposition::Rejected);
+        rec.hangup_by = Some(HangupBy::System);
+        rec.events.push(crate::cdr::CallEvent {
+            at: now,
+            kind: "rejected".into(),
+            detail: serde_json::json!({ "reason": why }),
+        });
         let _ = req;
         self.shared.cdr.finish(rec);
     }
