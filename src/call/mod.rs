@@ -419,3 +419,6 @@ impl CallController {
         self.started_wall
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,183 @@
+//! Whole calls through the controller on virtual time: no sockets, no sleeps.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::TimeZone;
+
+use super::*;
+use crate::ivr::PromptIndex;
+
+const FLOW: &str = r##"
+flow: t
+numbers: ["7000"]
+language: en
+answer_delay: 2s
+start: identify
+steps:
+  identify:
+    pin: { account: caller, prompt: enter-pin, digits: 4-8, terminator: "#", timeout: 6s, attempts: 3, retry_prompt: pin-invalid }
+    on_ok: menu
+    on_fail: locked-out
+  menu:
+    menu: { prompt: main-menu, options: { "1": billing }, timeout: 5s, retries: 1 }
+    on_timeout: goodbye
+    on_invalid: goodbye
+  billing:
+    queue: { name: billing, timeout: 10m }
+    on_timeout: goodbye
+  locked-out:
+    play: too-many-attempts
+    next: goodbye
+  goodbye:
+    play: goodbye
+    next: hangup
+"##;
+
+fn t(ms: u64) -> Instant {
+    Instant::from_millis(ms)
+}
+
+fn controller() -> CallController {
+    let (flow, diags) = crate::ivr::parse_str(Path::new("t.yaml"), FLOW);
+    let flow = flow.unwrap_or_else(|| panic!("flow parses: {diags:?}"));
+    CallController::new(
+        Arc::new(flow),
+        Arc::new(PromptIndex::scan(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sounds"))),
+        NewCall {
+            call_id: "c1".into(),
+            from: "+5511987650000".into(),
+            to: "7000".into(),
+            direction: Direction::Inbound,
+            started: t(1_000),
+            started_wall: Utc.with_ymd_and_hms(2026, 11, 23, 13, 0, 0).single().expect("time"),
+        },
+    )
+}
+
+fn drain(c: &mut CallController) -> Vec<Command> {
+    std::iter::from_fn(|| c.poll_command()).collect()
+}
+
+/// Finishes every prompt the controller asked for, as the media session would.
+fn finish_prompts(c: &mut CallController, now: Instant, cmds: &[Command]) -> Vec<Command> {
+    let mut out = Vec::new();
+    for cmd in cmds {
+        if let Command::Play { id, .. } = cmd {
+            c.playback_done(now, *id, false);
+            out.extend(drain(c));
+        }
+    }
+    out
+}
+
+fn finished(cmds: &[Command]) -> Option<&CallRecord> {
+    cmds.iter().find_map(|c| match c {
+        Command::CdrFinish(r) => Some(r.as_ref()),
+        _ => None,
+    })
+}
+
+#[test]
+fn rings_for_answer_delay_then_answers_and_asks_for_the_pin() {
+    let mut c = controller();
+    let first = drain(&mut c);
+    assert!(matches!(first[0], Command::CdrUpdate(_)), "the record is opened first: {first:?}");
+    assert!(first.iter().any(|c| matches!(c, Command::Ring)));
+    assert!(!first.iter().any(|c| matches!(c, Command::Answer)));
+    assert_eq!(c.poll_timeout(), Some(t(3_000)));
+    c.handle_timeout(t(2_999));
+    assert!(!drain(&mut c).iter().any(|c| matches!(c, Command::Answer)));
+    c.handle_timeout(t(3_000));
+    let cmds = drain(&mut c);
+    assert!(matches!(cmds[0], Command::Answer), "{cmds:?}");
+    assert!(cmds.iter().any(|c| matches!(c, Command::Play { .. })), "enter-pin is played: {cmds:?}");
+    let two_s_after_invite = c.started_wall() + chrono::Duration::seconds(2);
+    assert_eq!(c.record().answered_at, Some(two_s_after_invite));
+}
+
+#[test]
+fn cancel_while_ringing_is_an_abandoned_call_hung_up_by_the_caller() {
+    let mut c = controller();
+    drain(&mut c);
+    c.caller_hung_up(t(1_500));
+    let cmds = drain(&mut c);
+    let rec = finished(&cmds).expect("a final record");
+    assert_eq!(rec.disposition, Some(Disposition::Abandoned));
+    assert_eq!(rec.hangup_by, Some(HangupBy::Caller));
+    assert!(rec.answered_at.is_none());
+    assert!(c.is_ended());
+    assert_eq!(c.poll_timeout(), None, "nothing left to wake up for");
+}
+
+#[test]
+fn a_locked_account_ends_as_auth_failed_without_the_pin_in_the_record() {
+    let mut c = controller();
+    drain(&mut c);
+    c.handle_timeout(t(3_000));
+    let cmds = drain(&mut c);
+    finish_prompts(&mut c, t(4_000), &cmds);
+    for (i, d) in "73829461#".chars().enumerate() {
+        c.digit(t(4_100 + i as u64 * 100), d, "rfc4733");
+    }
+    let cmds = drain(&mut c);
+    let (id, key, pin) = cmds
+        .iter()
+        .find_map(|c| match c {
+            Command::VerifyPin { id, key, pin } => Some((*id, key.clone(), pin.expose().to_string())),
+            _ => None,
+        })
+        .expect("the PIN goes to be verified");
+    assert_eq!(pin, "73829461");
+    assert!(matches!(key, AccountKey::Phone(ref p) if p == "+5511987650000"));
+    c.pin_checked(t(5_000), id, PinOutcome::Locked);
+    let mut cmds = drain(&mut c);
+    let mut now = 5_000;
+    while finished(&cmds).is_none() {
+        now += 1_000;
+        let next = finish_prompts(&mut c, t(now), &cmds);
+        assert!(!next.is_empty() || c.is_ended(), "the call got stuck");
+        cmds = next;
+    }
+    assert!(cmds.iter().any(|c| matches!(c, Command::Hangup)), "the server hangs up: {cmds:?}");
+    let rec = finished(&cmds).expect("final");
+    assert_eq!(rec.disposition, Some(Disposition::AuthFailed));
+    assert_eq!(rec.auth, AuthStatus::Locked);
+    assert_eq!(rec.hangup_by, Some(HangupBy::System));
+    assert!(rec.ivr_path.starts_with(&["identify".to_string(), "locked-out".to_string()]));
+    let json = serde_json::to_string(rec).expect("json");
+    assert!(!json.contains("73829461"), "the PIN reached the record: {json}");
+}
+
+#[test]
+fn a_queue_step_is_not_yet_routed_and_the_call_follows_on_timeout() {
+    let mut c = controller();
+    drain(&mut c);
+    c.handle_timeout(t(3_000));
+    let cmds = drain(&mut c);
+    finish_prompts(&mut c, t(4_000), &cmds);
+    for d in "1234#".chars() {
+        c.digit(t(4_100), d, "info");
+    }
+    let id = drain(&mut c)
+        .iter()
+        .find_map(|c| match c {
+            Command::VerifyPin { id, .. } => Some(*id),
+            _ => None,
+        })
+        .expect("verify");
+    let mut fields = std::collections::BTreeMap::new();
+    fields.insert("tier".to_string(), "gold".to_string());
+    c.pin_checked(t(4_500), id, PinOutcome::Ok { account_id: "1001".into(), fields });
+    let cmds = drain(&mut c);
+    finish_prompts(&mut c, t(6_000), &cmds);
+    c.digit(t(6_100), '1', "rfc4733");
+    let _ = drain(&mut c);
+    let path = c.record().ivr_path.clone();
+    assert!(
+        path.windows(2).any(|w| w[0] == "billing" && w[1] == "goodbye"),
+        "the queue step gives up at once and on_timeout is followed: {path:?}"
+    );
+    assert_eq!(c.record().account_id.as_deref(), Some("1001"));
+    assert_eq!(c.record().auth, AuthStatus::Ok);
+}
