@@ -5,12 +5,12 @@
 //! quinn-proto's connection. The same code runs in the server, `switchboard simulate` and the
 //! flows' `tests:`, so what the admin tested is what callers get.
 
+pub use super::events::*;
 use super::model::*;
 use super::prompts::PromptIndex;
 use crate::time::Instant;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, VecDeque};
-use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,187 +21,6 @@ const MAX_PATH: usize = 10_000;
 const MAX_TYPEAHEAD: usize = 64;
 const MAX_LOOKUP_VARS: usize = 256;
 const MAX_VALUE_CHARS: usize = 1024;
-
-pub struct CallInfo {
-    pub call_id: String,
-    pub caller: String,
-    pub dialed: String,
-    pub started_wall: DateTime<Utc>,
-    pub started: Instant,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum AuthState {
-    None,
-    Ok,
-    Failed,
-    Locked,
-}
-
-impl AuthState {
-    /// The CDR's `auth` value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthState::None => "none",
-            AuthState::Ok => "ok",
-            AuthState::Failed => "failed",
-            AuthState::Locked => "locked",
-        }
-    }
-}
-
-/// A PIN as typed. It prints as `****` everywhere, so it cannot leak through logs or Debug.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Pin(String);
-
-impl Pin {
-    pub fn new(digits: impl Into<String>) -> Self {
-        Pin(digits.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Pin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("****")
-    }
-}
-
-impl fmt::Display for Pin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("****")
-    }
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum PinOutcome {
-    Ok {
-        account_id: String,
-        fields: BTreeMap<String, String>,
-    },
-    Invalid,
-    Locked,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AccountKey {
-    Phone(String),
-    Id(String),
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PromptRef {
-    pub name: String,
-    pub path: PathBuf,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum EndReason {
-    Completed,
-    AuthFailed,
-    Voicemail,
-    NoInput,
-    /// The caller hung up (Event::Hangup); no Hangup action is emitted for it.
-    CallerHangup,
-    Error(String),
-}
-
-impl EndReason {
-    /// The word used in test expectations and reports.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            EndReason::Completed => "completed",
-            EndReason::AuthFailed => "auth_failed",
-            EndReason::Voicemail => "voicemail",
-            EndReason::NoInput => "no_input",
-            EndReason::CallerHangup => "caller_hangup",
-            EndReason::Error(_) => "error",
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Event {
-    /// From RFC 4733, in-band detection or SIP INFO: the interpreter does not care which.
-    Digit(char),
-    PlaybackDone {
-        id: u64,
-        interrupted: bool,
-    },
-    PinChecked {
-        id: u64,
-        outcome: PinOutcome,
-    },
-    LookupDone {
-        id: u64,
-        result: Result<serde_json::Value, String>,
-    },
-    RecordingDone {
-        id: u64,
-        file: Option<String>,
-    },
-    /// After Queue / Callback / Transfer: `timed_out` on a queue follows its `on_timeout`;
-    /// on a callback either value continues at `next`; otherwise the flow is over.
-    QueueResult {
-        timed_out: bool,
-    },
-    /// The caller hung up: finish at once.
-    Hangup,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Action {
-    StepEntered {
-        step: String,
-    },
-    Play {
-        id: u64,
-        prompts: Vec<PromptRef>,
-        barge_in: bool,
-    },
-    StopPlayback,
-    VerifyPin {
-        id: u64,
-        key: AccountKey,
-        pin: Pin,
-    },
-    Lookup {
-        id: u64,
-        method: String,
-        url: String,
-        body: Option<String>,
-        timeout: Duration,
-    },
-    /// Starts after its prompt; ends on silence, `max`, or StopRecording (the caller pressed #).
-    Record {
-        id: u64,
-        max: Duration,
-        beep: bool,
-    },
-    StopRecording,
-    Queue {
-        step: String,
-        name: String,
-        priority: i64,
-        skills: BTreeMap<String, u8>,
-        timeout: Option<Duration>,
-    },
-    Callback {
-        step: String,
-        queue: String,
-    },
-    Transfer {
-        step: String,
-        target: String,
-    },
-    Hangup {
-        reason: EndReason,
-    },
-}
 
 #[derive(Clone, Debug, PartialEq)]
 enum Then {
@@ -904,7 +723,7 @@ impl Interpreter {
                 self.actions.push_back(Action::VerifyPin {
                     id,
                     key,
-                    pin: Pin(digits),
+                    pin: Pin::new(digits),
                 });
                 self.state = State::Verifying { id };
             }

@@ -1,24 +1,29 @@
 //! ivr — see lib.rs for the layout.
 pub mod check;
+pub mod events;
 pub mod expr;
+pub mod flowtest;
 pub mod hours;
 pub mod interp;
 pub mod model;
 mod parse;
 pub mod pattern;
 pub mod prompts;
+pub mod sim;
 mod steps;
 mod testspec;
 pub mod values;
 pub mod yaml;
 
 pub use check::{load_dir, load_file, parse_str, CheckEnv, Diagnostic, QueueInfo, Severity};
+pub use flowtest::{run_tests, TestResult};
 pub use interp::{
     AccountKey, Action, AuthState, CallInfo, EndReason, Event, Interpreter, Pin, PinOutcome,
     PromptRef,
 };
 pub use model::{Flow, FlowSet};
 pub use prompts::PromptIndex;
+pub use sim::{simulate, NoServices, Outcome, Services, SimReport};
 
 use std::path::PathBuf;
 
@@ -32,3 +37,6 @@ pub enum IvrError {
     #[error("cannot read {path}: {message}")]
     Io { path: PathBuf, message: String },
 }
+
+#[cfg(test)]
+mod spec_tests;

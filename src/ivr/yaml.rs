@@ -113,8 +113,8 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     options.with_snippet = false;
     let raw: Spanned<Raw> =
         serde_saphyr::from_str_with_options(text, options).map_err(|e| syntax_error(&e))?;
-    let chars: Vec<char> = text.chars().collect();
-    Ok(to_node(raw, &chars))
+    let lines: Vec<&str> = text.split('\n').collect();
+    Ok(to_node(raw, &lines))
 }
 
 fn syntax_error(e: &serde_saphyr::Error) -> SyntaxError {
@@ -146,34 +146,46 @@ enum Raw {
     Map(Vec<(Spanned<Raw>, Spanned<Raw>)>),
 }
 
-fn to_node(raw: Spanned<Raw>, chars: &[char]) -> Node {
+/// The source text from `pos` on, to the end of its line.
+fn source_at<'a>(lines: &[&'a str], pos: Pos) -> impl Iterator<Item = char> + 'a {
+    let line = usize::try_from(pos.line)
+        .ok()
+        .and_then(|l| l.checked_sub(1));
+    let skip = usize::try_from(pos.column).unwrap_or(0).saturating_sub(1);
+    line.and_then(|l| lines.get(l))
+        .copied()
+        .unwrap_or("")
+        .chars()
+        .skip(skip)
+}
+
+// Span offsets drift after multi-byte characters earlier in the file, while line and column
+// stay right, so the raw text is found by position. A number or boolean token never holds
+// spaces or flow punctuation.
+fn to_node(raw: Spanned<Raw>, lines: &[&str]) -> Node {
     let loc = raw.referenced;
     let pos = Pos::new(loc.line(), loc.column());
     let kind = match raw.value {
         Raw::Null => NodeKind::Null,
         Raw::Str(text) => {
-            let quoted = matches!(chars.get(loc.span().offset()), Some('"') | Some('\''));
+            let quoted = matches!(source_at(lines, pos).next(), Some('"') | Some('\''));
             NodeKind::Scalar { text, quoted }
         }
         Raw::Typed(fallback) => {
-            let span = loc.span();
-            let source: Option<String> = chars
-                .get(span.offset()..span.offset().saturating_add(span.len()))
-                .map(|c| c.iter().collect());
-            let text = match source {
-                Some(s) if !s.is_empty() && !s.contains('\n') => s.trim().to_string(),
-                _ => fallback,
-            };
+            let token: String = source_at(lines, pos)
+                .take_while(|c| !c.is_whitespace() && !matches!(c, ',' | ']' | '}' | '#'))
+                .collect();
+            let text = if token.is_empty() { fallback } else { token };
             NodeKind::Scalar {
                 text,
                 quoted: false,
             }
         }
-        Raw::Seq(items) => NodeKind::Seq(items.into_iter().map(|n| to_node(n, chars)).collect()),
+        Raw::Seq(items) => NodeKind::Seq(items.into_iter().map(|n| to_node(n, lines)).collect()),
         Raw::Map(entries) => NodeKind::Map(
             entries
                 .into_iter()
-                .map(|(k, v)| (to_node(k, chars), to_node(v, chars)))
+                .map(|(k, v)| (to_node(k, lines), to_node(v, lines)))
                 .collect(),
         ),
     };
@@ -256,7 +268,7 @@ mod tests {
 
     #[test]
     fn plain_scalars_keep_the_text_the_admin_wrote() {
-        let doc = "numbers: [+551130000000, 7000, \"+1\"]\nflag: yes\ntime: 08:00\nratio: 1.50\n";
+        let doc = "# café …\nnumbers: [+551130000000, 7000, \"+1\"]\nflag: yes\ntime: 08:00\nratio: 1.50\nm: { a: 2, b: true }\n";
         let n = parse(doc).unwrap();
         let nums: Vec<&str> = map_get(&n, "numbers")
             .as_seq()
@@ -268,6 +280,9 @@ mod tests {
         assert_eq!(map_get(&n, "flag").as_str(), Some("yes"));
         assert_eq!(map_get(&n, "time").as_str(), Some("08:00"));
         assert_eq!(map_get(&n, "ratio").as_str(), Some("1.50"));
+        let m = map_get(&n, "m");
+        assert_eq!(map_get(m, "a").as_str(), Some("2"));
+        assert_eq!(map_get(m, "b").as_str(), Some("true"));
     }
 
     #[test]

@@ -1,0 +1,208 @@
+//! Running the `tests:` of every flow, as `switchboard check` does.
+
+use super::check::{Diagnostic, Severity};
+use super::interp::{AccountKey, PinOutcome};
+use super::model::{Expect, FlowSet, StubAccount};
+use super::prompts::PromptIndex;
+use super::sim::{simulate_with, Outcome, Services, SimReport};
+use super::yaml::Pos;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Clone, Debug)]
+pub struct TestResult {
+    pub flow: String,
+    pub name: String,
+    pub file: PathBuf,
+    pub line: u64,
+    pub column: u64,
+    /// Empty when the test passed; otherwise one "expected …, got …" per failed expectation.
+    pub failures: Vec<String>,
+    pub report: SimReport,
+}
+
+impl TestResult {
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+
+    /// The failure as a check error at the test's `name`.
+    pub fn diagnostic(&self) -> Option<Diagnostic> {
+        if self.passed() {
+            return None;
+        }
+        Some(Diagnostic::new(
+            &self.file,
+            Pos::new(self.line, self.column),
+            Severity::Error,
+            format!("test `{}` failed: {}", self.name, self.failures.join("; ")),
+        ))
+    }
+}
+
+/// The test's `accounts:` in front of the caller's services (which still answer lookups).
+struct StubAccounts<'a> {
+    accounts: &'a [StubAccount],
+    inner: &'a mut dyn Services,
+}
+
+impl Services for StubAccounts<'_> {
+    fn verify_pin(&mut self, key: &AccountKey, pin: &str) -> PinOutcome {
+        let found = self.accounts.iter().find(|a| match key {
+            AccountKey::Phone(p) => a.phones.iter().any(|x| x == p),
+            AccountKey::Id(id) => a.id == *id,
+        });
+        match found {
+            None => PinOutcome::Invalid,
+            Some(a) if a.locked => PinOutcome::Locked,
+            Some(a) if a.pin.expose() == pin => PinOutcome::Ok {
+                account_id: a.id.clone(),
+                fields: a.fields.clone(),
+            },
+            Some(_) => PinOutcome::Invalid,
+        }
+    }
+
+    fn lookup(
+        &mut self,
+        method: &str,
+        url: &str,
+        body: Option<&str>,
+    ) -> Result<serde_json::Value, String> {
+        self.inner.lookup(method, url, body)
+    }
+}
+
+fn list(items: &[String]) -> String {
+    format!("[{}]", items.join(", "))
+}
+
+fn compare(expect: &Expect, r: &SimReport) -> Vec<String> {
+    let mut failures = Vec::new();
+    let got = &r.outcome;
+    let queue = match got {
+        Outcome::Queue { name, priority, .. } => Some((name.as_str(), *priority)),
+        _ => None,
+    };
+    if let Some(q) = &expect.queue {
+        if queue.map(|(n, _)| n) != Some(q.as_str()) {
+            failures.push(format!("expected queue `{q}`, got: {got}"));
+        }
+    }
+    if let Some(p) = expect.priority {
+        match queue {
+            Some((_, got_p)) if got_p == p => {}
+            Some((_, got_p)) => failures.push(format!("expected priority {p}, got {got_p}")),
+            None => failures.push(format!("expected priority {p}, got: {got}")),
+        }
+    }
+    if let Some(t) = &expect.transfer {
+        if !matches!(got, Outcome::Transfer { target } if target == t) {
+            failures.push(format!("expected a transfer to {t}, got: {got}"));
+        }
+    }
+    if let Some(q) = &expect.callback {
+        if !matches!(got, Outcome::Callback { queue } if queue == q) {
+            failures.push(format!("expected a callback in `{q}`, got: {got}"));
+        }
+    }
+    if let Some(word) = &expect.outcome {
+        if !got.matches(word) {
+            failures.push(format!("expected the call to end with {word}, got: {got}"));
+        }
+    }
+    if let Some(ends) = &expect.path_ends {
+        if !r.path.ends_with(ends) {
+            failures.push(format!(
+                "expected the path to end with {}, got {}",
+                list(ends),
+                list(&r.path)
+            ));
+        }
+    }
+    if let Some(path) = &expect.path {
+        if &r.path != path {
+            failures.push(format!(
+                "expected path {}, got {}",
+                list(path),
+                list(&r.path)
+            ));
+        }
+    }
+    if let Some(prompts) = &expect.prompts {
+        if &r.prompts != prompts {
+            failures.push(format!(
+                "expected prompts {}, got {}",
+                list(prompts),
+                list(&r.prompts)
+            ));
+        }
+    }
+    for (name, want) in &expect.vars {
+        let have = r.vars.get(name).map(String::as_str).unwrap_or("");
+        if have != want {
+            failures.push(format!("expected {name} = \"{want}\", got \"{have}\""));
+        }
+    }
+    if let Some(auth) = expect.auth {
+        if r.auth != auth {
+            failures.push(format!(
+                "expected auth {}, got {}",
+                auth.as_str(),
+                r.auth.as_str()
+            ));
+        }
+    }
+    failures
+}
+
+/// Runs every test of every flow. `services_factory` gives the services a test uses when it
+/// stubs no accounts (normally the real accounts file) and for lookups it does not stub.
+pub fn run_tests(
+    flows: &FlowSet,
+    prompts: &Arc<PromptIndex>,
+    services_factory: &mut dyn FnMut() -> Box<dyn Services>,
+) -> Vec<TestResult> {
+    let mut results = Vec::new();
+    for flow in flows.iter() {
+        for test in &flow.tests {
+            let mut services = services_factory();
+            let report = match &test.accounts {
+                Some(accounts) => {
+                    let mut stub = StubAccounts {
+                        accounts,
+                        inner: services.as_mut(),
+                    };
+                    simulate_with(
+                        flow,
+                        prompts,
+                        &test.caller,
+                        test.at,
+                        &test.input,
+                        &mut stub,
+                        &test.lookups,
+                    )
+                }
+                None => simulate_with(
+                    flow,
+                    prompts,
+                    &test.caller,
+                    test.at,
+                    &test.input,
+                    services.as_mut(),
+                    &test.lookups,
+                ),
+            };
+            results.push(TestResult {
+                flow: flow.name.clone(),
+                name: test.name.clone(),
+                file: flow.file.clone(),
+                line: test.pos.line,
+                column: test.pos.column,
+                failures: compare(&test.expect, &report),
+                report,
+            });
+        }
+    }
+    results
+}
