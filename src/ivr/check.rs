@@ -141,6 +141,7 @@ fn load_file_with(
     if let Some(flow) = &flow {
         diags.extend(check_assets(flow, env, prompts));
     }
+    diags.sort_by_key(|d| (d.line, d.column));
     (flow, diags)
 }
 

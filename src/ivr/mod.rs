@@ -40,3 +40,5 @@ pub enum IvrError {
 
 #[cfg(test)]
 mod spec_tests;
+#[cfg(test)]
+mod interp_tests;

@@ -255,11 +255,19 @@ impl Sim<'_> {
 
     fn act(&mut self, action: Action) {
         match action {
-            Action::StepEntered { step } => self.steps.push(SimStep {
-                name: step,
-                at: self.now.saturating_since(Instant::ZERO),
-                events: Vec::new(),
-            }),
+            Action::StepEntered { step } => {
+                let flow = Arc::clone(self.interp.flow());
+                self.steps.push(SimStep {
+                    name: step.clone(),
+                    at: self.now.saturating_since(Instant::ZERO),
+                    events: Vec::new(),
+                });
+                if let Some(StepKind::Hours { hours, .. }) = flow.steps.get(&step).map(|s| &s.kind) {
+                    let wall = self.interp.wall_time(self.now);
+                    let state = if hours.is_open(wall) { "open" } else { "closed" };
+                    self.note(format!("{state} at {}", hours.describe_local(wall)));
+                }
+            }
             Action::Play { id, prompts, .. } => {
                 let lang = self
                     .interp
@@ -366,6 +374,10 @@ impl Sim<'_> {
                 self.outcome = Some(o);
             }
             Action::Hangup { reason } => {
+                self.note(match &reason {
+                    EndReason::Error(e) => format!("the call ends with an error: {e}"),
+                    r => format!("the call ends ({})", r.as_str()),
+                });
                 self.outcome = Some(match self.callback.take() {
                     Some(queue) => Outcome::Callback { queue },
                     None => Outcome::Hangup(reason),
