@@ -12,7 +12,11 @@ use std::time::Duration;
 
 pub(crate) fn flow(yaml: &str) -> Arc<Flow> {
     let (flow, diags) = super::check::parse_str(std::path::Path::new("t.yaml"), yaml);
-    let errors: Vec<String> = diags.iter().filter(|d| d.is_error()).map(|d| d.to_string()).collect();
+    let errors: Vec<String> = diags
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.to_string())
+        .collect();
     assert!(errors.is_empty(), "{errors:#?}");
     Arc::new(flow.expect("flow loads"))
 }
@@ -27,7 +31,11 @@ pub(crate) fn prompts(names: &[&str]) -> Arc<PromptIndex> {
         float: false,
         duration: Duration::from_secs(1),
     };
-    for lang_name in names.iter().map(|n| format!("en/{n}")).chain(["de/welcome".to_string()]) {
+    for lang_name in names
+        .iter()
+        .map(|n| format!("en/{n}"))
+        .chain(["de/welcome".to_string()])
+    {
         idx.insert(
             &lang_name,
             PromptFile {
@@ -51,18 +59,22 @@ fn ms(n: u64) -> Instant {
 impl Call {
     fn start_at(yaml: &str, wall: &str) -> (Call, Vec<Action>) {
         let f = flow(yaml);
-        let all: Vec<String> = ["welcome", "menu", "invalid", "pin", "bad-pin", "goodbye", "beep-msg", "thanks"]
-            .iter()
-            .map(|s| s.to_string())
-            .chain((0..10).map(|d| format!("digits/{d}")))
-            .chain((0..100).map(|n| format!("numbers/{n}")))
-            .collect();
+        let all: Vec<String> = [
+            "welcome", "menu", "invalid", "pin", "bad-pin", "goodbye", "beep-msg", "thanks",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain((0..10).map(|d| format!("digits/{d}")))
+        .chain((0..100).map(|n| format!("numbers/{n}")))
+        .collect();
         let names: Vec<&str> = all.iter().map(String::as_str).collect();
         let info = CallInfo {
             call_id: "c1".into(),
             caller: "+15551230000".into(),
             dialed: "7000".into(),
-            started_wall: DateTime::parse_from_rfc3339(wall).unwrap().with_timezone(&Utc),
+            started_wall: DateTime::parse_from_rfc3339(wall)
+                .unwrap()
+                .with_timezone(&Utc),
             started: ms(1000),
         };
         let mut c = Call {
@@ -88,12 +100,17 @@ impl Call {
     }
 
     fn digits(&mut self, keys: &str) -> Vec<Action> {
-        keys.chars().flat_map(|c| self.send(Event::Digit(c))).collect()
+        keys.chars()
+            .flat_map(|c| self.send(Event::Digit(c)))
+            .collect()
     }
 
     /// Jumps to the next deadline and fires it.
     fn wait(&mut self) -> Vec<Action> {
-        let t = self.it.poll_timeout().expect("the flow is waiting for a deadline");
+        let t = self
+            .it
+            .poll_timeout()
+            .expect("the flow is waiting for a deadline");
         self.now = t;
         self.it.handle_timeout(t);
         self.drain()
@@ -103,15 +120,24 @@ impl Call {
     fn played(&mut self, actions: &[Action]) -> Vec<Action> {
         let id = last_play(actions).expect("a prompt was played").0;
         self.now += Duration::from_secs(1);
-        self.send(Event::PlaybackDone { id, interrupted: false })
+        self.send(Event::PlaybackDone {
+            id,
+            interrupted: false,
+        })
     }
 }
 
 fn last_play(actions: &[Action]) -> Option<(u64, Vec<String>, bool)> {
     actions.iter().rev().find_map(|a| match a {
-        Action::Play { id, prompts, barge_in } => {
-            Some((*id, prompts.iter().map(|p| p.name.clone()).collect(), *barge_in))
-        }
+        Action::Play {
+            id,
+            prompts,
+            barge_in,
+        } => Some((
+            *id,
+            prompts.iter().map(|p| p.name.clone()).collect(),
+            *barge_in,
+        )),
         _ => None,
     })
 }
@@ -161,9 +187,17 @@ fn menu_replays_on_silence_then_follows_on_timeout() {
     assert!(c.played(&a).is_empty(), "the menu listens after its prompt");
     let mut plays = 1;
     for _ in 0..2 {
-        assert_eq!(c.it.poll_timeout(), Some(c.now + Duration::from_secs(5)), "5s to answer");
+        assert_eq!(
+            c.it.poll_timeout(),
+            Some(c.now + Duration::from_secs(5)),
+            "5s to answer"
+        );
         let a = c.wait();
-        assert_eq!(last_play(&a).unwrap().1, ["menu"], "silence replays the prompt alone");
+        assert_eq!(
+            last_play(&a).unwrap().1,
+            ["menu"],
+            "silence replays the prompt alone"
+        );
         plays += 1;
         assert!(c.played(&a).is_empty());
     }
@@ -200,7 +234,10 @@ fn barge_in_stops_the_menu_prompt_and_takes_the_digit() {
     assert_eq!(a.first(), Some(&Action::StopPlayback));
     assert_eq!(entered(&a), ["support"]);
     // The controller's late report of the stopped prompt changes nothing.
-    let late = c.send(Event::PlaybackDone { id: menu_id, interrupted: true });
+    let late = c.send(Event::PlaybackDone {
+        id: menu_id,
+        interrupted: true,
+    });
     assert!(late.is_empty(), "{late:?}");
     assert_eq!(c.it.current_step(), Some("support"));
 }
@@ -209,10 +246,20 @@ fn barge_in_stops_the_menu_prompt_and_takes_the_digit() {
 fn digits_typed_during_a_plain_prompt_are_kept_for_the_menu() {
     let (mut c, a) = Call::start(MENU);
     let typed = c.digits("1");
-    assert!(typed.is_empty(), "a plain prompt is not interrupted: {typed:?}");
+    assert!(
+        typed.is_empty(),
+        "a plain prompt is not interrupted: {typed:?}"
+    );
     let a = c.played(&a);
-    assert_eq!(entered(&a), ["main", "sales"], "the menu takes the typed-ahead key");
-    assert!(last_play(&a).unwrap().1 == ["thanks"], "and skips its own prompt: {a:?}");
+    assert_eq!(
+        entered(&a),
+        ["main", "sales"],
+        "the menu takes the typed-ahead key"
+    );
+    assert!(
+        last_play(&a).unwrap().1 == ["thanks"],
+        "and skips its own prompt: {a:?}"
+    );
 }
 
 const COLLECT: &str = r##"
@@ -245,7 +292,10 @@ fn collect_ends_at_the_terminator_and_branches_on_the_digits() {
     let _ = c.played(&a);
     let a = c.digits("99123#");
     assert_eq!(entered(&a), ["check", "vip"]);
-    assert_eq!(c.it.vars().get("digits.acct").map(String::as_str), Some("99123"));
+    assert_eq!(
+        c.it.vars().get("digits.acct").map(String::as_str),
+        Some("99123")
+    );
 }
 
 #[test]
@@ -253,12 +303,20 @@ fn collect_ends_at_max_digits_and_at_the_inter_digit_timeout() {
     let (mut c, a) = Call::start(COLLECT);
     let _ = c.played(&a);
     let a = c.digits("123456");
-    assert_eq!(entered(&a), ["check", "regular"], "six digits is the maximum");
+    assert_eq!(
+        entered(&a),
+        ["check", "regular"],
+        "six digits is the maximum"
+    );
 
     let (mut c, a) = Call::start(COLLECT);
     let _ = c.played(&a);
     assert!(c.digits("4321").is_empty());
-    assert_eq!(c.it.poll_timeout(), Some(c.now + Duration::from_secs(2)), "inter-digit timeout");
+    assert_eq!(
+        c.it.poll_timeout(),
+        Some(c.now + Duration::from_secs(2)),
+        "inter-digit timeout"
+    );
     let a = c.wait();
     assert_eq!(entered(&a), ["check", "test-acct"]);
 }
@@ -268,10 +326,18 @@ fn collect_rejects_short_or_unmatched_input_then_gives_up() {
     let (mut c, a) = Call::start(COLLECT);
     let _ = c.played(&a);
     let a = c.digits("12#");
-    assert_eq!(last_play(&a).unwrap().1, ["invalid", "welcome"], "too short");
+    assert_eq!(
+        last_play(&a).unwrap().1,
+        ["invalid", "welcome"],
+        "too short"
+    );
     let _ = c.played(&a);
     let a = c.digits("01234#");
-    assert_eq!(entered(&a), ["goodbye"], "leading 0 fails the pattern; retries: 1 used up");
+    assert_eq!(
+        entered(&a),
+        ["goodbye"],
+        "leading 0 fails the pattern; retries: 1 used up"
+    );
     assert_eq!(c.it.vars().get("digits.acct"), None);
 }
 
@@ -310,7 +376,10 @@ fn three_wrong_pins_fail_and_each_retry_says_why() {
         assert_eq!(pin.expose(), "1111");
         assert_eq!(format!("{pin:?} {pin}"), "**** ****");
         assert!(!format!("{a:?}").contains("1111"), "no PIN in Debug output");
-        let a = c.send(Event::PinChecked { id, outcome: PinOutcome::Invalid });
+        let a = c.send(Event::PinChecked {
+            id,
+            outcome: PinOutcome::Invalid,
+        });
         if attempt < 3 {
             assert_eq!(last_play(&a).unwrap().1, ["bad-pin", "pin"]);
             let _ = c.played(&a);
@@ -329,7 +398,10 @@ fn a_locked_account_fails_at_once() {
     let (mut c, a) = Call::start(PIN);
     let _ = c.played(&a);
     let (id, ..) = verify(&c.digits("12345678"));
-    let a = c.send(Event::PinChecked { id, outcome: PinOutcome::Locked });
+    let a = c.send(Event::PinChecked {
+        id,
+        outcome: PinOutcome::Locked,
+    });
     assert_eq!(entered(&a), ["goodbye"]);
     assert_eq!(c.it.auth(), AuthState::Locked);
 }
@@ -345,14 +417,27 @@ fn a_good_pin_sets_account_fields_but_never_the_pin() {
     ]);
     let a = c.send(Event::PinChecked {
         id,
-        outcome: PinOutcome::Ok { account_id: "507".into(), fields },
+        outcome: PinOutcome::Ok {
+            account_id: "507".into(),
+            fields,
+        },
     });
     assert_eq!(entered(&a), ["hello"]);
-    assert_eq!(last_play(&a).unwrap().1, ["thanks", "digits/5", "digits/0", "digits/7"]);
+    assert_eq!(
+        last_play(&a).unwrap().1,
+        ["thanks", "digits/5", "digits/0", "digits/7"]
+    );
     assert_eq!(c.it.auth(), AuthState::Ok);
     assert_eq!(c.it.account_id(), Some("507"));
-    assert_eq!(c.it.vars().get("account.tier").map(String::as_str), Some("gold"));
-    assert!(c.it.vars().keys().all(|k| !k.contains("pin")), "{:?}", c.it.vars());
+    assert_eq!(
+        c.it.vars().get("account.tier").map(String::as_str),
+        Some("gold")
+    );
+    assert!(
+        c.it.vars().keys().all(|k| !k.contains("pin")),
+        "{:?}",
+        c.it.vars()
+    );
     assert!(c.it.vars().values().all(|v| v != "4321"));
 }
 
@@ -393,13 +478,19 @@ steps:
     let (mut c, a) = Call::start_at(yaml, "2026-03-09T12:59:30Z");
     let id = last_play(&a).unwrap().0;
     c.now += Duration::from_secs(60);
-    let a = c.send(Event::PlaybackDone { id, interrupted: false });
+    let a = c.send(Event::PlaybackDone {
+        id,
+        interrupted: false,
+    });
     assert_eq!(entered(&a), ["when", "open"]);
     // The same UTC instant a week earlier is 07:59 EST: closed.
     let (mut c, a) = Call::start_at(yaml, "2026-03-02T12:59:30Z");
     let id = last_play(&a).unwrap().0;
     c.now += Duration::from_secs(60);
-    let a = c.send(Event::PlaybackDone { id, interrupted: false });
+    let a = c.send(Event::PlaybackDone {
+        id,
+        interrupted: false,
+    });
     assert_eq!(entered(&a), ["when", "closed"]);
 }
 
@@ -425,7 +516,13 @@ fn lookup_id(actions: &[Action]) -> (u64, String) {
     actions
         .iter()
         .find_map(|a| match a {
-            Action::Lookup { id, url, method, timeout, .. } => {
+            Action::Lookup {
+                id,
+                url,
+                method,
+                timeout,
+                ..
+            } => {
                 assert_eq!((method.as_str(), *timeout), ("GET", Duration::from_secs(2)));
                 Some((*id, url.clone()))
             }
@@ -439,17 +536,27 @@ fn lookup_answers_land_in_vars() {
     let (mut c, a) = Call::start(LOOKUP);
     let (id, url) = lookup_id(&a);
     assert_eq!(url, "https://crm.example/api?caller=+15551230000");
-    let answer = serde_json::json!({"order": {"status": "shipped", "items": ["a", "b"]}, "count": 2});
-    let a = c.send(Event::LookupDone { id, result: Ok(answer) });
+    let answer =
+        serde_json::json!({"order": {"status": "shipped", "items": ["a", "b"]}, "count": 2});
+    let a = c.send(Event::LookupDone {
+        id,
+        result: Ok(answer),
+    });
     assert_eq!(entered(&a), ["route", "shipped"]);
-    assert_eq!(c.it.vars().get("vars.order.items.1").map(String::as_str), Some("b"));
+    assert_eq!(
+        c.it.vars().get("vars.order.items.1").map(String::as_str),
+        Some("b")
+    );
 }
 
 #[test]
 fn lookup_errors_and_timeouts_follow_on_error() {
     let (mut c, a) = Call::start(LOOKUP);
     let (id, _) = lookup_id(&a);
-    let a = c.send(Event::LookupDone { id, result: Err("503".into()) });
+    let a = c.send(Event::LookupDone {
+        id,
+        result: Err("503".into()),
+    });
     assert_eq!(entered(&a), ["fallback"]);
 
     let (mut c, a) = Call::start(LOOKUP);
@@ -457,7 +564,10 @@ fn lookup_errors_and_timeouts_follow_on_error() {
     assert_eq!(c.it.poll_timeout(), Some(c.now + Duration::from_secs(2)));
     let a = c.wait();
     assert_eq!(entered(&a), ["fallback"]);
-    let late = c.send(Event::LookupDone { id, result: Ok(serde_json::json!({"count": 9})) });
+    let late = c.send(Event::LookupDone {
+        id,
+        result: Ok(serde_json::json!({"count": 9})),
+    });
     assert!(late.is_empty());
     assert_eq!(c.it.vars().get("vars.count"), None);
 }
@@ -482,7 +592,10 @@ steps:
     assert_eq!(path(&a), PathBuf::from("/sounds/en/welcome.wav"));
     let a = c.played(&a);
     assert_eq!(path(&a), PathBuf::from("/sounds/de/welcome.wav"));
-    assert_eq!(c.it.vars().get("vars.reason").map(String::as_str), Some("from 7000"));
+    assert_eq!(
+        c.it.vars().get("vars.reason").map(String::as_str),
+        Some("from 7000")
+    );
     assert_eq!(c.it.vars().get("language").map(String::as_str), Some("de"));
 }
 
@@ -501,7 +614,10 @@ steps:
   bye: { play: goodbye, next: hangup }
 "#;
     let (mut c, a) = Call::start(yaml);
-    let q = a.iter().find(|x| matches!(x, Action::Queue { .. })).unwrap();
+    let q = a
+        .iter()
+        .find(|x| matches!(x, Action::Queue { .. }))
+        .unwrap();
     assert_eq!(
         q,
         &Action::Queue {
@@ -512,10 +628,17 @@ steps:
             timeout: Some(Duration::from_secs(600)),
         }
     );
-    assert_eq!(c.it.poll_timeout(), None, "the controller owns the queue timeout");
+    assert_eq!(
+        c.it.poll_timeout(),
+        None,
+        "the controller owns the queue timeout"
+    );
     let a = c.send(Event::QueueResult { timed_out: true });
     assert_eq!(entered(&a), ["cb"]);
-    assert!(a.contains(&Action::Callback { step: "cb".into(), queue: "billing".into() }));
+    assert!(a.contains(&Action::Callback {
+        step: "cb".into(),
+        queue: "billing".into()
+    }));
     let a = c.send(Event::QueueResult { timed_out: false });
     assert_eq!(entered(&a), ["bye"]);
 }
@@ -532,13 +655,23 @@ steps:
     let (mut c, a) = Call::start(yaml);
     let a = c.played(&a);
     let id = match a.as_slice() {
-        [Action::Record { id, max, beep: true }] if *max == Duration::from_secs(120) => *id,
+        [Action::Record {
+            id,
+            max,
+            beep: true,
+        }] if *max == Duration::from_secs(120) => *id,
         other => panic!("{other:?}"),
     };
     assert_eq!(c.digits("#"), [Action::StopRecording]);
-    let a = c.send(Event::RecordingDone { id, file: Some("rec/c1.wav".into()) });
+    let a = c.send(Event::RecordingDone {
+        id,
+        file: Some("rec/c1.wav".into()),
+    });
     assert_eq!(hangup(&a), Some(EndReason::Voicemail));
-    assert_eq!(c.it.vars().get("recording").map(String::as_str), Some("rec/c1.wav"));
+    assert_eq!(
+        c.it.vars().get("recording").map(String::as_str),
+        Some("rec/c1.wav")
+    );
 }
 
 #[test]
@@ -565,7 +698,14 @@ steps:
     let (mut c, a) = Call::start(yaml);
     assert_eq!(
         last_play(&a).unwrap().1,
-        ["thanks", "numbers/42", "digits/1", "digits/2", "digits/5", "digits/0"]
+        [
+            "thanks",
+            "numbers/42",
+            "digits/1",
+            "digits/2",
+            "digits/5",
+            "digits/0"
+        ]
     );
     let a = c.played(&a);
     assert_eq!(entered(&a), ["c", "hangup"], "nothing to play: straight on");
@@ -581,7 +721,9 @@ fn a_loop_the_checker_missed_is_cut_by_the_guard() {
         call_id: "c".into(),
         caller: "1".into(),
         dialed: "2".into(),
-        started_wall: DateTime::parse_from_rfc3339("2026-01-05T12:00:00Z").unwrap().with_timezone(&Utc),
+        started_wall: DateTime::parse_from_rfc3339("2026-01-05T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc),
         started: Instant::ZERO,
     };
     let mut it = Interpreter::new(Arc::new(f.unwrap()), prompts(&[]), info);

@@ -39,6 +39,8 @@ pub enum IvrError {
 }
 
 #[cfg(test)]
-mod spec_tests;
+mod check_tests;
 #[cfg(test)]
 mod interp_tests;
+#[cfg(test)]
+mod spec_tests;

@@ -262,9 +262,14 @@ impl Sim<'_> {
                     at: self.now.saturating_since(Instant::ZERO),
                     events: Vec::new(),
                 });
-                if let Some(StepKind::Hours { hours, .. }) = flow.steps.get(&step).map(|s| &s.kind) {
+                if let Some(StepKind::Hours { hours, .. }) = flow.steps.get(&step).map(|s| &s.kind)
+                {
                     let wall = self.interp.wall_time(self.now);
-                    let state = if hours.is_open(wall) { "open" } else { "closed" };
+                    let state = if hours.is_open(wall) {
+                        "open"
+                    } else {
+                        "closed"
+                    };
                     self.note(format!("{state} at {}", hours.describe_local(wall)));
                 }
             }
