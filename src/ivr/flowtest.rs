@@ -206,3 +206,97 @@ pub fn run_tests(
     }
     results
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ivr::check::parse_str;
+    use crate::ivr::sim::NoServices;
+    use std::path::Path;
+
+    const FLOW: &str = r##"
+flow: orders
+numbers: ["7100"]
+language: en
+start: login
+steps:
+  login:
+    pin: { account: caller, prompt: enter-pin }
+    on_ok: orders
+    on_fail: bye
+  orders:
+    lookup: { url: "https://crm.example/orders?account={{ account.id }}", timeout: 2s }
+    next: route
+    on_error: agent
+  route:
+    branch:
+      - when: "vars.status == 'shipped'"
+        next: shipped
+    else: agent
+  shipped: { play: shipped, say: { digits: "{{ vars.eta }}" }, next: hangup }
+  agent: { transfer: "sip:agent@pbx.example" }
+  bye: { play: goodbye, next: hangup }
+tests:
+  - name: shipped orders hear the ETA
+    caller: "+15550001111"
+    input: ["2468#"]
+    accounts:
+      - { id: A-9, phones: ["+15550001111"], pin: "2468", tier: silver }
+    lookups:
+      orders: { status: shipped, eta: 12 }
+    expect:
+      path: [login, orders, route, shipped, hangup]
+      prompts: [enter-pin, shipped, digits/1, digits/2]
+      vars: { account.tier: silver, vars.eta: "12" }
+      auth: ok
+      outcome: completed
+  - name: a CRM outage goes to an agent
+    caller: "+15550001111"
+    input: ["2468#"]
+    accounts: [{ id: A-9, phone: "+15550001111", pin: "2468" }]
+    lookups: { orders: error }
+    expect: { transfer: "sip:agent@pbx.example", outcome: transfer }
+  - name: a locked account never reaches the CRM
+    caller: "+15550001111"
+    input: ["2468#"]
+    accounts: [{ id: A-9, phone: "+15550001111", pin: "2468", locked: true }]
+    expect: { path_ends: [bye, hangup], auth: locked, ends: auth_failed }
+  - name: wrong on purpose
+    caller: "+15550001111"
+    input: ["2468#"]
+    accounts: [{ id: A-9, phone: "+15550001111", pin: "2468" }]
+    lookups: { orders: { status: pending } }
+    expect: { prompts: [enter-pin, shipped], outcome: completed, vars: { vars.status: shipped } }
+"##;
+
+    fn results() -> Vec<TestResult> {
+        let (flow, diags) = parse_str(Path::new("orders.yaml"), FLOW);
+        assert!(diags.iter().all(|d| !d.is_error()), "{diags:#?}");
+        let mut set = FlowSet::new();
+        set.insert(flow.unwrap());
+        let mut factory = || -> Box<dyn Services> { Box::new(NoServices) };
+        run_tests(&set, &Arc::new(PromptIndex::new()), &mut factory)
+    }
+
+    #[test]
+    fn account_and_lookup_stubs_stand_in_for_the_crm() {
+        let r = results();
+        assert_eq!(r.len(), 4);
+        for t in &r[..3] {
+            assert!(t.passed(), "{}\n{}", t.diagnostic().unwrap(), t.report);
+        }
+    }
+
+    #[test]
+    fn each_failed_expectation_says_expected_and_got() {
+        let r = results();
+        let d = r[3].diagnostic().expect("the last test fails");
+        assert_eq!((d.line, d.column), (48, 11));
+        assert_eq!(
+            d.message,
+            "test `wrong on purpose` failed: expected the call to end with completed, got: \
+             transferred to sip:agent@pbx.example; expected prompts [enter-pin, shipped], got \
+             [enter-pin]; expected vars.status = \"shipped\", got \"pending\""
+        );
+    }
+}

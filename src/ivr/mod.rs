@@ -41,6 +41,6 @@ pub enum IvrError {
 #[cfg(test)]
 mod check_tests;
 #[cfg(test)]
-mod interp_tests;
+pub(crate) mod interp_tests;
 #[cfg(test)]
 mod spec_tests;

@@ -232,11 +232,10 @@ impl Sim<'_> {
         }
     }
 
-    fn in_pin_step(&self) -> bool {
+    fn is_pin_step(&self, name: &str) -> bool {
         let flow = self.interp.flow();
-        self.interp
-            .current_step()
-            .and_then(|s| flow.steps.get(s))
+        flow.steps
+            .get(name)
             .is_some_and(|s| matches!(s.kind, StepKind::Pin(_)))
     }
 
@@ -392,20 +391,36 @@ impl Sim<'_> {
     }
 
     fn type_input(&mut self, input: &str) {
-        if self.in_pin_step() {
-            self.note(format!(
-                "caller types a PIN ({} keys)",
-                input.chars().count()
-            ));
-        } else {
-            self.note(format!("caller types {input}"));
-        }
+        // The note goes where typing began, ahead of what the keys cause; it is written
+        // afterwards because keys that reach a PIN step must not be shown.
+        let slot = self
+            .steps
+            .len()
+            .checked_sub(1)
+            .map(|i| (i, self.steps.get(i).map_or(0, |s| s.events.len())));
+        let path_before = self.interp.path().len().saturating_sub(1);
         for c in input.chars() {
             self.interp.handle(self.now, Event::Digit(c));
             self.pump();
             if self.outcome.is_some() {
-                return;
+                break;
             }
+        }
+        let touched_pin = self
+            .interp
+            .path()
+            .get(path_before..)
+            .unwrap_or_default()
+            .iter()
+            .any(|s| self.is_pin_step(s));
+        let text = if touched_pin {
+            format!("caller types a PIN ({} keys)", input.chars().count())
+        } else {
+            format!("caller types {input}")
+        };
+        match slot.and_then(|(i, at)| self.steps.get_mut(i).map(|s| (s, at))) {
+            Some((step, at)) => step.events.insert(at.min(step.events.len()), text),
+            None => self.note(text),
         }
     }
 }
@@ -508,5 +523,85 @@ pub(crate) fn simulate_with(
         outcome,
         unused_input: inputs.cloned().collect(),
         duration: sim.now.saturating_since(Instant::ZERO),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ivr::interp_tests::{flow, prompts};
+
+    struct Counter(u32);
+
+    impl Services for Counter {
+        fn verify_pin(&mut self, _: &AccountKey, pin: &str) -> PinOutcome {
+            self.0 += 1;
+            if pin == "4321" {
+                PinOutcome::Ok {
+                    account_id: "7".into(),
+                    fields: BTreeMap::new(),
+                }
+            } else {
+                PinOutcome::Invalid
+            }
+        }
+        fn lookup(
+            &mut self,
+            _: &str,
+            _: &str,
+            _: Option<&str>,
+        ) -> Result<serde_json::Value, String> {
+            Err("none".into())
+        }
+    }
+
+    const FLOW: &str = r##"
+flow: t
+numbers: ["7000"]
+language: en
+start: m
+steps:
+  m: { menu: { prompt: menu, options: { "1": login } }, on_timeout: bye }
+  login: { pin: { account: caller, prompt: pin }, on_ok: bye, on_fail: bye }
+  bye: { play: goodbye, next: hangup }
+"##;
+
+    #[test]
+    fn keys_that_spill_into_a_pin_step_are_never_printed() {
+        let f = flow(FLOW);
+        let at = DateTime::parse_from_rfc3339("2026-01-05T09:00:00+01:00").unwrap();
+        let mut services = Counter(0);
+        let report = simulate(
+            &f,
+            &prompts(&["menu", "pin", "goodbye"]),
+            "+1555",
+            at,
+            &["14321#".into()],
+            &mut services,
+        );
+        let text = report.to_string();
+        assert_eq!(services.0, 1);
+        assert_eq!(report.path, ["m", "login", "bye", "hangup"]);
+        assert!(text.contains("caller types a PIN (6 keys)"), "{text}");
+        assert!(!text.contains("4321"), "{text}");
+    }
+
+    #[test]
+    fn silence_lets_every_timeout_run_in_virtual_time() {
+        let f = flow(FLOW);
+        let at = DateTime::parse_from_rfc3339("2026-01-05T09:00:00+01:00").unwrap();
+        let report = simulate(
+            &f,
+            &prompts(&["menu", "pin", "goodbye"]),
+            "+1555",
+            at,
+            &[],
+            &mut Counter(0),
+        );
+        // Three plays of the 1s menu prompt, each followed by 5s of silence, then goodbye (1s).
+        assert_eq!(report.duration, Duration::from_secs(19));
+        assert_eq!(report.outcome, Outcome::Hangup(EndReason::NoInput));
+        assert_eq!(report.prompts, ["menu", "menu", "menu", "goodbye"]);
+        assert!(report.to_string().contains("no key pressed in time"));
     }
 }

@@ -109,8 +109,10 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
             message: format!("the file is larger than {MAX_FILE_BYTES} bytes"),
         });
     }
-    let mut options = serde_saphyr::Options::default();
-    options.with_snippet = false;
+    let options = serde_saphyr::Options {
+        with_snippet: false,
+        ..Default::default()
+    };
     let raw: Spanned<Raw> =
         serde_saphyr::from_str_with_options(text, options).map_err(|e| syntax_error(&e))?;
     let lines: Vec<&str> = text.split('\n').collect();
