@@ -214,6 +214,7 @@ pub fn load_dir(flows_dir: &Path, env: &CheckEnv) -> (FlowSet, Vec<Diagnostic>) 
     for flow in flows {
         set.insert(flow);
     }
+    diags.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     (set, diags)
 }
 

@@ -11,7 +11,6 @@ use super::prompts::PromptIndex;
 use crate::time::Instant;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -245,8 +244,10 @@ impl Interpreter {
     /// The wall-clock time at `now`.
     pub fn wall_time(&self, now: Instant) -> DateTime<Utc> {
         let elapsed = now.saturating_since(self.info.started);
-        let elapsed = chrono::Duration::from_std(elapsed).unwrap_or(chrono::Duration::zero());
-        self.info.started_wall + elapsed
+        chrono::Duration::from_std(elapsed)
+            .ok()
+            .and_then(|d| self.info.started_wall.checked_add_signed(d))
+            .unwrap_or(self.info.started_wall)
     }
 
     fn step_kind(&self) -> Option<&StepKind> {
@@ -420,50 +421,11 @@ impl Interpreter {
         }
     }
 
-    /// Resolves prompts in the caller's current language.
-    fn resolve(&self, items: &[PlayItem]) -> Vec<PromptRef> {
-        let lang = self.vars.get("language").map(String::as_str).unwrap_or("");
-        let mut names: Vec<String> = Vec::new();
-        for item in items {
-            match item {
-                PlayItem::Prompt { name, .. } => names.push(name.clone()),
-                PlayItem::Digits { value, .. } => {
-                    let text = value.render(&self.vars);
-                    names.extend(
-                        text.chars()
-                            .filter(char::is_ascii_digit)
-                            .take(32)
-                            .map(|d| format!("digits/{d}")),
-                    );
-                }
-                PlayItem::Number { value, .. } => {
-                    names.extend(number_prompts(&value.render(&self.vars)))
-                }
-            }
-        }
-        let mut out = Vec::new();
-        for name in names {
-            match self.prompts.resolve(lang, &name) {
-                Some(file) => out.push(PromptRef {
-                    name,
-                    path: file.path.clone(),
-                }),
-                None => {
-                    tracing::warn!(prompt = %name, language = lang, "prompt has no sound file; skipped");
-                    if self.keep_missing_prompts {
-                        out.push(PromptRef {
-                            name,
-                            path: PathBuf::new(),
-                        });
-                    }
-                }
-            }
-        }
-        out
-    }
-
     fn play(&mut self, items: &[PlayItem], barge_in: bool, then: Then) {
-        let prompts = self.resolve(items);
+        let lang = self.vars.get("language").map(String::as_str).unwrap_or("");
+        let prompts = self
+            .prompts
+            .play_list(lang, items, &self.vars, self.keep_missing_prompts);
         if prompts.is_empty() {
             self.state = State::Idle;
             self.after_play_now(then);
@@ -817,19 +779,5 @@ fn flatten(prefix: &str, value: &serde_json::Value, depth: usize, out: &mut Vec<
         Value::String(s) => out.push((prefix.to_string(), clip(s.clone()))),
         Value::Null => out.push((prefix.to_string(), String::new())),
         other => out.push((prefix.to_string(), other.to_string())),
-    }
-}
-
-/// 0–99 as `numbers/N`; larger values (and anything not a plain number) digit by digit.
-fn number_prompts(text: &str) -> Vec<String> {
-    let t = text.trim();
-    match t.parse::<u64>() {
-        Ok(n) if n < 100 => vec![format!("numbers/{n}")],
-        _ => t
-            .chars()
-            .filter(char::is_ascii_digit)
-            .take(32)
-            .map(|d| format!("digits/{d}"))
-            .collect(),
     }
 }

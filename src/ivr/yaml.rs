@@ -15,6 +15,8 @@ use std::fmt;
 
 /// Files larger than this are refused before parsing: a flow is a page of YAML, not a data dump.
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+/// Nesting deeper than this is refused; a flow needs about six levels.
+pub const MAX_DEPTH: usize = 48;
 
 /// 1-based line and column of a node in its file.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -109,8 +111,15 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
             message: format!("the file is larger than {MAX_FILE_BYTES} bytes"),
         });
     }
+    // The node tree is built recursively: a shallow depth limit keeps a hostile file from
+    // exhausting the stack of the task that reloads flows.
+    let budget = serde_saphyr::Budget {
+        max_depth: MAX_DEPTH,
+        ..Default::default()
+    };
     let options = serde_saphyr::Options {
         with_snippet: false,
+        budget: Some(budget),
         ..Default::default()
     };
     let raw: Spanned<Raw> =
@@ -298,6 +307,16 @@ mod tests {
         assert_eq!(pk.pos, Pos::new(4, 5));
         assert_eq!(pv.pos, Pos::new(4, 11));
         assert_eq!(pv.pos_at(0), Pos::new(4, 12));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_overflowed() {
+        for depth in [200, 5000] {
+            let doc = format!("a: {}1{}\n", "[".repeat(depth), "]".repeat(depth));
+            assert!(parse(&doc).is_err(), "depth {depth}");
+        }
+        let ok = format!("a: {}1{}\n", "[".repeat(40), "]".repeat(40));
+        assert!(parse(&ok).is_ok());
     }
 
     #[test]
