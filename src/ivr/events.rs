@@ -8,6 +8,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+#[derive(Clone, Debug)]
 pub struct CallInfo {
     pub call_id: String,
     pub caller: String,
