@@ -450,10 +450,10 @@ fn numbers_claimed_twice_and_duplicate_names_across_files() {
         "sales (a.yaml) and support load; c.yaml and d.yaml do not"
     );
     assert_eq!(
-        set.for_number("7001").unwrap().name,
+        set.by_number("7001").unwrap().name,
         "sales",
         "the first file keeps the number"
     );
-    assert_eq!(set.for_number("7002").unwrap().name, "support");
-    assert!(set.for_number("7003").is_none());
+    assert_eq!(set.by_number("7002").unwrap().name, "support");
+    assert!(set.by_number("7003").is_none());
 }

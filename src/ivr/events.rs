@@ -131,8 +131,10 @@ pub enum Event {
         id: u64,
         file: Option<String>,
     },
-    /// After Queue / Callback / Transfer: `timed_out` on a queue follows its `on_timeout`;
-    /// on a callback either value continues at `next`; otherwise the flow is over.
+    /// After Queue / Callback / Transfer. `timed_out: true` means it did not happen (or the
+    /// queue gave up): a queue follows its `on_timeout`, a transfer hangs up (Action::Hangup).
+    /// On a callback either value continues at `next`. `timed_out: false` on a queue or
+    /// transfer means the caller is with someone else now: the flow ends without a Hangup.
     QueueResult {
         timed_out: bool,
     },

@@ -5,7 +5,6 @@ use super::interp::{AccountKey, PinOutcome};
 use super::model::{Expect, FlowSet, StubAccount};
 use super::prompts::PromptIndex;
 use super::sim::{simulate_with, Outcome, Services, SimReport};
-use super::yaml::Pos;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -18,25 +17,14 @@ pub struct TestResult {
     pub column: u64,
     /// Empty when the test passed; otherwise one "expected …, got …" per failed expectation.
     pub failures: Vec<String>,
+    /// The failure as a check error at the test's `name`; None when it passed.
+    pub failure: Option<Diagnostic>,
     pub report: SimReport,
 }
 
 impl TestResult {
     pub fn passed(&self) -> bool {
         self.failures.is_empty()
-    }
-
-    /// The failure as a check error at the test's `name`.
-    pub fn diagnostic(&self) -> Option<Diagnostic> {
-        if self.passed() {
-            return None;
-        }
-        Some(Diagnostic::new(
-            &self.file,
-            Pos::new(self.line, self.column),
-            Severity::Error,
-            format!("test `{}` failed: {}", self.name, self.failures.join("; ")),
-        ))
     }
 }
 
@@ -164,7 +152,7 @@ pub fn run_tests(
     services_factory: &mut dyn FnMut() -> Box<dyn Services>,
 ) -> Vec<TestResult> {
     let mut results = Vec::new();
-    for flow in flows.iter() {
+    for flow in flows.flows() {
         for test in &flow.tests {
             let mut services = services_factory();
             let report = match &test.accounts {
@@ -193,13 +181,23 @@ pub fn run_tests(
                     &test.lookups,
                 ),
             };
+            let failures = compare(&test.expect, &report);
+            let failure = (!failures.is_empty()).then(|| {
+                Diagnostic::new(
+                    &flow.source,
+                    test.pos,
+                    Severity::Error,
+                    format!("test `{}` failed: {}", test.name, failures.join("; ")),
+                )
+            });
             results.push(TestResult {
                 flow: flow.name.clone(),
                 name: test.name.clone(),
-                file: flow.file.clone(),
+                file: flow.source.clone(),
                 line: test.pos.line,
                 column: test.pos.column,
-                failures: compare(&test.expect, &report),
+                failures,
+                failure,
                 report,
             });
         }
@@ -274,8 +272,10 @@ tests:
         assert!(diags.iter().all(|d| !d.is_error()), "{diags:#?}");
         let mut set = FlowSet::new();
         set.insert(flow.unwrap());
-        let mut factory = || -> Box<dyn Services> { Box::new(NoServices) };
-        run_tests(&set, &Arc::new(PromptIndex::new()), &mut factory)
+        // Written the way `switchboard check` calls it.
+        run_tests(&set, &Arc::new(PromptIndex::new()), &mut || {
+            Box::new(NoServices)
+        })
     }
 
     #[test]
@@ -283,14 +283,14 @@ tests:
         let r = results();
         assert_eq!(r.len(), 4);
         for t in &r[..3] {
-            assert!(t.passed(), "{}\n{}", t.diagnostic().unwrap(), t.report);
+            assert!(t.passed(), "{}\n{}", t.failure.as_ref().unwrap(), t.report);
         }
     }
 
     #[test]
     fn each_failed_expectation_says_expected_and_got() {
         let r = results();
-        let d = r[3].diagnostic().expect("the last test fails");
+        let d = r[3].failure.clone().expect("the last test fails");
         assert_eq!((d.line, d.column), (48, 11));
         assert_eq!(
             d.message,

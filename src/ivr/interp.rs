@@ -158,9 +158,14 @@ impl Interpreter {
             }
             Event::QueueResult { timed_out } => {
                 if self.state == State::Parked {
+                    // A transfer that did not happen ends the flow the normal way.
                     let exit = match self.step_kind() {
                         Some(StepKind::Queue(q)) if timed_out => Some(q.on_timeout.clone()),
                         Some(StepKind::Callback { next, .. }) => Some(next.clone()),
+                        Some(StepKind::Transfer { .. }) if timed_out => Some(Exit {
+                            step: HANGUP.to_string(),
+                            pos: Default::default(),
+                        }),
                         _ => None,
                     };
                     match exit {

@@ -732,3 +732,20 @@ fn a_loop_the_checker_missed_is_cut_by_the_guard() {
     assert!(matches!(hangup(&actions), Some(EndReason::Error(e)) if e.contains("1000 steps")));
     assert_eq!(it.path().len(), MAX_STEPS_WITHOUT_INPUT as usize);
 }
+
+#[test]
+fn a_transfer_that_cannot_happen_hangs_up() {
+    let yaml = "flow: t\nnumbers: [\"7000\"]\nstart: op\nsteps:\n  op: { transfer: \"sip:op@pbx.example\" }\n";
+    let (mut c, a) = Call::start(yaml);
+    assert!(a.contains(&Action::Transfer {
+        step: "op".into(),
+        target: "sip:op@pbx.example".into()
+    }));
+    let a = c.send(Event::QueueResult { timed_out: true });
+    assert_eq!(hangup(&a), Some(EndReason::Completed));
+    assert_eq!(c.it.path(), ["op", "hangup"]);
+    // Once the caller is with an agent, the flow is over without a word.
+    let (mut c, _) = Call::start(yaml);
+    assert!(c.send(Event::QueueResult { timed_out: false }).is_empty());
+    assert!(c.it.is_finished());
+}

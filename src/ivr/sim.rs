@@ -185,16 +185,16 @@ impl fmt::Display for SimReport {
 
 /// Walks `flow` as a caller from `caller` at `at` typing `inputs`.
 pub fn simulate(
-    flow: &Arc<Flow>,
-    prompts: &Arc<PromptIndex>,
+    flow: Arc<Flow>,
+    prompts: Arc<PromptIndex>,
     caller: &str,
     at: DateTime<FixedOffset>,
     inputs: &[String],
     services: &mut dyn Services,
 ) -> SimReport {
     simulate_with(
-        flow,
-        prompts,
+        &flow,
+        &prompts,
         caller,
         at,
         inputs,
@@ -572,8 +572,8 @@ steps:
         let at = DateTime::parse_from_rfc3339("2026-01-05T09:00:00+01:00").unwrap();
         let mut services = Counter(0);
         let report = simulate(
-            &f,
-            &prompts(&["menu", "pin", "goodbye"]),
+            f.clone(),
+            prompts(&["menu", "pin", "goodbye"]),
             "+1555",
             at,
             &["14321#".into()],
@@ -591,8 +591,8 @@ steps:
         let f = flow(FLOW);
         let at = DateTime::parse_from_rfc3339("2026-01-05T09:00:00+01:00").unwrap();
         let report = simulate(
-            &f,
-            &prompts(&["menu", "pin", "goodbye"]),
+            f.clone(),
+            prompts(&["menu", "pin", "goodbye"]),
             "+1555",
             at,
             &[],

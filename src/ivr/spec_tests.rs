@@ -73,9 +73,9 @@ fn spec_example_checks_clean_with_prompts_present() {
         .collect();
     assert!(errors.is_empty(), "{errors:#?}");
     assert_eq!(set.len(), 1);
-    let flow = set.for_number("7000").expect("7000 routes to the flow");
+    let flow = set.by_number("7000").expect("7000 routes to the flow");
     assert_eq!(flow.name, "merchant-support");
-    assert!(set.for_number("+541150000000").is_some());
+    assert!(set.by_number("+541150000000").is_some());
     // The only warnings are the not-yet-available kinds, one per queue/callback/transfer step.
     let warnings: Vec<&Diagnostic> = diags.iter().filter(|d| !d.is_error()).collect();
     assert_eq!(warnings.len(), 5, "{warnings:#?}");
@@ -99,7 +99,7 @@ fn spec_example_tests_pass_against_the_accounts_file() {
     let results = run_tests(&set, &prompts, &mut factory);
     assert_eq!(results.len(), 2);
     for r in &results {
-        assert!(r.passed(), "{}\n{}", r.diagnostic().unwrap(), r.report);
+        assert!(r.passed(), "{}\n{}", r.failure.as_ref().unwrap(), r.report);
     }
     let gold = &results[0];
     assert_eq!(gold.report.auth, AuthState::Ok);
@@ -124,7 +124,7 @@ fn a_failing_flow_test_is_reported_at_its_name_with_expected_and_got() {
     // Nobody's PIN is right: the gold merchant never reaches the billing queue.
     let mut factory = || -> Box<dyn Services> { Box::new(super::sim::NoServices) };
     let results = run_tests(&set, &prompts, &mut factory);
-    let d = results[0].diagnostic().expect("the first test fails");
+    let d = results[0].failure.clone().expect("the first test fails");
     assert_eq!((d.line, d.column), (94, 11));
     let text = d.to_string();
     assert!(text.contains("merchant-support.yaml:94:11: test `gold merchant reaches billing ahead of others` failed: expected queue `billing`, got: hung up (auth_failed)"), "{text}");
@@ -169,8 +169,8 @@ fn simulate_prints_a_readable_story() {
     let mut accounts = Accounts { checks: Vec::new() };
     let at = chrono::DateTime::parse_from_rfc3339("2026-11-23T10:00:00-03:00").unwrap();
     let report = simulate(
-        flow,
-        &prompts,
+        flow.clone(),
+        prompts,
         "+5511987650000",
         at,
         &["4321#".into(), "2".into()],
@@ -206,8 +206,8 @@ fn after_hours_the_caller_reaches_voicemail() {
     let prompts = Arc::new(PromptIndex::scan(&env.sounds_dir));
     let sunday = chrono::DateTime::parse_from_rfc3339("2026-11-29T10:00:00-03:00").unwrap();
     let report = simulate(
-        flow,
-        &prompts,
+        flow.clone(),
+        prompts,
         "+5511987650000",
         sunday,
         &[],
