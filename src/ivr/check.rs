@@ -141,6 +141,7 @@ fn load_file_with(
     if let Some(flow) = &flow {
         diags.extend(check_assets(flow, env, prompts));
     }
+    diags.sort_by_key(|d| (d.line, d.column));
     (flow, diags)
 }
 
@@ -183,13 +184,13 @@ pub fn load_dir(flows_dir: &Path, env: &CheckEnv) -> (FlowSet, Vec<Diagnostic>) 
         let Some(flow) = flow else { continue };
         if let Some(first) = flows.iter().find(|f| f.name == flow.name) {
             diags.push(Diagnostic::new(
-                &flow.file,
+                &flow.source,
                 flow.pos.name,
                 Severity::Error,
                 format!(
                     "the flow name `{}` is already used by {}; this file is not loaded",
                     flow.name,
-                    first.file.display()
+                    first.source.display()
                 ),
             ));
             continue;
@@ -204,8 +205,8 @@ pub fn load_dir(flows_dir: &Path, env: &CheckEnv) -> (FlowSet, Vec<Diagnostic>) 
                     claimed.insert(number, (flow, *pos));
                 }
                 Some((other, other_pos)) => {
-                    diags.push(Diagnostic::new(&other.file, *other_pos, Severity::Error, format!("the number {number} is also claimed by flow `{}` ({}); calls to it go to `{}`", flow.name, flow.file.display(), other.name)));
-                    diags.push(Diagnostic::new(&flow.file, *pos, Severity::Error, format!("the number {number} is already claimed by flow `{}` ({}); calls to it go there", other.name, other.file.display())));
+                    diags.push(Diagnostic::new(&other.source, *other_pos, Severity::Error, format!("the number {number} is also claimed by flow `{}` ({}); calls to it go to `{}`", flow.name, flow.source.display(), other.name)));
+                    diags.push(Diagnostic::new(&flow.source, *pos, Severity::Error, format!("the number {number} is already claimed by flow `{}` ({}); calls to it go there", other.name, other.source.display())));
                 }
             }
         }
@@ -213,11 +214,12 @@ pub fn load_dir(flows_dir: &Path, env: &CheckEnv) -> (FlowSet, Vec<Diagnostic>) 
     for flow in flows {
         set.insert(flow);
     }
+    diags.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     (set, diags)
 }
 
 fn err(flow: &Flow, diags: &mut Vec<Diagnostic>, pos: Pos, message: String) {
-    diags.push(Diagnostic::new(&flow.file, pos, Severity::Error, message));
+    diags.push(Diagnostic::new(&flow.source, pos, Severity::Error, message));
 }
 
 /// Step references, reachability and loops. Returns true when the flow must not run.
@@ -454,7 +456,7 @@ pub fn check_assets(flow: &Flow, env: &CheckEnv, prompts: &PromptIndex) -> Vec<D
                                     Ok(info) => {
                                         if let Some(how) = info.conversion() {
                                             diags.push(Diagnostic::new(
-                                                &flow.file,
+                                                &flow.source,
                                                 pos,
                                                 Severity::Warning,
                                                 format!("{} {how}", file.path.display()),
@@ -482,7 +484,7 @@ pub fn check_assets(flow: &Flow, env: &CheckEnv, prompts: &PromptIndex) -> Vec<D
             _ => None,
         };
         if let Some(later) = later {
-            diags.push(Diagnostic::new(&flow.file, step.pos, Severity::Warning, format!("{kind} steps are not yet available in this release: at run time the call {later}")));
+            diags.push(Diagnostic::new(&flow.source, step.pos, Severity::Warning, format!("{kind} steps are not yet available in this release: at run time the call {later}")));
         }
         if let Some(queues) = &env.queues {
             let (name, pos, skills) = match &step.kind {

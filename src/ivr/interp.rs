@@ -5,13 +5,12 @@
 //! quinn-proto's connection. The same code runs in the server, `switchboard simulate` and the
 //! flows' `tests:`, so what the admin tested is what callers get.
 
+pub use super::events::*;
 use super::model::*;
 use super::prompts::PromptIndex;
 use crate::time::Instant;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, VecDeque};
-use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,187 +20,6 @@ const MAX_PATH: usize = 10_000;
 const MAX_TYPEAHEAD: usize = 64;
 const MAX_LOOKUP_VARS: usize = 256;
 const MAX_VALUE_CHARS: usize = 1024;
-
-pub struct CallInfo {
-    pub call_id: String,
-    pub caller: String,
-    pub dialed: String,
-    pub started_wall: DateTime<Utc>,
-    pub started: Instant,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum AuthState {
-    None,
-    Ok,
-    Failed,
-    Locked,
-}
-
-impl AuthState {
-    /// The CDR's `auth` value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthState::None => "none",
-            AuthState::Ok => "ok",
-            AuthState::Failed => "failed",
-            AuthState::Locked => "locked",
-        }
-    }
-}
-
-/// A PIN as typed. It prints as `****` everywhere, so it cannot leak through logs or Debug.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Pin(String);
-
-impl Pin {
-    pub fn new(digits: impl Into<String>) -> Self {
-        Pin(digits.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Pin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("****")
-    }
-}
-
-impl fmt::Display for Pin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("****")
-    }
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum PinOutcome {
-    Ok {
-        account_id: String,
-        fields: BTreeMap<String, String>,
-    },
-    Invalid,
-    Locked,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AccountKey {
-    Phone(String),
-    Id(String),
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PromptRef {
-    pub name: String,
-    pub path: PathBuf,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum EndReason {
-    Completed,
-    AuthFailed,
-    Voicemail,
-    NoInput,
-    /// The caller hung up (Event::Hangup); no Hangup action is emitted for it.
-    CallerHangup,
-    Error(String),
-}
-
-impl EndReason {
-    /// The word used in test expectations and reports.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            EndReason::Completed => "completed",
-            EndReason::AuthFailed => "auth_failed",
-            EndReason::Voicemail => "voicemail",
-            EndReason::NoInput => "no_input",
-            EndReason::CallerHangup => "caller_hangup",
-            EndReason::Error(_) => "error",
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Event {
-    /// From RFC 4733, in-band detection or SIP INFO: the interpreter does not care which.
-    Digit(char),
-    PlaybackDone {
-        id: u64,
-        interrupted: bool,
-    },
-    PinChecked {
-        id: u64,
-        outcome: PinOutcome,
-    },
-    LookupDone {
-        id: u64,
-        result: Result<serde_json::Value, String>,
-    },
-    RecordingDone {
-        id: u64,
-        file: Option<String>,
-    },
-    /// After Queue / Callback / Transfer: `timed_out` on a queue follows its `on_timeout`;
-    /// on a callback either value continues at `next`; otherwise the flow is over.
-    QueueResult {
-        timed_out: bool,
-    },
-    /// The caller hung up: finish at once.
-    Hangup,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Action {
-    StepEntered {
-        step: String,
-    },
-    Play {
-        id: u64,
-        prompts: Vec<PromptRef>,
-        barge_in: bool,
-    },
-    StopPlayback,
-    VerifyPin {
-        id: u64,
-        key: AccountKey,
-        pin: Pin,
-    },
-    Lookup {
-        id: u64,
-        method: String,
-        url: String,
-        body: Option<String>,
-        timeout: Duration,
-    },
-    /// Starts after its prompt; ends on silence, `max`, or StopRecording (the caller pressed #).
-    Record {
-        id: u64,
-        max: Duration,
-        beep: bool,
-    },
-    StopRecording,
-    Queue {
-        step: String,
-        name: String,
-        priority: i64,
-        skills: BTreeMap<String, u8>,
-        timeout: Option<Duration>,
-    },
-    Callback {
-        step: String,
-        queue: String,
-    },
-    Transfer {
-        step: String,
-        target: String,
-    },
-    Hangup {
-        reason: EndReason,
-    },
-}
 
 #[derive(Clone, Debug, PartialEq)]
 enum Then {
@@ -340,9 +158,14 @@ impl Interpreter {
             }
             Event::QueueResult { timed_out } => {
                 if self.state == State::Parked {
+                    // A transfer that did not happen ends the flow the normal way.
                     let exit = match self.step_kind() {
                         Some(StepKind::Queue(q)) if timed_out => Some(q.on_timeout.clone()),
                         Some(StepKind::Callback { next, .. }) => Some(next.clone()),
+                        Some(StepKind::Transfer { .. }) if timed_out => Some(Exit {
+                            step: HANGUP.to_string(),
+                            pos: Default::default(),
+                        }),
                         _ => None,
                     };
                     match exit {
@@ -426,8 +249,10 @@ impl Interpreter {
     /// The wall-clock time at `now`.
     pub fn wall_time(&self, now: Instant) -> DateTime<Utc> {
         let elapsed = now.saturating_since(self.info.started);
-        let elapsed = chrono::Duration::from_std(elapsed).unwrap_or(chrono::Duration::zero());
-        self.info.started_wall + elapsed
+        chrono::Duration::from_std(elapsed)
+            .ok()
+            .and_then(|d| self.info.started_wall.checked_add_signed(d))
+            .unwrap_or(self.info.started_wall)
     }
 
     fn step_kind(&self) -> Option<&StepKind> {
@@ -601,50 +426,11 @@ impl Interpreter {
         }
     }
 
-    /// Resolves prompts in the caller's current language.
-    fn resolve(&self, items: &[PlayItem]) -> Vec<PromptRef> {
-        let lang = self.vars.get("language").map(String::as_str).unwrap_or("");
-        let mut names: Vec<String> = Vec::new();
-        for item in items {
-            match item {
-                PlayItem::Prompt { name, .. } => names.push(name.clone()),
-                PlayItem::Digits { value, .. } => {
-                    let text = value.render(&self.vars);
-                    names.extend(
-                        text.chars()
-                            .filter(char::is_ascii_digit)
-                            .take(32)
-                            .map(|d| format!("digits/{d}")),
-                    );
-                }
-                PlayItem::Number { value, .. } => {
-                    names.extend(number_prompts(&value.render(&self.vars)))
-                }
-            }
-        }
-        let mut out = Vec::new();
-        for name in names {
-            match self.prompts.resolve(lang, &name) {
-                Some(file) => out.push(PromptRef {
-                    name,
-                    path: file.path.clone(),
-                }),
-                None => {
-                    tracing::warn!(prompt = %name, language = lang, "prompt has no sound file; skipped");
-                    if self.keep_missing_prompts {
-                        out.push(PromptRef {
-                            name,
-                            path: PathBuf::new(),
-                        });
-                    }
-                }
-            }
-        }
-        out
-    }
-
     fn play(&mut self, items: &[PlayItem], barge_in: bool, then: Then) {
-        let prompts = self.resolve(items);
+        let lang = self.vars.get("language").map(String::as_str).unwrap_or("");
+        let prompts = self
+            .prompts
+            .play_list(lang, items, &self.vars, self.keep_missing_prompts);
         if prompts.is_empty() {
             self.state = State::Idle;
             self.after_play_now(then);
@@ -904,7 +690,7 @@ impl Interpreter {
                 self.actions.push_back(Action::VerifyPin {
                     id,
                     key,
-                    pin: Pin(digits),
+                    pin: Pin::new(digits),
                 });
                 self.state = State::Verifying { id };
             }
@@ -998,19 +784,5 @@ fn flatten(prefix: &str, value: &serde_json::Value, depth: usize, out: &mut Vec<
         Value::String(s) => out.push((prefix.to_string(), clip(s.clone()))),
         Value::Null => out.push((prefix.to_string(), String::new())),
         other => out.push((prefix.to_string(), other.to_string())),
-    }
-}
-
-/// 0–99 as `numbers/N`; larger values (and anything not a plain number) digit by digit.
-fn number_prompts(text: &str) -> Vec<String> {
-    let t = text.trim();
-    match t.parse::<u64>() {
-        Ok(n) if n < 100 => vec![format!("numbers/{n}")],
-        _ => t
-            .chars()
-            .filter(char::is_ascii_digit)
-            .take(32)
-            .map(|d| format!("digits/{d}"))
-            .collect(),
     }
 }

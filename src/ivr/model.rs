@@ -29,7 +29,8 @@ impl FlowSet {
 
     /// Adds a flow. A number already claimed keeps its first flow (the checker reports the
     /// conflict on both files); returns false when the flow name is already taken.
-    pub fn insert(&mut self, flow: Flow) -> bool {
+    pub fn insert(&mut self, flow: impl Into<Arc<Flow>>) -> bool {
+        let flow: Arc<Flow> = flow.into();
         if self.flows.contains_key(&flow.name) {
             return false;
         }
@@ -38,7 +39,7 @@ impl FlowSet {
                 .entry(n.clone())
                 .or_insert_with(|| flow.name.clone());
         }
-        self.flows.insert(flow.name.clone(), Arc::new(flow));
+        self.flows.insert(flow.name.clone(), flow);
         true
     }
 
@@ -47,13 +48,13 @@ impl FlowSet {
     }
 
     /// The flow a dialed number (DID) starts.
-    pub fn for_number(&self, dialed: &str) -> Option<&Arc<Flow>> {
+    pub fn by_number(&self, dialed: &str) -> Option<&Arc<Flow>> {
         self.numbers
             .get(dialed)
             .and_then(|name| self.flows.get(name))
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<Flow>> {
+    pub fn flows(&self) -> impl Iterator<Item = &Arc<Flow>> {
         self.flows.values()
     }
 
@@ -69,7 +70,8 @@ impl FlowSet {
 #[derive(Clone, Debug)]
 pub struct Flow {
     pub name: String,
-    pub file: PathBuf,
+    /// The file the flow was loaded from.
+    pub source: PathBuf,
     pub numbers: Vec<String>,
     pub language: String,
     pub start: String,

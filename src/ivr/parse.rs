@@ -468,7 +468,7 @@ fn parse_flow_inner(cx: &mut Ctx, root: &Node) -> Option<Flow> {
 
     Some(Flow {
         name: name?,
-        file: cx.file.to_path_buf(),
+        source: cx.file.to_path_buf(),
         numbers,
         language,
         start: start?,

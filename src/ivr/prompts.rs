@@ -3,6 +3,8 @@
 //! The index is built once by scanning the sounds directory (reading only WAV headers), so the
 //! interpreter resolves prompts without touching the disk.
 
+use super::events::PromptRef;
+use super::model::PlayItem;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -159,12 +161,68 @@ impl PromptIndex {
             .or_else(|| self.files.get(name))
     }
 
+    /// What to play for `items` in `language`: said values become digit and number prompts.
+    /// Prompts without a file are left out (and logged) unless `keep_missing`, in which case
+    /// they come with an empty path — only the simulator asks for that.
+    pub fn play_list(
+        &self,
+        language: &str,
+        items: &[PlayItem],
+        vars: &BTreeMap<String, String>,
+        keep_missing: bool,
+    ) -> Vec<PromptRef> {
+        let mut names: Vec<String> = Vec::new();
+        for item in items {
+            match item {
+                PlayItem::Prompt { name, .. } => names.push(name.clone()),
+                PlayItem::Digits { value, .. } => names.extend(digit_prompts(&value.render(vars))),
+                PlayItem::Number { value, .. } => names.extend(number_prompts(&value.render(vars))),
+            }
+        }
+        let mut out = Vec::new();
+        for name in names {
+            match self.resolve(language, &name) {
+                Some(file) => out.push(PromptRef {
+                    name,
+                    path: file.path.clone(),
+                }),
+                None => {
+                    tracing::warn!(prompt = %name, language, "prompt has no sound file; skipped");
+                    if keep_missing {
+                        out.push(PromptRef {
+                            name,
+                            path: PathBuf::new(),
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
     pub fn len(&self) -> usize {
         self.files.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.files.is_empty()
+    }
+}
+
+/// Each digit as `digits/N`; anything else in the value is not spoken.
+fn digit_prompts(text: &str) -> Vec<String> {
+    text.chars()
+        .filter(char::is_ascii_digit)
+        .take(32)
+        .map(|d| format!("digits/{d}"))
+        .collect()
+}
+
+/// 0–99 as `numbers/N`; larger values (and anything not a plain number) digit by digit.
+fn number_prompts(text: &str) -> Vec<String> {
+    match text.trim().parse::<u64>() {
+        Ok(n) if n < 100 => vec![format!("numbers/{n}")],
+        _ => digit_prompts(text),
     }
 }
 

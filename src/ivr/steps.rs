@@ -441,7 +441,7 @@ fn hours_step(cx: &mut Ctx, step: &Fields, body: &Node, name: &str) -> Option<St
         }
     };
     let mut week: [Vec<hours::Range>; 7] = Default::default();
-    let mut seen: [Option<Pos>; 7] = [None; 7];
+    let mut seen: [Option<&str>; 7] = [None; 7];
     if let Some(open) = f.require(cx, "open", "`hours`") {
         if let Some(of) = fields(cx, open, None, "`open`") {
             for (days_text, key, ranges_node) in of.entries() {
@@ -468,13 +468,12 @@ fn hours_step(cx: &mut Ctx, step: &Fields, body: &Node, name: &str) -> Option<St
                             cx.error(
                                 key.pos,
                                 format!(
-                                    "{} already has hours at line {}",
+                                    "`{}` already has opening hours from `{first}`",
                                     hours::DAY_NAMES.get(d).copied().unwrap_or("that day"),
-                                    first.line
                                 ),
                             );
                         }
-                        *seen_at = Some(key.pos);
+                        *seen_at = Some(days_text);
                         *slot = ranges.clone();
                     }
                 }

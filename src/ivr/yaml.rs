@@ -15,6 +15,8 @@ use std::fmt;
 
 /// Files larger than this are refused before parsing: a flow is a page of YAML, not a data dump.
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+/// Nesting deeper than this is refused; a flow needs about six levels.
+pub const MAX_DEPTH: usize = 48;
 
 /// 1-based line and column of a node in its file.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -109,12 +111,21 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
             message: format!("the file is larger than {MAX_FILE_BYTES} bytes"),
         });
     }
-    let mut options = serde_saphyr::Options::default();
-    options.with_snippet = false;
+    // The node tree is built recursively: a shallow depth limit keeps a hostile file from
+    // exhausting the stack of the task that reloads flows.
+    let budget = serde_saphyr::Budget {
+        max_depth: MAX_DEPTH,
+        ..Default::default()
+    };
+    let options = serde_saphyr::Options {
+        with_snippet: false,
+        budget: Some(budget),
+        ..Default::default()
+    };
     let raw: Spanned<Raw> =
         serde_saphyr::from_str_with_options(text, options).map_err(|e| syntax_error(&e))?;
-    let chars: Vec<char> = text.chars().collect();
-    Ok(to_node(raw, &chars))
+    let lines: Vec<&str> = text.split('\n').collect();
+    Ok(to_node(raw, &lines))
 }
 
 fn syntax_error(e: &serde_saphyr::Error) -> SyntaxError {
@@ -146,34 +157,46 @@ enum Raw {
     Map(Vec<(Spanned<Raw>, Spanned<Raw>)>),
 }
 
-fn to_node(raw: Spanned<Raw>, chars: &[char]) -> Node {
+/// The source text from `pos` on, to the end of its line.
+fn source_at<'a>(lines: &[&'a str], pos: Pos) -> impl Iterator<Item = char> + 'a {
+    let line = usize::try_from(pos.line)
+        .ok()
+        .and_then(|l| l.checked_sub(1));
+    let skip = usize::try_from(pos.column).unwrap_or(0).saturating_sub(1);
+    line.and_then(|l| lines.get(l))
+        .copied()
+        .unwrap_or("")
+        .chars()
+        .skip(skip)
+}
+
+// Span offsets drift after multi-byte characters earlier in the file, while line and column
+// stay right, so the raw text is found by position. A number or boolean token never holds
+// spaces or flow punctuation.
+fn to_node(raw: Spanned<Raw>, lines: &[&str]) -> Node {
     let loc = raw.referenced;
     let pos = Pos::new(loc.line(), loc.column());
     let kind = match raw.value {
         Raw::Null => NodeKind::Null,
         Raw::Str(text) => {
-            let quoted = matches!(chars.get(loc.span().offset()), Some('"') | Some('\''));
+            let quoted = matches!(source_at(lines, pos).next(), Some('"') | Some('\''));
             NodeKind::Scalar { text, quoted }
         }
         Raw::Typed(fallback) => {
-            let span = loc.span();
-            let source: Option<String> = chars
-                .get(span.offset()..span.offset().saturating_add(span.len()))
-                .map(|c| c.iter().collect());
-            let text = match source {
-                Some(s) if !s.is_empty() && !s.contains('\n') => s.trim().to_string(),
-                _ => fallback,
-            };
+            let token: String = source_at(lines, pos)
+                .take_while(|c| !c.is_whitespace() && !matches!(c, ',' | ']' | '}' | '#'))
+                .collect();
+            let text = if token.is_empty() { fallback } else { token };
             NodeKind::Scalar {
                 text,
                 quoted: false,
             }
         }
-        Raw::Seq(items) => NodeKind::Seq(items.into_iter().map(|n| to_node(n, chars)).collect()),
+        Raw::Seq(items) => NodeKind::Seq(items.into_iter().map(|n| to_node(n, lines)).collect()),
         Raw::Map(entries) => NodeKind::Map(
             entries
                 .into_iter()
-                .map(|(k, v)| (to_node(k, chars), to_node(v, chars)))
+                .map(|(k, v)| (to_node(k, lines), to_node(v, lines)))
                 .collect(),
         ),
     };
@@ -256,7 +279,7 @@ mod tests {
 
     #[test]
     fn plain_scalars_keep_the_text_the_admin_wrote() {
-        let doc = "numbers: [+551130000000, 7000, \"+1\"]\nflag: yes\ntime: 08:00\nratio: 1.50\n";
+        let doc = "# café …\nnumbers: [+551130000000, 7000, \"+1\"]\nflag: yes\ntime: 08:00\nratio: 1.50\nm: { a: 2, b: true }\n";
         let n = parse(doc).unwrap();
         let nums: Vec<&str> = map_get(&n, "numbers")
             .as_seq()
@@ -268,6 +291,9 @@ mod tests {
         assert_eq!(map_get(&n, "flag").as_str(), Some("yes"));
         assert_eq!(map_get(&n, "time").as_str(), Some("08:00"));
         assert_eq!(map_get(&n, "ratio").as_str(), Some("1.50"));
+        let m = map_get(&n, "m");
+        assert_eq!(map_get(m, "a").as_str(), Some("2"));
+        assert_eq!(map_get(m, "b").as_str(), Some("true"));
     }
 
     #[test]
@@ -281,6 +307,16 @@ mod tests {
         assert_eq!(pk.pos, Pos::new(4, 5));
         assert_eq!(pv.pos, Pos::new(4, 11));
         assert_eq!(pv.pos_at(0), Pos::new(4, 12));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_overflowed() {
+        for depth in [200, 5000] {
+            let doc = format!("a: {}1{}\n", "[".repeat(depth), "]".repeat(depth));
+            assert!(parse(&doc).is_err(), "depth {depth}");
+        }
+        let ok = format!("a: {}1{}\n", "[".repeat(40), "]".repeat(40));
+        assert!(parse(&ok).is_ok());
     }
 
     #[test]
