@@ -78,16 +78,16 @@ fn load_once(config: &Config, previous: Option<&Loaded>) -> Loaded {
     // A refused file keeps its last good version, if it had one.
     if let Some(prev) = previous {
         for file in &refused {
-            for flow in prev.set.iter() {
-                if &flow.file == file && set.get(&flow.name).is_none() {
+            for flow in prev.set.flows() {
+                if &flow.source == file && set.get(&flow.name).is_none() {
                     tracing::warn!(file = %file.display(), flow = %flow.name, "edit refused; the previous version keeps serving");
-                    set.insert(Flow::clone(flow));
+                    set.insert(flow.clone());
                 }
             }
         }
     }
     let prompts = Arc::new(PromptIndex::scan(&config.sounds_dir));
-    let names: Vec<&str> = set.iter().map(|f| f.name.as_str()).collect();
+    let names: Vec<&str> = set.flows().map(|f| f.name.as_str()).collect();
     tracing::info!(flows = ?names, dir = %config.flows_dir.display(), "flows loaded");
     Loaded {
         set,
@@ -114,7 +114,7 @@ impl FlowRegistry {
     pub fn for_number(&self, number: &str) -> Option<(Arc<Flow>, Arc<PromptIndex>)> {
         let cur = self.current();
         cur.set
-            .for_number(number)
+            .by_number(number)
             .map(|f| (f.clone(), cur.prompts.clone()))
     }
 

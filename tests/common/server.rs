@@ -251,6 +251,12 @@ impl Server {
             .unwrap_or_default()
     }
 
+    /// Where the server reads its flows: tests edit files here while it runs.
+    #[allow(dead_code)]
+    pub fn flows_dir(&self) -> PathBuf {
+        self.dir.path().join("flows")
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
