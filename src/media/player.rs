@@ -63,8 +63,8 @@ impl Player {
         self.queue.is_empty()
     }
 
-    /// Fills `out` with the next 20 ms. The last frame of an item is padded with silence rather
-    /// than run into the next item, so every item starts on a frame boundary; at most one item
+    /// Fills `out` with the next 20 ms. The last frame of a prompt is padded with silence rather
+    /// than run into the next prompt, so every prompt starts on a frame boundary; at most one item
     /// finishes per frame (an item with no samples at all takes a silent frame of its own).
     pub fn next_frame(&mut self, out: &mut [i16; FRAME_SAMPLES]) -> FrameInfo {
         out.fill(0);
@@ -86,6 +86,11 @@ impl Player {
             if item.pos >= prompt.len() {
                 item.prompt += 1;
                 item.pos = 0;
+                // Every prompt starts on a frame boundary (at most 20 ms of silence between two),
+                // so a prompt's frames are the same whatever played before it.
+                if n > 0 {
+                    break;
+                }
             }
         }
         let mut info = FrameInfo {
@@ -122,13 +127,14 @@ mod tests {
     }
 
     #[test]
-    fn prompts_of_one_item_play_back_to_back_and_the_end_is_padded() {
+    fn prompts_of_one_item_each_start_on_a_frame_boundary_and_the_end_is_padded() {
         let mut p = Player::new();
         p.play(9, vec![prompt(1, 100), prompt(1000, 100)]);
         let out = frames(&mut p, 3);
-        // Frame 1: all of the first prompt, then the start of the second without a gap.
+        // Frame 1: all of the first prompt, then silence: the next prompt waits for its own frame
+        // so its frames are identical wherever it is played.
         assert_eq!(out[0].0[99], 100);
-        assert_eq!(out[0].0[100], 1000);
+        assert!(out[0].0[100..].iter().all(|&s| s == 0));
         assert_eq!(
             out[0].1,
             FrameInfo {
@@ -136,9 +142,10 @@ mod tests {
                 finished: None
             }
         );
-        // Frame 2: the last 40 samples, then silence; the item is done in this very frame.
-        assert_eq!(out[1].0[39], 1099);
-        assert!(out[1].0[40..].iter().all(|&s| s == 0));
+        // Frame 2: the second prompt from its first sample, then silence; the item is done.
+        assert_eq!(out[1].0[0], 1000);
+        assert_eq!(out[1].0[99], 1099);
+        assert!(out[1].0[100..].iter().all(|&s| s == 0));
         assert_eq!(
             out[1].1,
             FrameInfo {
