@@ -63,6 +63,9 @@ pub enum Command {
     CdrFinish(Box<CallRecord>),
 }
 
+/// How long the flow waits for the ACK before starting anyway.
+const START_WITHOUT_ACK: Duration = Duration::from_millis(500);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Ringing,
@@ -77,6 +80,9 @@ pub struct CallController {
     started_wall: DateTime<Utc>,
     phase: Phase,
     answer_at: Option<Instant>,
+    /// The flow starts when the caller's ACK confirms the answer (or this long after the 200 OK
+    /// if the ACK is slow), so the first prompt is not clipped while the phone opens its audio.
+    start_at: Option<Instant>,
     recording: Option<(u64, Instant)>,
     voicemail: bool,
     commands: VecDeque<Command>,
@@ -122,6 +128,7 @@ impl CallController {
             started_wall: call.started_wall,
             phase: Phase::Ringing,
             answer_at: None,
+            start_at: None,
             recording: None,
             voicemail: false,
             commands: VecDeque::new(),
@@ -160,8 +167,15 @@ impl CallController {
         self.phase = Phase::Answered;
         self.record.answered_at = Some(self.wall(now));
         self.commands.push_back(Command::Answer);
-        self.interp.start(now);
-        self.pump(now);
+        self.start_at = Some(now + START_WITHOUT_ACK);
+    }
+
+    /// The caller's ACK arrived: the call is confirmed and the flow begins.
+    pub fn confirmed(&mut self, now: Instant) {
+        if self.phase == Phase::Answered && self.start_at.take().is_some() {
+            self.interp.start(now);
+            self.pump(now);
+        }
     }
 
     pub fn poll_command(&mut self) -> Option<Command> {
@@ -170,7 +184,7 @@ impl CallController {
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut t = self.interp.poll_timeout();
-        for cand in [self.answer_at, self.recording.map(|(_, at)| at)]
+        for cand in [self.answer_at, self.start_at, self.recording.map(|(_, at)| at)]
             .into_iter()
             .flatten()
         {
@@ -189,6 +203,11 @@ impl CallController {
         if let Some(at) = self.answer_at {
             if now >= at {
                 self.answer(now);
+            }
+        }
+        if let Some(at) = self.start_at {
+            if now >= at {
+                self.confirmed(now);
             }
         }
         if let Some((id, at)) = self.recording {
@@ -405,6 +424,7 @@ impl CallController {
         self.sync_ivr_state();
         self.phase = Phase::Ended;
         self.answer_at = None;
+        self.start_at = None;
         if let Some((id, _)) = self.recording.take() {
             self.commands.push_back(Command::StopRecording { id });
         }

@@ -91,9 +91,27 @@ fn rings_for_answer_delay_then_answers_and_asks_for_the_pin() {
     c.handle_timeout(t(3_000));
     let cmds = drain(&mut c);
     assert!(matches!(cmds[0], Command::Answer), "{cmds:?}");
+    assert!(
+        !cmds.iter().any(|c| matches!(c, Command::Play { .. })),
+        "no prompt before the caller's ACK confirms the answer: {cmds:?}"
+    );
+    c.confirmed(t(3_040));
+    let cmds = drain(&mut c);
     assert!(cmds.iter().any(|c| matches!(c, Command::Play { .. })), "enter-pin is played: {cmds:?}");
     let two_s_after_invite = c.started_wall() + chrono::Duration::seconds(2);
     assert_eq!(c.record().answered_at, Some(two_s_after_invite));
+}
+
+#[test]
+fn without_an_ack_the_flow_starts_half_a_second_after_the_answer() {
+    let mut c = controller();
+    drain(&mut c);
+    c.handle_timeout(t(3_000));
+    drain(&mut c);
+    assert_eq!(c.poll_timeout(), Some(t(3_500)));
+    c.handle_timeout(t(3_500));
+    let cmds = drain(&mut c);
+    assert!(cmds.iter().any(|c| matches!(c, Command::Play { .. })), "{cmds:?}");
 }
 
 #[test]
@@ -115,6 +133,7 @@ fn a_locked_account_ends_as_auth_failed_without_the_pin_in_the_record() {
     let mut c = controller();
     drain(&mut c);
     c.handle_timeout(t(3_000));
+    c.confirmed(t(3_040));
     let cmds = drain(&mut c);
     finish_prompts(&mut c, t(4_000), &cmds);
     for (i, d) in "73829461#".chars().enumerate() {
@@ -154,6 +173,7 @@ fn a_queue_step_is_not_yet_routed_and_the_call_follows_on_timeout() {
     let mut c = controller();
     drain(&mut c);
     c.handle_timeout(t(3_000));
+    c.confirmed(t(3_040));
     let cmds = drain(&mut c);
     finish_prompts(&mut c, t(4_000), &cmds);
     for d in "1234#".chars() {
@@ -181,3 +201,4 @@ fn a_queue_step_is_not_yet_routed_and_the_call_follows_on_timeout() {
     assert_eq!(c.record().account_id.as_deref(), Some("1001"));
     assert_eq!(c.record().auth, AuthStatus::Ok);
 }
+

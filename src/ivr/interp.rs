@@ -71,6 +71,8 @@ pub struct Interpreter {
     end: Option<EndReason>,
     /// The simulator wants to show prompts that have no file; the server must never get them.
     pub(crate) keep_missing_prompts: bool,
+    /// A terminator to ignore if it is the very next key (see `on_digit`).
+    swallow: Option<char>,
 }
 
 impl Interpreter {
@@ -103,6 +105,7 @@ impl Interpreter {
             no_input_exit: false,
             end: None,
             keep_missing_prompts: false,
+            swallow: None,
         }
     }
 
@@ -523,6 +526,11 @@ impl Interpreter {
         if !super::values::is_dtmf(c) {
             return;
         }
+        // Callers finish a full-length entry with the terminator out of habit ("1234#" where
+        // 4 digits is the maximum); that `#` belongs to the entry just taken, not the next one.
+        if self.swallow.take() == Some(c) {
+            return;
+        }
         self.steps_since_input = 0;
         self.no_input_exit = false;
         match &self.state {
@@ -551,6 +559,9 @@ impl Interpreter {
     }
 
     fn feed(&mut self, now: Instant, c: char) {
+        if self.swallow.take() == Some(c) {
+            return;
+        }
         let flow = Arc::clone(&self.flow);
         let Some(kind) = self
             .current
@@ -579,6 +590,7 @@ impl Interpreter {
                 }
                 self.gather.digits.push(c);
                 if self.gather.digits.chars().count() >= rules.max {
+                    self.swallow = rules.terminator;
                     self.complete(now);
                 } else {
                     self.state = State::Gathering {

@@ -749,3 +749,28 @@ fn a_transfer_that_cannot_happen_hangs_up() {
     assert!(c.send(Event::QueueResult { timed_out: false }).is_empty());
     assert!(c.it.is_finished());
 }
+
+#[test]
+fn a_terminator_after_a_full_length_pin_is_not_a_second_attempt() {
+    let (mut c, a) = Call::start(PIN);
+    let _ = c.played(&a);
+    // digits: 4-8, so the eighth digit completes the PIN; the caller's `#` comes anyway.
+    let a = c.digits("12345678");
+    let (id, ..) = verify(&a);
+    let a = c.send(Event::PinChecked {
+        id,
+        outcome: PinOutcome::Invalid,
+    });
+    let retry = last_play(&a).expect("the retry prompt").0;
+    let late = c.digits("#");
+    assert!(
+        !late.iter().any(|x| matches!(x, Action::StopPlayback | Action::VerifyPin { .. })),
+        "the late # neither stops the retry prompt nor counts as an empty PIN: {late:?}"
+    );
+    let _ = c.send(Event::PlaybackDone {
+        id: retry,
+        interrupted: false,
+    });
+    let (_, _, pin) = verify(&c.digits("4321#"));
+    assert_eq!(pin.expose(), "4321", "the next entry is whole");
+}

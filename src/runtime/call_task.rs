@@ -202,6 +202,7 @@ async fn call(t: NewCallTask) {
                     session = Some(RtpSession::new(session_cfg.clone(), clock.now()));
                 }
                 Command::Play { id, prompts } => {
+                    tracing::debug!(id, prompts = ?prompts, "play");
                     let mut samples = Vec::with_capacity(prompts.len());
                     for p in &prompts {
                         match shared.prompts.get(p) {
@@ -214,6 +215,7 @@ async fn call(t: NewCallTask) {
                     }
                 }
                 Command::StopPlayback => {
+                    tracing::debug!("stop playback");
                     if let Some(s) = session.as_mut() {
                         s.stop_playback();
                     }
@@ -364,7 +366,10 @@ async fn call(t: NewCallTask) {
                 let now = clock.now();
                 match msg {
                     None => ctl.failed(now, "SIP task gone"),
-                    Some(CallIn::Ack) => acked = true,
+                    Some(CallIn::Ack) => {
+                        acked = true;
+                        ctl.confirmed(now);
+                    }
                     Some(CallIn::Cancelled(key)) => {
                         if key == invite_key && !acked {
                             ctl.caller_hung_up(now);

@@ -9,8 +9,10 @@ use super::rtp::{RxPacket, FRAME};
 /// How many consecutive frames must match before we say a prompt started: enough that two
 /// different recordings can never be confused, few enough that a barged-in prompt still counts.
 const FINGERPRINT_FRAMES: usize = 3;
-/// A frame whose loudest sample is below this carries no speech worth fingerprinting.
-const LOUD: i32 = 300;
+/// A frame whose loudest sample is below this carries no speech worth fingerprinting. Quieter
+/// frames (a breath, a click at the start of a prompt) are close enough to G.711 silence that
+/// the one-step tolerance would match them against the silence the server sends between prompts.
+const LOUD: i32 = 2000;
 
 pub struct Prompt {
     pub name: String,
