@@ -225,8 +225,9 @@ impl Config {
                 self.lockout_max_failures = n;
             }
             if let Some(w) = l.window {
-                self.lockout_window = parse_duration(&w)
-                    .ok_or_else(|| ConfigError::Invalid(format!("lockout.window: bad duration `{w}`")))?;
+                self.lockout_window = parse_duration(&w).ok_or_else(|| {
+                    ConfigError::Invalid(format!("lockout.window: bad duration `{w}`"))
+                })?;
             }
             if let Some(w) = l.lock_for {
                 self.lockout_lock_for = parse_duration(&w).ok_or_else(|| {
@@ -257,8 +258,11 @@ fn first_line(s: &str) -> String {
 }
 
 fn parse_addr(what: &str, s: &str) -> Result<SocketAddr, ConfigError> {
-    s.parse()
-        .map_err(|_| ConfigError::Invalid(format!("{what}: `{s}` is not an address like 127.0.0.1:5060")))
+    s.parse().map_err(|_| {
+        ConfigError::Invalid(format!(
+            "{what}: `{s}` is not an address like 127.0.0.1:5060"
+        ))
+    })
 }
 
 /// `20000-20999`; at least two ports (RTP uses even ports, one per call leg).
@@ -305,7 +309,11 @@ mod tests {
     fn flags_override_the_file_and_unknown_keys_are_refused() {
         let dir = tempfile::tempdir().expect("tmp");
         let f = dir.path().join("sb.yaml");
-        std::fs::write(&f, "sip:\n  listen: 127.0.0.1:5070\nlockout:\n  max_failures: 3\n").expect("w");
+        std::fs::write(
+            &f,
+            "sip:\n  listen: 127.0.0.1:5070\nlockout:\n  max_failures: 3\n",
+        )
+        .expect("w");
         let ov = Overrides {
             sip: Some("127.0.0.1:5080".into()),
             flows: Some("/tmp/flows".into()),

@@ -12,7 +12,11 @@ use switchboard::ivr::{self, CheckEnv, PromptIndex, Severity};
 use switchboard::runtime::offline::OfflineServices;
 
 #[derive(Parser)]
-#[command(name = "switchboard", version, about = "Voice and IVR gateway for contact centres")]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Voice and IVR gateway for contact centres"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -134,7 +138,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(common: Common, sip: Option<String>, http: Option<String>, rtp: Option<String>) -> anyhow::Result<ExitCode> {
+fn run(
+    common: Common,
+    sip: Option<String>,
+    http: Option<String>,
+    rtp: Option<String>,
+) -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -209,7 +218,6 @@ fn check(common: Common, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let env = CheckEnv {
         sounds_dir: config.sounds_dir.clone(),
         queues: None,
-        ..CheckEnv::default()
     };
     let (set, diags) = ivr::load_dir(&config.flows_dir, &env);
     for d in &diags {
@@ -248,12 +256,17 @@ fn check(common: Common, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn simulate(common: Common, flow: String, caller: String, at: Option<String>, input: Vec<String>) -> anyhow::Result<ExitCode> {
+fn simulate(
+    common: Common,
+    flow: String,
+    caller: String,
+    at: Option<String>,
+    input: Vec<String>,
+) -> anyhow::Result<ExitCode> {
     let config = Config::load(common.config.as_deref(), &overrides(&common))?;
     let env = CheckEnv {
         sounds_dir: config.sounds_dir.clone(),
         queues: None,
-        ..CheckEnv::default()
     };
     let (set, diags) = ivr::load_dir(&config.flows_dir, &env);
     for d in diags.iter().filter(|d| d.severity == Severity::Error) {
@@ -263,16 +276,21 @@ fn simulate(common: Common, flow: String, caller: String, at: Option<String>, in
         bail!(
             "no flow named or numbered `{flow}` in {} (flows: {})",
             config.flows_dir.display(),
-            set.flows().map(|f| f.name.clone()).collect::<Vec<_>>().join(", ")
+            set.flows()
+                .map(|f| f.name.clone())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     };
     let at = match at {
-        Some(s) => chrono::DateTime::parse_from_rfc3339(&s)
-            .with_context(|| format!("--at `{s}` is not an RFC 3339 time like 2026-11-23T10:00:00-03:00"))?,
+        Some(s) => chrono::DateTime::parse_from_rfc3339(&s).with_context(|| {
+            format!("--at `{s}` is not an RFC 3339 time like 2026-11-23T10:00:00-03:00")
+        })?,
         None => chrono::Utc::now().fixed_offset(),
     };
     let prompts = std::sync::Arc::new(PromptIndex::scan(&config.sounds_dir));
-    let mut services = OfflineServices::new(load_accounts(&config)?, config.lockout_max_failures, true);
+    let mut services =
+        OfflineServices::new(load_accounts(&config)?, config.lockout_max_failures, true);
     let report = ivr::simulate(f, prompts, &caller, at, &input, &mut services);
     print!("{report}");
     Ok(ExitCode::SUCCESS)

@@ -29,7 +29,11 @@ fn shipped_flows_pass_check_with_their_tests() {
         .output()
         .expect("run check");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "check failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "check failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("test(s) passed"), "{stdout}");
 }
 
@@ -56,7 +60,10 @@ fn check_reports_each_problem_with_its_position_and_fails() {
         .output()
         .expect("run check");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "a broken flow must fail the check:\n{stdout}");
+    assert!(
+        !out.status.success(),
+        "a broken flow must fail the check:\n{stdout}"
+    );
     let name = file.display().to_string();
     let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with(&name)).collect();
     assert!(
@@ -80,7 +87,16 @@ fn check_reports_each_problem_with_its_position_and_fails() {
 #[test]
 fn simulate_walks_the_shipped_hello_flow() {
     let out = bin()
-        .args(["simulate", "hello", "--caller", "+15551234", "--at", "2026-11-23T10:00:00-03:00", "--input", "2"])
+        .args([
+            "simulate",
+            "hello",
+            "--caller",
+            "+15551234",
+            "--at",
+            "2026-11-23T10:00:00-03:00",
+            "--input",
+            "2",
+        ])
         .arg("--flows")
         .arg(repo().join("ivr-flows"))
         .arg("--sounds")
@@ -88,9 +104,19 @@ fn simulate_walks_the_shipped_hello_flow() {
         .output()
         .expect("run simulate");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("welcome"), "the first prompt is shown:\n{stdout}");
-    assert!(stdout.contains("goodbye"), "option 2 leads to goodbye:\n{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("welcome"),
+        "the first prompt is shown:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("goodbye"),
+        "option 2 leads to goodbye:\n{stdout}"
+    );
 }
 
 #[test]

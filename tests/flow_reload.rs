@@ -62,16 +62,27 @@ fn edits_reload_calls_keep_their_version_and_broken_edits_are_refused() {
     std::fs::write(&file, flow("billing-info")).expect("edit");
     wait_for_log(&server, "flows loaded", 2);
     let heard = call_and_press_one(&mut first, &prompts);
-    assert_eq!(heard, ["main-menu", "orders-info"], "the call in progress kept version 1");
+    assert_eq!(
+        heard,
+        ["main-menu", "orders-info"],
+        "the call in progress kept version 1"
+    );
 
     // The next call gets version 2.
     let mut second = Phone::udp(&server);
     second.call("7300", "+15550002").must();
     let heard = call_and_press_one(&mut second, &prompts);
-    assert_eq!(heard, ["main-menu", "billing-info"], "a new call runs the edited flow");
+    assert_eq!(
+        heard,
+        ["main-menu", "billing-info"],
+        "a new call runs the edited flow"
+    );
 
     // A broken edit (unknown key on line 13) is refused, with its position in the log...
-    let broken = flow("orders-info").replace("    play: orders-info", "    play: orders-info\n    colour: red");
+    let broken = flow("orders-info").replace(
+        "    play: orders-info",
+        "    play: orders-info\n    colour: red",
+    );
     std::fs::write(&file, broken).expect("broken edit");
     let name = file.display().to_string();
     wait_for_log(&server, &format!("{name}:"), 1);
@@ -89,5 +100,9 @@ fn edits_reload_calls_keep_their_version_and_broken_edits_are_refused() {
     let mut third = Phone::udp(&server);
     third.call("7300", "+15550003").must();
     let heard = call_and_press_one(&mut third, &prompts);
-    assert_eq!(heard, ["main-menu", "billing-info"], "version 2 keeps serving after a broken edit");
+    assert_eq!(
+        heard,
+        ["main-menu", "billing-info"],
+        "version 2 keeps serving after a broken edit"
+    );
 }

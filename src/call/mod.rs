@@ -184,9 +184,13 @@ impl CallController {
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut t = self.interp.poll_timeout();
-        for cand in [self.answer_at, self.start_at, self.recording.map(|(_, at)| at)]
-            .into_iter()
-            .flatten()
+        for cand in [
+            self.answer_at,
+            self.start_at,
+            self.recording.map(|(_, at)| at),
+        ]
+        .into_iter()
+        .flatten()
         {
             t = Some(t.map_or(cand, |x| x.min(cand)));
         }
@@ -255,7 +259,12 @@ impl CallController {
         self.pump(now);
     }
 
-    pub fn lookup_done(&mut self, now: Instant, id: u64, result: Result<serde_json::Value, String>) {
+    pub fn lookup_done(
+        &mut self,
+        now: Instant,
+        id: u64,
+        result: Result<serde_json::Value, String>,
+    ) {
         if self.phase != Phase::Answered {
             return;
         }
@@ -417,7 +426,8 @@ impl CallController {
             "not_available",
             serde_json::json!({ "kind": kind, "step": step, "target": target }),
         );
-        self.interp.handle(now, Event::QueueResult { timed_out: true });
+        self.interp
+            .handle(now, Event::QueueResult { timed_out: true });
     }
 
     fn finish(&mut self, now: Instant, disposition: Disposition, by: HangupBy) {

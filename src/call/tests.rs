@@ -43,14 +43,19 @@ fn controller() -> CallController {
     let flow = flow.unwrap_or_else(|| panic!("flow parses: {diags:?}"));
     CallController::new(
         Arc::new(flow),
-        Arc::new(PromptIndex::scan(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sounds"))),
+        Arc::new(PromptIndex::scan(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("sounds"),
+        )),
         NewCall {
             call_id: "c1".into(),
             from: "+5511987650000".into(),
             to: "7000".into(),
             direction: Direction::Inbound,
             started: t(1_000),
-            started_wall: Utc.with_ymd_and_hms(2026, 11, 23, 13, 0, 0).single().expect("time"),
+            started_wall: Utc
+                .with_ymd_and_hms(2026, 11, 23, 13, 0, 0)
+                .single()
+                .expect("time"),
         },
     )
 }
@@ -82,7 +87,10 @@ fn finished(cmds: &[Command]) -> Option<&CallRecord> {
 fn rings_for_answer_delay_then_answers_and_asks_for_the_pin() {
     let mut c = controller();
     let first = drain(&mut c);
-    assert!(matches!(first[0], Command::CdrUpdate(_)), "the record is opened first: {first:?}");
+    assert!(
+        matches!(first[0], Command::CdrUpdate(_)),
+        "the record is opened first: {first:?}"
+    );
     assert!(first.iter().any(|c| matches!(c, Command::Ring)));
     assert!(!first.iter().any(|c| matches!(c, Command::Answer)));
     assert_eq!(c.poll_timeout(), Some(t(3_000)));
@@ -97,7 +105,10 @@ fn rings_for_answer_delay_then_answers_and_asks_for_the_pin() {
     );
     c.confirmed(t(3_040));
     let cmds = drain(&mut c);
-    assert!(cmds.iter().any(|c| matches!(c, Command::Play { .. })), "enter-pin is played: {cmds:?}");
+    assert!(
+        cmds.iter().any(|c| matches!(c, Command::Play { .. })),
+        "enter-pin is played: {cmds:?}"
+    );
     let two_s_after_invite = c.started_wall() + chrono::Duration::seconds(2);
     assert_eq!(c.record().answered_at, Some(two_s_after_invite));
 }
@@ -111,7 +122,10 @@ fn without_an_ack_the_flow_starts_half_a_second_after_the_answer() {
     assert_eq!(c.poll_timeout(), Some(t(3_500)));
     c.handle_timeout(t(3_500));
     let cmds = drain(&mut c);
-    assert!(cmds.iter().any(|c| matches!(c, Command::Play { .. })), "{cmds:?}");
+    assert!(
+        cmds.iter().any(|c| matches!(c, Command::Play { .. })),
+        "{cmds:?}"
+    );
 }
 
 #[test]
@@ -143,7 +157,9 @@ fn a_locked_account_ends_as_auth_failed_without_the_pin_in_the_record() {
     let (id, key, pin) = cmds
         .iter()
         .find_map(|c| match c {
-            Command::VerifyPin { id, key, pin } => Some((*id, key.clone(), pin.expose().to_string())),
+            Command::VerifyPin { id, key, pin } => {
+                Some((*id, key.clone(), pin.expose().to_string()))
+            }
             _ => None,
         })
         .expect("the PIN goes to be verified");
@@ -158,14 +174,22 @@ fn a_locked_account_ends_as_auth_failed_without_the_pin_in_the_record() {
         assert!(!next.is_empty() || c.is_ended(), "the call got stuck");
         cmds = next;
     }
-    assert!(cmds.iter().any(|c| matches!(c, Command::Hangup)), "the server hangs up: {cmds:?}");
+    assert!(
+        cmds.iter().any(|c| matches!(c, Command::Hangup)),
+        "the server hangs up: {cmds:?}"
+    );
     let rec = finished(&cmds).expect("final");
     assert_eq!(rec.disposition, Some(Disposition::AuthFailed));
     assert_eq!(rec.auth, AuthStatus::Locked);
     assert_eq!(rec.hangup_by, Some(HangupBy::System));
-    assert!(rec.ivr_path.starts_with(&["identify".to_string(), "locked-out".to_string()]));
+    assert!(rec
+        .ivr_path
+        .starts_with(&["identify".to_string(), "locked-out".to_string()]));
     let json = serde_json::to_string(rec).expect("json");
-    assert!(!json.contains("73829461"), "the PIN reached the record: {json}");
+    assert!(
+        !json.contains("73829461"),
+        "the PIN reached the record: {json}"
+    );
 }
 
 #[test]
@@ -188,17 +212,24 @@ fn a_queue_step_is_not_yet_routed_and_the_call_follows_on_timeout() {
         .expect("verify");
     let mut fields = std::collections::BTreeMap::new();
     fields.insert("tier".to_string(), "gold".to_string());
-    c.pin_checked(t(4_500), id, PinOutcome::Ok { account_id: "1001".into(), fields });
+    c.pin_checked(
+        t(4_500),
+        id,
+        PinOutcome::Ok {
+            account_id: "1001".into(),
+            fields,
+        },
+    );
     let cmds = drain(&mut c);
     finish_prompts(&mut c, t(6_000), &cmds);
     c.digit(t(6_100), '1', "rfc4733");
     let _ = drain(&mut c);
     let path = c.record().ivr_path.clone();
     assert!(
-        path.windows(2).any(|w| w[0] == "billing" && w[1] == "goodbye"),
+        path.windows(2)
+            .any(|w| w[0] == "billing" && w[1] == "goodbye"),
         "the queue step gives up at once and on_timeout is followed: {path:?}"
     );
     assert_eq!(c.record().account_id.as_deref(), Some("1001"));
     assert_eq!(c.record().auth, AuthStatus::Ok);
 }
-

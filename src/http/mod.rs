@@ -19,7 +19,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
     let api = Router::new()
         .route("/api/calls", get(list_calls))
         .route("/api/calls/{call_id}", get(get_call))
-        .route_layer(middleware::from_fn_with_state(shared.clone(), require_token));
+        .route_layer(middleware::from_fn_with_state(
+            shared.clone(),
+            require_token,
+        ));
     Router::new()
         .route("/healthz", get(healthz))
         .merge(api)
@@ -83,32 +86,33 @@ struct CallsParams {
     limit: Option<usize>,
 }
 
-fn parse_time(name: &str, v: &Option<String>) -> Result<Option<chrono::DateTime<chrono::Utc>>, Response> {
+fn parse_time(
+    name: &str,
+    v: &Option<String>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
     match v {
         None => Ok(None),
         Some(s) => chrono::DateTime::parse_from_rfc3339(s)
             .map(|d| Some(d.with_timezone(&chrono::Utc)))
-            .map_err(|_| {
-                error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("`{name}` must be an RFC 3339 time like 2026-11-23T10:00:00Z"),
-                )
-            }),
+            .map_err(|_| format!("`{name}` must be an RFC 3339 time like 2026-11-23T10:00:00Z")),
     }
 }
 
 async fn list_calls(State(shared): State<Arc<Shared>>, Query(p): Query<CallsParams>) -> Response {
     let from = match parse_time("from", &p.from) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
     };
     let to = match parse_time("to", &p.to) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
     };
     let limit = p.limit.unwrap_or(100);
     if limit == 0 || limit > 1000 {
-        return error(StatusCode::BAD_REQUEST, "`limit` must be between 1 and 1000");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "`limit` must be between 1 and 1000",
+        );
     }
     let q = CallQuery {
         from,
@@ -127,7 +131,10 @@ async fn list_calls(State(shared): State<Arc<Shared>>, Query(p): Query<CallsPara
         }
         Ok(Err(e)) => {
             tracing::error!(error = %e, "listing calls");
-            error(StatusCode::SERVICE_UNAVAILABLE, "the call store is unavailable")
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the call store is unavailable",
+            )
         }
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
     }
@@ -141,7 +148,10 @@ async fn get_call(State(shared): State<Arc<Shared>>, Path(call_id): Path<String>
         Ok(Ok(None)) => error(StatusCode::NOT_FOUND, "no call with this id"),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "reading a call");
-            error(StatusCode::SERVICE_UNAVAILABLE, "the call store is unavailable")
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the call store is unavailable",
+            )
         }
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
     }

@@ -90,12 +90,19 @@ pub fn parse_str(file: &Path, text: &str) -> (Option<Flow>, Vec<Diagnostic>) {
             )
         }
     };
-    let (flow, mut diags) = parse_flow(file, &root);
+    let (flow, mut diags, parse_fatal) = parse_flow(file, &root);
     let Some(flow) = flow else {
         return (None, diags);
     };
-    let fatal = check_graph(&flow, &mut diags);
-    (if fatal { None } else { Some(flow) }, diags)
+    let graph_fatal = check_graph(&flow, &mut diags);
+    (
+        if parse_fatal || graph_fatal {
+            None
+        } else {
+            Some(flow)
+        },
+        diags,
+    )
 }
 
 /// Reads, parses and checks one flow file, prompts and queues included.
@@ -231,7 +238,9 @@ fn check_graph(flow: &Flow, diags: &mut Vec<Diagnostic>) -> bool {
         .map(String::as_str)
         .chain([HANGUP])
         .collect();
-    let exists = |s: &str| s == HANGUP || flow.steps.contains_key(s);
+    let unparsed = &flow.pos.unparsed_steps;
+    let exists =
+        |s: &str| s == HANGUP || flow.steps.contains_key(s) || unparsed.iter().any(|u| u == s);
     if !exists(&flow.start) {
         fatal = true;
         err(
@@ -264,6 +273,10 @@ fn check_graph(flow: &Flow, diags: &mut Vec<Diagnostic>) -> bool {
         }
     }
     if fatal {
+        return true;
+    }
+    if !unparsed.is_empty() {
+        // Reachability and loops through steps that did not parse would be guesses.
         return true;
     }
 

@@ -716,7 +716,7 @@ steps:
 fn a_loop_the_checker_missed_is_cut_by_the_guard() {
     let yaml = "flow: t\nstart: a\nsteps:\n  a: { set: { vars.x: y }, next: b }\n  b: { set: { vars.x: z }, next: a }\n";
     let root = super::yaml::parse(yaml).unwrap();
-    let (f, _) = super::parse::parse_flow(std::path::Path::new("t.yaml"), &root);
+    let (f, _, _) = super::parse::parse_flow(std::path::Path::new("t.yaml"), &root);
     let info = CallInfo {
         call_id: "c".into(),
         caller: "1".into(),
@@ -764,7 +764,9 @@ fn a_terminator_after_a_full_length_pin_is_not_a_second_attempt() {
     let retry = last_play(&a).expect("the retry prompt").0;
     let late = c.digits("#");
     assert!(
-        !late.iter().any(|x| matches!(x, Action::StopPlayback | Action::VerifyPin { .. })),
+        !late
+            .iter()
+            .any(|x| matches!(x, Action::StopPlayback | Action::VerifyPin { .. })),
         "the late # neither stops the retry prompt nor counts as an empty PIN: {late:?}"
     );
     let _ = c.send(Event::PlaybackDone {

@@ -88,6 +88,8 @@ pub(crate) struct FlowPositions {
     pub name: Pos,
     pub numbers: Vec<Pos>,
     pub start: Pos,
+    /// Steps written in the file that did not parse; only a flow that failed `check` has any.
+    pub unparsed_steps: Vec<String>,
 }
 
 impl Flow {

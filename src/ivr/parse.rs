@@ -357,12 +357,13 @@ const FLOW_KEYS: &[&str] = &[
     "answer_delay",
 ];
 
-/// Parses one flow file's tree. Returns the flow only when nothing fatal was found.
-pub(crate) fn parse_flow(file: &Path, root: &Node) -> (Option<Flow>, Vec<Diagnostic>) {
+/// Parses one flow file's tree. The flow comes back even when something fatal was found (the
+/// third value), as far as it parsed, so the checker can still report the rest of the problems
+/// in the same pass; such a flow must never serve calls.
+pub(crate) fn parse_flow(file: &Path, root: &Node) -> (Option<Flow>, Vec<Diagnostic>, bool) {
     let mut cx = Ctx::new(file);
     let flow = parse_flow_inner(&mut cx, root);
-    let flow = if cx.fatal { None } else { flow };
-    (flow, cx.diags)
+    (flow, cx.diags, cx.fatal)
 }
 
 fn parse_flow_inner(cx: &mut Ctx, root: &Node) -> Option<Flow> {
@@ -450,6 +451,8 @@ fn parse_flow_inner(cx: &mut Ctx, root: &Node) -> Option<Flow> {
                         pos: key.pos,
                     };
                     steps.insert(step_name.to_string(), step);
+                } else {
+                    pos.unparsed_steps.push(step_name.to_string());
                 }
             }
         }

@@ -65,13 +65,12 @@ enum JobDone {
 const BEEP_ID: u64 = u64::MAX;
 
 pub async fn run(t: NewCallTask) {
+    use tracing::Instrument;
     let span = tracing::info_span!("call", call_id = %t.call_id);
-    let _enter = span.enter();
-    drop(_enter);
     let shared = t.shared.clone();
     let call_id = t.call_id.clone();
     let sip = t.sip.clone();
-    tracing::Instrument::instrument(call(t), span).await;
+    call(t).instrument(span).await;
     shared.active_calls.fetch_sub(1, Ordering::SeqCst);
     let _ = sip.send(SipCmd::CallEnded { call_id });
 }
@@ -194,7 +193,11 @@ async fn call(t: NewCallTask) {
                     });
                 }
                 Command::Answer => {
-                    let r = dialog.response(&invite, 200, Some(("application/sdp", answer_sdp.as_bytes())));
+                    let r = dialog.response(
+                        &invite,
+                        200,
+                        Some(("application/sdp", answer_sdp.as_bytes())),
+                    );
                     let _ = sip.send(SipCmd::Respond {
                         key: invite_key.clone(),
                         response: r,
@@ -258,7 +261,10 @@ async fn call(t: NewCallTask) {
                         };
                         let verdict = auth.verify(&key, pin.expose(), &cid, chrono::Utc::now());
                         let outcome = match verdict {
-                            Verdict::Ok { account_id, mut fields } => {
+                            Verdict::Ok {
+                                account_id,
+                                mut fields,
+                            } => {
                                 // Flows say `account.id`; the CSV column is `account_id`.
                                 fields.insert("id".into(), account_id.clone());
                                 PinOutcome::Ok { account_id, fields }
@@ -390,9 +396,6 @@ async fn call(t: NewCallTask) {
                                 }
                                 let _ = sip.send(SipCmd::Respond { key, response: ok });
                                 if let Some(d) = info_digit(&request.body) {
-                                    if let Some(s) = session.as_mut() {
-                                        let _ = s; // digits by INFO bypass the media session
-                                    }
                                     ctl.digit(now, d, "info");
                                 }
                             }
@@ -436,7 +439,13 @@ async fn call(t: NewCallTask) {
 
 fn sanitize(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 

@@ -55,7 +55,6 @@ fn check_env(config: &Config) -> CheckEnv {
     CheckEnv {
         sounds_dir: config.sounds_dir.clone(),
         queues: None,
-        ..CheckEnv::default()
     }
 }
 

@@ -142,13 +142,15 @@ pub async fn start(config: Config) -> Result<Running, RuntimeError> {
     })?;
 
     let db = config.db_path();
-    let store: Arc<dyn CdrStore> = Arc::new(
-        SqliteCdrStore::open(&db).map_err(|e| RuntimeError::Database(e.to_string()))?,
-    );
+    let store: Arc<dyn CdrStore> =
+        Arc::new(SqliteCdrStore::open(&db).map_err(|e| RuntimeError::Database(e.to_string()))?);
     // A previous run that died mid-call left open records: close them before taking new calls.
     match store.close_interrupted(chrono::Utc::now()) {
         Ok(0) => {}
-        Ok(n) => tracing::warn!(records = n, "closed call records left open by a previous run as interrupted"),
+        Ok(n) => tracing::warn!(
+            records = n,
+            "closed call records left open by a previous run as interrupted"
+        ),
         Err(e) => tracing::error!(error = %e, "could not close interrupted call records"),
     }
     let accounts = if config.accounts.exists() {

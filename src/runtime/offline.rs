@@ -52,7 +52,12 @@ impl Services for OfflineServices {
         }
     }
 
-    fn lookup(&mut self, method: &str, url: &str, body: Option<&str>) -> Result<serde_json::Value, String> {
+    fn lookup(
+        &mut self,
+        method: &str,
+        url: &str,
+        body: Option<&str>,
+    ) -> Result<serde_json::Value, String> {
         if !self.allow_lookups {
             return Err("look-ups are not made by `check`: give the test a `lookups:` stub".into());
         }

@@ -26,7 +26,11 @@ impl PortAllocator {
             let port = {
                 let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
                 let p = *next;
-                *next = if p.saturating_add(2) > hi { lo + (lo % 2) } else { p + 2 };
+                *next = if p.saturating_add(2) > hi {
+                    lo + (lo % 2)
+                } else {
+                    p + 2
+                };
                 p
             };
             if let Ok(s) = std::net::UdpSocket::bind(SocketAddr::new(ip, port)) {

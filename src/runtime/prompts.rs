@@ -18,12 +18,7 @@ impl PromptCache {
         let mtime = std::fs::metadata(path)
             .and_then(|m| m.modified())
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        if let Some((t, s)) = self
-            .map
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(path)
-        {
+        if let Some((t, s)) = self.map.lock().unwrap_or_else(|p| p.into_inner()).get(path) {
             if *t == mtime {
                 return Ok(s.clone());
             }

@@ -15,9 +15,7 @@ use tokio::sync::{mpsc, watch};
 use crate::cdr::{CallRecord, Direction, Disposition, HangupBy};
 use crate::sip::message::{self, response_to};
 use crate::sip::sdp::{self, AudioCodec, SdpError};
-use crate::sip::transaction::{
-    ClientTxKey, ServerTxKey, TimerConfig, TransactionLayer, TxEvent,
-};
+use crate::sip::transaction::{ClientTxKey, ServerTxKey, TimerConfig, TransactionLayer, TxEvent};
 use crate::sip::{Peer, Transport};
 
 use super::call_task::{self, CallIn, NewCallTask};
@@ -171,7 +169,9 @@ impl SipTask {
                             Some(tx) => {
                                 let _ = tx.send(t.bytes);
                             }
-                            None => tracing::debug!(to = %t.peer.addr, "no TCP connection to answer on"),
+                            None => {
+                                tracing::debug!(to = %t.peer.addr, "no TCP connection to answer on")
+                            }
                         },
                     }
                 }
@@ -283,7 +283,7 @@ impl Router {
         }
     }
 
-    fn to_call(&mut self, call_id: &str, msg: CallIn) -> bool {
+    fn send_to_call(&mut self, call_id: &str, msg: CallIn) -> bool {
         match self.calls.get(call_id) {
             Some(tx) => tx.send(msg).is_ok(),
             None => false,
@@ -296,13 +296,13 @@ impl Router {
             TxEvent::Request { key, peer, request } => self.request(layer, key, peer, request),
             TxEvent::Ack { request, .. } => {
                 if let Some(cid) = message::call_id(&rsip::SipMessage::Request(request.clone())) {
-                    self.to_call(&cid, CallIn::Ack);
+                    self.send_to_call(&cid, CallIn::Ack);
                 }
             }
             TxEvent::Cancelled { invite } => {
                 // The layer answered 487 already; tell the call that owned this INVITE.
                 if let Some(cid) = self.invites.remove(&invite) {
-                    self.to_call(&cid, CallIn::Cancelled(invite));
+                    self.send_to_call(&cid, CallIn::Cancelled(invite));
                 }
             }
             TxEvent::Response { key, response } => {
@@ -310,22 +310,29 @@ impl Router {
                     if response.status_code.code() >= 200 {
                         self.client_tx.remove(&key);
                     }
-                    self.to_call(&cid, CallIn::Response(response));
+                    self.send_to_call(&cid, CallIn::Response(response));
                 }
             }
             TxEvent::ClientTimeout { key } => {
                 if let Some(cid) = self.client_tx.remove(&key) {
-                    self.to_call(&cid, CallIn::RequestTimeout);
+                    self.send_to_call(&cid, CallIn::RequestTimeout);
                 }
             }
             TxEvent::AckTimeout { call_id, .. } => {
-                self.to_call(&call_id, CallIn::AckTimeout);
+                self.send_to_call(&call_id, CallIn::AckTimeout);
             }
         }
         let _ = now;
     }
 
-    fn reply(&self, layer: &mut TransactionLayer, key: &ServerTxKey, req: &rsip::Request, status: u16, extra: &[(&str, String)]) {
+    fn reply(
+        &self,
+        layer: &mut TransactionLayer,
+        key: &ServerTxKey,
+        req: &rsip::Request,
+        status: u16,
+        extra: &[(&str, String)],
+    ) {
         let mut resp = response_to(req, status, Some(&random_tag()));
         for (name, value) in extra {
             resp.headers
@@ -334,7 +341,13 @@ impl Router {
         let _ = layer.respond(self.shared.clock.now(), key, resp);
     }
 
-    fn request(&mut self, layer: &mut TransactionLayer, key: ServerTxKey, peer: Peer, req: rsip::Request) {
+    fn request(
+        &mut self,
+        layer: &mut TransactionLayer,
+        key: ServerTxKey,
+        peer: Peer,
+        req: rsip::Request,
+    ) {
         let msg = rsip::SipMessage::Request(req.clone());
         let Some(call_id) = message::call_id(&msg) else {
             self.reply(layer, &key, &req, 400, &[]);
@@ -343,7 +356,7 @@ impl Router {
         let in_dialog = message::to_tag(&msg).is_some();
         match req.method {
             rsip::Method::Invite if self.calls.contains_key(&call_id) => {
-                self.to_call(&call_id, CallIn::Request { key, request: req });
+                self.send_to_call(&call_id, CallIn::Request { key, request: req });
             }
             rsip::Method::Invite if in_dialog => {
                 self.reply(layer, &key, &req, 481, &[]);
@@ -357,7 +370,10 @@ impl Router {
                     200,
                     &[
                         ("Allow", ALLOW.to_string()),
-                        ("Accept", "application/sdp, application/dtmf-relay, application/dtmf".to_string()),
+                        (
+                            "Accept",
+                            "application/sdp, application/dtmf-relay, application/dtmf".to_string(),
+                        ),
                     ],
                 );
             }
@@ -368,13 +384,16 @@ impl Router {
                     &key,
                     &req,
                     403,
-                    &[("Warning", "399 switchboard \"registration is not offered here\"".to_string())],
+                    &[(
+                        "Warning",
+                        "399 switchboard \"registration is not offered here\"".to_string(),
+                    )],
                 );
             }
             rsip::Method::Bye | rsip::Method::Info | rsip::Method::Update => {
                 let r = req.clone();
                 let k = key.clone();
-                if !self.to_call(&call_id, CallIn::Request { key, request: req }) {
+                if !self.send_to_call(&call_id, CallIn::Request { key, request: req }) {
                     self.reply(layer, &k, &r, 481, &[]);
                 }
             }
@@ -399,7 +418,14 @@ impl Router {
         self.shared.cdr.finish(rec);
     }
 
-    fn new_call(&mut self, layer: &mut TransactionLayer, key: ServerTxKey, peer: Peer, req: rsip::Request, call_id: String) {
+    fn new_call(
+        &mut self,
+        layer: &mut TransactionLayer,
+        key: ServerTxKey,
+        peer: Peer,
+        req: rsip::Request,
+        call_id: String,
+    ) {
         let msg = rsip::SipMessage::Request(req.clone());
         let from = message::from_user(&msg).unwrap_or_default();
         let to = message::request_uri_user(&req)
@@ -426,7 +452,10 @@ impl Router {
                 &key,
                 &req,
                 488,
-                &[("Warning", "399 switchboard \"an SDP offer is required\"".to_string())],
+                &[(
+                    "Warning",
+                    "399 switchboard \"an SDP offer is required\"".to_string(),
+                )],
             );
             self.rejected(&req, &call_id, &from, &to, "no SDP offer");
             return;
@@ -451,12 +480,27 @@ impl Router {
         ) {
             Ok(x) => x,
             Err(SdpError::NoCommonCodec) => {
-                self.reply(layer, &key, &req, 488, &[("Warning", "304 switchboard \"no common codec: PCMU or PCMA\"".to_string())]);
+                self.reply(
+                    layer,
+                    &key,
+                    &req,
+                    488,
+                    &[(
+                        "Warning",
+                        "304 switchboard \"no common codec: PCMU or PCMA\"".to_string(),
+                    )],
+                );
                 self.rejected(&req, &call_id, &from, &to, "no common codec");
                 return;
             }
             Err(e) => {
-                self.reply(layer, &key, &req, 400, &[("Warning", format!("399 switchboard \"bad SDP: {e}\""))]);
+                self.reply(
+                    layer,
+                    &key,
+                    &req,
+                    400,
+                    &[("Warning", format!("399 switchboard \"bad SDP: {e}\""))],
+                );
                 self.rejected(&req, &call_id, &from, &to, "bad SDP");
                 return;
             }

@@ -176,7 +176,10 @@ impl Server {
             .arg(d.join("accounts.csv"))
             .args(&self.extra)
             .env("SWITCHBOARD_API_TOKEN", http::API_TOKEN)
-            .env("RUST_LOG", std::env::var("TEST_SERVER_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_SERVER_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .current_dir(d)
             .stdin(Stdio::null());
         cmd
