@@ -22,6 +22,9 @@ use crate::ivr::{
 };
 use crate::time::Instant;
 
+mod queue;
+pub use queue::ScreenPop;
+
 /// What the runtime must do next for this call.
 #[derive(Debug)]
 pub enum Command {
@@ -57,11 +60,35 @@ pub enum Command {
     },
     /// Send BYE to the caller (the flow ended).
     Hangup,
+    /// Put the caller in a queue (the ACD answers with `enqueued` or `queue_failed`).
+    Enqueue {
+        queue: String,
+        priority: i64,
+        skills: std::collections::BTreeMap<String, u8>,
+        timeout: Option<Duration>,
+        pop: Box<ScreenPop>,
+    },
+    /// Take the caller out of the queue (hung up, pressed the exit key).
+    LeaveQueue,
+    /// Start relaying audio between the caller and the agent who answered.
+    Bridge {
+        agent_id: String,
+    },
+    /// Stop relaying (transfer back to a queue).
+    Unbridge,
+    /// The agent put the caller on hold (true) or took them off (false): stop/resume the relay.
+    Hold(bool),
+    /// The caller hung up while talking to an agent: end the agent's leg.
+    EndAgentLeg,
     /// Persist progress (an open record survives a crash and is closed as interrupted).
     CdrUpdate(Box<CallRecord>),
     /// The final record; the call is over once this is out.
     CdrFinish(Box<CallRecord>),
 }
+
+/// Play ids at and above this are the controller's own (music on hold, announcements); below
+/// are the interpreter's.
+const OWN_IDS: u64 = 1 << 48;
 
 /// How long the flow waits for the ACK before starting anyway.
 const START_WITHOUT_ACK: Duration = Duration::from_millis(500);
@@ -75,6 +102,10 @@ enum Phase {
 
 pub struct CallController {
     interp: Interpreter,
+    prompts: Arc<PromptIndex>,
+    queues_enabled: bool,
+    queueing: Option<queue::Queueing>,
+    next_own_id: u64,
     record: CallRecord,
     started: Instant,
     started_wall: DateTime<Utc>,
@@ -97,6 +128,9 @@ pub struct NewCall {
     pub direction: Direction,
     pub started: Instant,
     pub started_wall: DateTime<Utc>,
+    /// Whether `queue` steps are routed to agents (a server with queues configured) or, as
+    /// before queues existed, follow `on_timeout` at once.
+    pub queues_enabled: bool,
 }
 
 impl CallController {
@@ -112,7 +146,7 @@ impl CallController {
         record.flow = Some(flow.name.clone());
         let interp = Interpreter::new(
             flow,
-            prompts,
+            prompts.clone(),
             CallInfo {
                 call_id: call.call_id,
                 caller: call.from,
@@ -123,6 +157,10 @@ impl CallController {
         );
         let mut c = CallController {
             interp,
+            prompts,
+            queues_enabled: call.queues_enabled,
+            queueing: None,
+            next_own_id: OWN_IDS,
             record,
             started: call.started,
             started_wall: call.started_wall,
@@ -188,6 +226,7 @@ impl CallController {
             self.answer_at,
             self.start_at,
             self.recording.map(|(_, at)| at),
+            self.queue_timeout_at(),
         ]
         .into_iter()
         .flatten()
@@ -221,6 +260,7 @@ impl CallController {
             }
         }
         if self.phase == Phase::Answered {
+            self.queue_handle_timeout(now);
             self.interp.handle_timeout(now);
             self.pump(now);
         }
@@ -232,12 +272,20 @@ impl CallController {
             return;
         }
         self.event(now, "digit", serde_json::json!({ "source": source }));
+        if self.queueing.is_some() {
+            self.queue_digit(now, digit);
+            return;
+        }
         self.interp.handle(now, Event::Digit(digit));
         self.pump(now);
     }
 
     pub fn playback_done(&mut self, now: Instant, id: u64, interrupted: bool) {
         if self.phase != Phase::Answered {
+            return;
+        }
+        if id >= OWN_IDS {
+            self.own_playback_done(now, id, interrupted);
             return;
         }
         self.interp
@@ -292,6 +340,10 @@ impl CallController {
             return;
         }
         let answered = self.phase == Phase::Answered;
+        if let Some(disposition) = self.queue_caller_left(now) {
+            self.finish(now, disposition, HangupBy::Caller);
+            return;
+        }
         if answered {
             self.interp.handle(now, Event::Hangup);
             // Whatever the interpreter asks now is moot: the caller is gone.
@@ -391,8 +443,18 @@ impl CallController {
                         self.commands.push_back(Command::StopRecording { id });
                     }
                 }
-                Action::Queue { step, name, .. } => {
-                    self.not_available(now, "queue", &step, &name);
+                Action::Queue {
+                    step,
+                    name,
+                    priority,
+                    skills,
+                    timeout,
+                } => {
+                    if self.queues_enabled {
+                        self.start_queueing(now, &name, priority, skills, timeout);
+                    } else {
+                        self.not_available(now, "queue", &step, &name);
+                    }
                 }
                 Action::Callback { step, queue } => {
                     self.not_available(now, "callback", &step, &queue);
@@ -435,6 +497,11 @@ impl CallController {
         self.phase = Phase::Ended;
         self.answer_at = None;
         self.start_at = None;
+        if let Some(q) = self.queueing.take() {
+            if let Some(since) = q.connected_since() {
+                self.record.talk_ms = Some(now.saturating_since(since).as_millis() as i64);
+            }
+        }
         if let Some((id, _)) = self.recording.take() {
             self.commands.push_back(Command::StopRecording { id });
         }

@@ -160,6 +160,7 @@ async fn call(t: NewCallTask) {
             direction: Direction::Inbound,
             started,
             started_wall: chrono::Utc::now(),
+            queues_enabled: false,
         },
     );
     let session_cfg = SessionConfig {
@@ -297,6 +298,16 @@ async fn call(t: NewCallTask) {
                         request: bye,
                     });
                 }
+                Command::Enqueue { queue, .. } => {
+                    // Routing to agents is wired with the ACD; without it the flow goes on.
+                    tracing::warn!(queue, "no ACD: the queue step follows on_timeout");
+                    ctl.queue_timeout(clock.now(), "queues are not configured");
+                }
+                Command::LeaveQueue
+                | Command::Bridge { .. }
+                | Command::Unbridge
+                | Command::Hold(_)
+                | Command::EndAgentLeg => {}
                 Command::CdrUpdate(rec) => shared.cdr.update(*rec),
                 Command::CdrFinish(rec) => {
                     tracing::info!(disposition = ?rec.disposition, hangup_by = ?rec.hangup_by, path = ?rec.ivr_path, "call ended");
