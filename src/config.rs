@@ -49,6 +49,13 @@ pub struct Config {
     pub inband_dtmf: bool,
     /// How often the flows directory is checked for edits.
     pub reload_interval: Duration,
+    /// Queues and the agents who serve them; none means `queue` steps follow `on_timeout`.
+    pub queues: Vec<crate::acd::QueueConfig>,
+    pub agents: Vec<crate::acd::AgentConfig>,
+    /// WebRTC for browser agents: addresses for ICE, optional STUN.
+    pub rtc: crate::rtc::RtcConfig,
+    /// Where the configuration came from, for messages.
+    pub source: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -68,6 +75,10 @@ impl Default for Config {
             max_calls: 1000,
             inband_dtmf: true,
             reload_interval: Duration::from_secs(1),
+            queues: Vec::new(),
+            agents: Vec::new(),
+            rtc: crate::rtc::RtcConfig::default(),
+            source: None,
         }
     }
 }
@@ -86,6 +97,22 @@ struct FileConfig {
     lockout: Option<LockoutSection>,
     max_calls: Option<usize>,
     inband_dtmf: Option<bool>,
+    queues: Option<Vec<crate::acd::QueueConfig>>,
+    agents: Option<Vec<crate::acd::AgentConfig>>,
+    rtc: Option<RtcSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RtcSection {
+    /// Address the WebRTC legs bind and offer as host candidates.
+    bind_ip: Option<String>,
+    /// The public address to announce when the server sits behind 1:1 NAT.
+    public_ip: Option<String>,
+    /// `stun:host:port`
+    stun: Option<String>,
+    /// `40000-40999`
+    ports: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,6 +178,7 @@ impl Config {
                 }
             })?;
             cfg.apply_file(fc, &mut accounts_set)?;
+            cfg.source = Some(path.to_path_buf());
         }
         if let Some(s) = &ov.sip {
             cfg.sip_listen = parse_addr("--sip", s)?;
@@ -240,6 +268,32 @@ impl Config {
         }
         if let Some(b) = fc.inband_dtmf {
             self.inband_dtmf = b;
+        }
+        if let Some(q) = fc.queues {
+            self.queues = q;
+        }
+        if let Some(a) = fc.agents {
+            self.agents = a;
+        }
+        if let Some(r) = fc.rtc {
+            let ip = |what: &str, v: &str| -> Result<std::net::IpAddr, ConfigError> {
+                v.parse()
+                    .map_err(|_| ConfigError::Invalid(format!("rtc.{what}: `{v}` is not an IP address")))
+            };
+            if let Some(v) = r.bind_ip {
+                self.rtc.bind_ip = ip("bind_ip", &v)?;
+            }
+            if let Some(v) = r.public_ip {
+                self.rtc.public_ip = Some(ip("public_ip", &v)?);
+            }
+            self.rtc.stun = r.stun;
+            if let Some(p) = r.ports {
+                self.rtc.port_range = Some(parse_port_range(&p)?);
+            }
+        }
+        let problems = crate::acd::validate(&self.queues, &self.agents);
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid(problems.join("\n")));
         }
         Ok(())
     }

@@ -10,7 +10,10 @@ mod pin;
 
 pub use accounts::{Account, Accounts, AccountsError, AccountsProblem};
 pub use lockout::{Attempt, AttemptOutcome, KeyKind};
-pub use pin::{hash_pin, verify_pin, PIN_MAX_DIGITS, PIN_MIN_DIGITS};
+pub use pin::{
+    hash_password, hash_pin, verify_password, verify_pin, verify_unknown_user, PIN_MAX_DIGITS,
+    PIN_MIN_DIGITS,
+};
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -56,6 +56,41 @@ pub fn verify_pin(phc: &str, pin: &str) -> bool {
         .is_ok()
 }
 
+/// Hashes an agent's or supervisor's password (any text of 8 to 256 bytes) like a PIN.
+pub fn hash_password(password: &str) -> Result<String, AuthError> {
+    if password.len() < 8 || password.len() > 256 {
+        return Err(AuthError::PinFormat);
+    }
+    let mut salt = [0u8; 16];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut salt)
+        .map_err(|_| AuthError::Random)?;
+    let salt = SaltString::encode_b64(&salt).map_err(|_| AuthError::Hash)?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|_| AuthError::Hash)
+}
+
+/// True when `password` matches `phc` (same cost ceilings as PINs). An unknown user should still
+/// be checked against [`DUMMY_HASH`] by the caller so both take the same time.
+pub fn verify_password(phc: &str, password: &str) -> bool {
+    if password.is_empty() || password.len() > 256 {
+        return false;
+    }
+    let Some(hash) = parse_phc(phc) else {
+        return false;
+    };
+    Argon2::default()
+        .verify_password(password.as_bytes(), &hash)
+        .is_ok()
+}
+
+/// For a login with an unknown name: burn the same time as a real check, then fail.
+pub fn verify_unknown_user(password: &str) {
+    let _ = verify_password(DUMMY_HASH, password);
+}
+
 /// Parses an argon2 (i, d or id) PHC string within the cost ceilings.
 pub(super) fn parse_phc(phc: &str) -> Option<PasswordHash<'_>> {
     let hash = PasswordHash::new(phc).ok()?;

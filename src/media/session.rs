@@ -148,9 +148,58 @@ pub struct RtpSession {
     payload: Vec<u8>,
     packet: Vec<u8>,
     decoded: Vec<i16>,
+    bridge: Option<Bridge>,
 }
 
+/// Audio relayed between this leg and another (an agent's browser), always as µ-law towards the
+/// other leg: a PCMU caller's frames pass untouched, a PCMA caller's are converted sample by sample.
+#[derive(Debug, Default)]
+struct Bridge {
+    /// The caller's frames, waiting for the runtime to hand them to the other leg.
+    from_caller: VecDeque<Vec<u8>>,
+    /// The other leg's frames, sent to the caller one per 20 ms slot.
+    to_caller: VecDeque<Vec<u8>>,
+}
+
+/// Frames queued either way beyond this are dropped oldest first: late audio is worse than lost.
+const BRIDGE_DEPTH: usize = 8;
+
 impl RtpSession {
+    /// Starts relaying: from now on the caller's audio is kept for [`Self::poll_bridged_audio`]
+    /// and frames pushed with [`Self::push_bridged_audio`] are sent to the caller when no prompt
+    /// is playing.
+    pub fn start_bridge(&mut self) {
+        self.bridge = Some(Bridge::default());
+    }
+
+    pub fn stop_bridge(&mut self) {
+        self.bridge = None;
+    }
+
+    /// The caller's next frame as µ-law (160 bytes), if any.
+    pub fn poll_bridged_audio(&mut self) -> Option<Vec<u8>> {
+        self.bridge.as_mut()?.from_caller.pop_front()
+    }
+
+    /// One 20 ms µ-law frame from the other leg, for the caller.
+    pub fn push_bridged_audio(&mut self, pcmu: &[u8]) {
+        let law = self.cfg.law;
+        let Some(b) = self.bridge.as_mut() else {
+            return;
+        };
+        let frame = if law == Law::Mu {
+            pcmu.to_vec()
+        } else {
+            pcmu.iter()
+                .map(|&x| g711::encode(law, g711::decode(Law::Mu, x)))
+                .collect()
+        };
+        if b.to_caller.len() >= BRIDGE_DEPTH {
+            b.to_caller.pop_front();
+        }
+        b.to_caller.push_back(frame);
+    }
+
     pub fn new(cfg: SessionConfig, now: Instant) -> Self {
         RtpSession {
             anchor: now,
@@ -174,6 +223,7 @@ impl RtpSession {
             payload: Vec::with_capacity(FRAME_SAMPLES),
             packet: Vec::with_capacity(rtp::HEADER_LEN + FRAME_SAMPLES),
             decoded: Vec::with_capacity(FRAME_SAMPLES),
+            bridge: None,
             cfg,
         }
     }
@@ -223,6 +273,20 @@ impl RtpSession {
                 });
             }
         }
+        if let Some(b) = self.bridge.as_mut() {
+            let frame = if self.cfg.law == Law::Mu {
+                pkt.payload.to_vec()
+            } else {
+                self.decoded
+                    .iter()
+                    .map(|&x| g711::encode(Law::Mu, x))
+                    .collect()
+            };
+            if b.from_caller.len() >= BRIDGE_DEPTH {
+                b.from_caller.pop_front();
+            }
+            b.from_caller.push_back(frame);
+        }
         if let Some(rec) = self.recorder.as_mut() {
             if let Some(samples) = record(rec, pkt.timestamp, &self.decoded) {
                 self.events.push_back(MediaEvent::RecordingDone { samples });
@@ -271,7 +335,15 @@ impl RtpSession {
                 self.anchor += Duration::from_micros(skip.saturating_mul(FRAME_MICROS));
                 self.stats.skipped_slots += skip;
             }
-            let info = self.player.next_frame(&mut self.frame);
+            let relayed = if self.player.is_idle() {
+                self.bridge.as_mut().and_then(|b| b.to_caller.pop_front())
+            } else {
+                None
+            };
+            let mut info = self.player.next_frame(&mut self.frame);
+            if relayed.is_some() {
+                info.audio = true;
+            }
             if let Some(id) = info.finished {
                 self.events.push_back(MediaEvent::PlaybackDone {
                     id,
@@ -284,7 +356,9 @@ impl RtpSession {
             let was_audio = std::mem::replace(&mut self.last_audio, info.audio);
             let Some(to) = self.remote else { continue };
             self.payload.clear();
-            if info.audio {
+            if let Some(frame) = relayed {
+                self.payload.extend_from_slice(&frame);
+            } else if info.audio {
                 g711::encode_into(self.cfg.law, &self.frame, &mut self.payload);
             } else {
                 self.payload.resize(FRAME_SAMPLES, self.cfg.law.silence());

@@ -457,3 +457,51 @@ fn recording_keeps_real_time_and_stops_at_its_limit() {
     assert!(rec[640..].iter().all(|&x| x == g711::decode(Law::A, 0xD5)));
     assert!(s.stop_recording().is_empty());
 }
+
+#[test]
+fn a_bridge_relays_both_ways_converting_a_law_callers_to_mu_law() {
+    let mut s = RtpSession::new(cfg(Law::A, Some(PEER)), ms(0));
+    // Before the bridge, the caller's audio is not kept for anyone.
+    let speech: Vec<i16> = (0..160).map(|i| ((i * 97) % 4000 - 2000) as i16).collect();
+    let mut alaw = Vec::new();
+    g711::encode_into(Law::A, &speech, &mut alaw);
+    s.on_datagram(ms(5), PEER, &packet(8, 1, 160, &alaw));
+    assert!(s.poll_bridged_audio().is_none());
+
+    s.start_bridge();
+    s.on_datagram(ms(25), PEER, &packet(8, 2, 320, &alaw));
+    let to_agent = s.poll_bridged_audio().expect("the caller's frame for the agent");
+    let mut back = Vec::new();
+    g711::decode_into(Law::Mu, &to_agent, &mut back);
+    let mut want = Vec::new();
+    g711::decode_into(Law::A, &alaw, &mut want);
+    for (a, b) in back.iter().zip(&want) {
+        assert!((i32::from(*a) - i32::from(*b)).abs() <= 64, "µ-law conversion too lossy: {a} vs {b}");
+    }
+
+    // The agent's µ-law frames reach the caller as A-law, one per slot, seq/ts continuous.
+    let agent: Vec<u8> = (0..160).map(|i| (i as u8).wrapping_mul(3)).collect();
+    s.push_bridged_audio(&agent);
+    s.push_bridged_audio(&agent);
+    let sent = run_until(&mut s, ms(60));
+    let audio: Vec<&Sent> = sent.iter().filter(|p| p.rtp().payload != [0xD5; 160]).collect();
+    assert_eq!(audio.len(), 2, "two relayed frames, silence after");
+    for p in &audio {
+        let got: Vec<i16> = p.rtp().payload.iter().map(|&x| g711::decode(Law::A, x)).collect();
+        let want: Vec<i16> = agent.iter().map(|&x| g711::decode(Law::Mu, x)).collect();
+        for (a, b) in got.iter().zip(&want) {
+            assert!((i32::from(*a) - i32::from(*b)).abs() <= i32::from(b.unsigned_abs() / 8) + 16);
+        }
+        assert_eq!(p.rtp().payload_type, 8);
+    }
+    for w in sent.windows(2) {
+        assert_eq!(w[1].rtp().sequence, w[0].rtp().sequence.wrapping_add(1));
+        assert_eq!(w[1].rtp().timestamp, w[0].rtp().timestamp.wrapping_add(160));
+    }
+
+    // A prompt (music on hold) takes precedence over relayed audio; stopping the bridge drops it.
+    s.stop_bridge();
+    s.push_bridged_audio(&agent);
+    let later = run_until(&mut s, ms(120));
+    assert!(later.iter().all(|p| p.rtp().payload == [0xD5; 160]));
+}

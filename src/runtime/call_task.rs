@@ -11,7 +11,11 @@ use tokio::sync::mpsc;
 
 use crate::auth::{AccountKey as AuthKey, Verdict};
 use crate::call::{CallController, Command, NewCall};
+use crate::acd::CallRequest;
 use crate::cdr::Direction;
+use crate::rtc::{RtcEvent, RtcLeg};
+
+use super::acd_task::{AcdCmd, AgentMsg};
 use crate::ivr::{AccountKey, Flow, PinOutcome, PromptIndex};
 use crate::media::g711::Law;
 use crate::media::session::{DigitSource, MediaEvent, RtpSession, SessionConfig};
@@ -35,6 +39,27 @@ pub enum CallIn {
     Response(rsip::Response),
     RequestTimeout,
     AckTimeout,
+    // From the ACD task:
+    Enqueued {
+        music: Option<PathBuf>,
+        announce_every: Option<std::time::Duration>,
+        exit_key: Option<char>,
+    },
+    QueueTimeout(String),
+    Position(usize),
+    Requeued {
+        queue: String,
+        why: String,
+    },
+    /// An agent clicked answer: their browser's SDP offer, and their console to answer to.
+    AgentAnswer {
+        agent_id: String,
+        sdp: String,
+        agent: mpsc::UnboundedSender<AgentMsg>,
+    },
+    AgentHungUp,
+    Hold(bool),
+    AgentDtmf(char),
 }
 
 pub struct NewCallTask {
@@ -53,12 +78,33 @@ pub struct NewCallTask {
     pub answer_sdp: String,
     pub rtp: std::net::UdpSocket,
     pub local_sip: SocketAddr,
+    /// This call's own inbox, handed to the ACD so it can reach the call.
+    pub self_tx: mpsc::UnboundedSender<CallIn>,
 }
 
 enum JobDone {
     Pin(u64, PinOutcome),
     Lookup(u64, Result<serde_json::Value, String>),
     Recording(u64, Option<String>),
+    AgentLeg {
+        agent_id: String,
+        agent: mpsc::UnboundedSender<AgentMsg>,
+        result: Result<(RtcLeg, String), String>,
+    },
+}
+
+/// The agent's side of a bridged call.
+struct AgentSide {
+    leg: RtcLeg,
+    agent: mpsc::UnboundedSender<AgentMsg>,
+    relaying: bool,
+}
+
+async fn next_agent_event(side: &mut Option<AgentSide>) -> Option<RtcEvent> {
+    match side.as_mut() {
+        Some(s) => s.leg.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Id for the beep before a recording: its PlaybackDone is ours, not the interpreter's.
@@ -121,6 +167,7 @@ async fn call(t: NewCallTask) {
         answer_sdp,
         rtp,
         local_sip,
+        self_tx,
         ..
     } = t;
 
@@ -160,7 +207,7 @@ async fn call(t: NewCallTask) {
             direction: Direction::Inbound,
             started,
             started_wall: chrono::Utc::now(),
-            queues_enabled: false,
+            queues_enabled: shared.acd.is_some(),
         },
     );
     let session_cfg = SessionConfig {
@@ -181,6 +228,7 @@ async fn call(t: NewCallTask) {
     let mut buf = vec![0u8; 2048];
     let mut recording_id: Option<u64> = None;
     let mut acked = false;
+    let mut agent_side: Option<AgentSide> = None;
 
     loop {
         // Everything the controller asked for, then the packets that are due.
@@ -298,16 +346,74 @@ async fn call(t: NewCallTask) {
                         request: bye,
                     });
                 }
-                Command::Enqueue { queue, .. } => {
-                    // Routing to agents is wired with the ACD; without it the flow goes on.
-                    tracing::warn!(queue, "no ACD: the queue step follows on_timeout");
-                    ctl.queue_timeout(clock.now(), "queues are not configured");
+                Command::Enqueue {
+                    queue,
+                    priority,
+                    skills,
+                    timeout,
+                    pop,
+                } => match shared.acd.as_ref() {
+                    Some(acd) => {
+                        let req = CallRequest {
+                            call_id: call_id.clone(),
+                            queue,
+                            priority,
+                            skills,
+                            timeout,
+                        };
+                        let _ = acd.send(AcdCmd::Enqueue {
+                            req,
+                            pop,
+                            call: self_tx.clone(),
+                        });
+                    }
+                    None => ctl.queue_timeout(clock.now(), "queues are not configured"),
+                },
+                Command::LeaveQueue => {
+                    if let Some(acd) = shared.acd.as_ref() {
+                        let _ = acd.send(AcdCmd::Leave {
+                            call_id: call_id.clone(),
+                        });
+                    }
                 }
-                Command::LeaveQueue
-                | Command::Bridge { .. }
-                | Command::Unbridge
-                | Command::Hold(_)
-                | Command::EndAgentLeg => {}
+                Command::Bridge { .. } => {
+                    if let Some(s) = session.as_mut() {
+                        s.start_bridge();
+                    }
+                    if let Some(a) = agent_side.as_mut() {
+                        a.relaying = true;
+                    }
+                }
+                Command::Unbridge => {
+                    if let Some(s) = session.as_mut() {
+                        s.stop_bridge();
+                    }
+                    if let Some(a) = agent_side.take() {
+                        tokio::spawn(a.leg.close());
+                    }
+                }
+                Command::Hold(on) => {
+                    if let Some(a) = agent_side.as_mut() {
+                        a.relaying = !on;
+                    }
+                    if let Some(s) = session.as_mut() {
+                        if on {
+                            s.stop_bridge();
+                        } else {
+                            s.start_bridge();
+                        }
+                    }
+                }
+                Command::EndAgentLeg => {
+                    if let Some(a) = agent_side.take() {
+                        tokio::spawn(a.leg.close());
+                    }
+                    if let Some(acd) = shared.acd.as_ref() {
+                        let _ = acd.send(AcdCmd::CallEnded {
+                            call_id: call_id.clone(),
+                        });
+                    }
+                }
                 Command::CdrUpdate(rec) => shared.cdr.update(*rec),
                 Command::CdrFinish(rec) => {
                     tracing::info!(disposition = ?rec.disposition, hangup_by = ?rec.hangup_by, path = ?rec.ivr_path, "call ended");
@@ -376,6 +482,11 @@ async fn call(t: NewCallTask) {
                 if let Ok((n, from)) = r {
                     if let (Some(s), Some(bytes)) = (session.as_mut(), buf.get(..n)) {
                         s.on_datagram(clock.now(), from, bytes);
+                        while let Some(frame) = s.poll_bridged_audio() {
+                            if let Some(a) = agent_side.as_ref().filter(|a| a.relaying) {
+                                let _ = a.leg.send_pcmu(&frame);
+                            }
+                        }
                     }
                 }
             }
@@ -421,6 +532,36 @@ async fn call(t: NewCallTask) {
                         }
                     }
                     Some(CallIn::Response(_)) | Some(CallIn::RequestTimeout) => {}
+                    Some(CallIn::Enqueued { music, announce_every, exit_key }) => {
+                        ctl.enqueued(now, music, announce_every, exit_key);
+                    }
+                    Some(CallIn::QueueTimeout(why)) => ctl.queue_timeout(now, &why),
+                    Some(CallIn::Position(p)) => ctl.queue_position(p),
+                    Some(CallIn::Requeued { queue, why }) => {
+                        if let Some(a) = agent_side.take() {
+                            tokio::spawn(a.leg.close());
+                        }
+                        ctl.requeued(now, &queue, &why);
+                    }
+                    Some(CallIn::AgentAnswer { agent_id, sdp, agent }) => {
+                        let cfg = shared.rtc.clone();
+                        let tx = job_tx.clone();
+                        tokio::spawn(async move {
+                            let result = RtcLeg::answer(&cfg, &sdp).await.map_err(|e| e.to_string());
+                            let _ = tx.send(JobDone::AgentLeg { agent_id, agent, result });
+                        });
+                    }
+                    Some(CallIn::AgentHungUp) => {
+                        if let Some(a) = agent_side.take() {
+                            tokio::spawn(a.leg.close());
+                        }
+                        ctl.agent_hung_up(now);
+                    }
+                    Some(CallIn::Hold(on)) => ctl.hold(now, on),
+                    Some(CallIn::AgentDtmf(d)) => {
+                        // Sending DTMF towards the caller needs an RFC 4733 sender on the RTP leg.
+                        tracing::info!(digit = %d, "agent DTMF towards the caller is not sent yet");
+                    }
                     Some(CallIn::AckTimeout) => {
                         ctl.failed(now, "no ACK for our 200 OK");
                         let bye = dialog.request(rsip::Method::Bye, None);
@@ -434,6 +575,51 @@ async fn call(t: NewCallTask) {
                     JobDone::Pin(id, outcome) => ctl.pin_checked(now, id, outcome),
                     JobDone::Lookup(id, r) => ctl.lookup_done(now, id, r),
                     JobDone::Recording(id, file) => ctl.recording_done(now, id, file),
+                    JobDone::AgentLeg { agent_id, agent, result } => match result {
+                        Ok((leg, sdp)) if !ctl.is_ended() => {
+                            let _ = agent.send(AgentMsg::AnswerSdp { call_id: call_id.clone(), sdp });
+                            let _ = agent.send(AgentMsg::Connected { call_id: call_id.clone() });
+                            agent_side = Some(AgentSide { leg, agent, relaying: false });
+                            ctl.agent_connected(now, &agent_id);
+                        }
+                        Ok((leg, _)) => {
+                            tokio::spawn(leg.close());
+                        }
+                        Err(e) => {
+                            tracing::warn!(agent = %agent_id, error = %e, "agent's WebRTC answer failed");
+                            let _ = agent.send(AgentMsg::Error { message: format!("WebRTC: {e}") });
+                            let _ = agent.send(AgentMsg::CallEnded { call_id: call_id.clone(), by: "system".into() });
+                            if let Some(acd) = shared.acd.as_ref() {
+                                let _ = acd.send(AcdCmd::CallEnded { call_id: call_id.clone() });
+                            }
+                            ctl.failed(now, "the agent's browser could not be connected");
+                            let bye = dialog.request(rsip::Method::Bye, None);
+                            let _ = sip.send(SipCmd::Request { call_id: call_id.clone(), peer: dialog.peer, request: bye });
+                        }
+                    },
+                }
+            }
+            ev = next_agent_event(&mut agent_side) => {
+                let now = clock.now();
+                match ev {
+                    Some(RtcEvent::Audio { payload, .. }) => {
+                        if agent_side.as_ref().is_some_and(|a| a.relaying) {
+                            if let Some(s) = session.as_mut() {
+                                s.push_bridged_audio(&payload);
+                            }
+                        }
+                    }
+                    Some(RtcEvent::Connected) | Some(RtcEvent::Dtmf(_)) => {}
+                    Some(RtcEvent::Closed) | None => {
+                        // The browser went away (closed, reloaded): the call ends for the caller.
+                        if let Some(a) = agent_side.take() {
+                            let _ = a.agent.send(AgentMsg::CallEnded { call_id: call_id.clone(), by: "agent".into() });
+                        }
+                        if let Some(acd) = shared.acd.as_ref() {
+                            let _ = acd.send(AcdCmd::CallEnded { call_id: call_id.clone() });
+                        }
+                        ctl.agent_hung_up(now);
+                    }
                 }
             }
             _ = async {

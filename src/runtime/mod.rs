@@ -9,6 +9,7 @@
 //!   with, so an edit never changes a call in progress.
 //! * `clock` — the one place that turns the OS clock into [`crate::time::Instant`].
 
+pub mod acd_task;
 pub mod call_task;
 pub mod clock;
 pub mod flows;
@@ -65,11 +66,50 @@ pub struct Shared {
     pub http_client: reqwest::Client,
     pub api_token: String,
     pub local_ip: std::net::IpAddr,
+    /// The ACD task, when queues are configured.
+    pub acd: Option<tokio::sync::mpsc::UnboundedSender<acd_task::AcdCmd>>,
+    pub rtc: crate::rtc::RtcConfig,
+    /// Agents' console sessions: token → (agent id, expiry).
+    pub agent_tokens: std::sync::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>,
+}
+
+/// What a call needs to know about its queue while it waits.
+pub struct QueueMedia {
+    pub music: Option<std::path::PathBuf>,
+    pub announce_every: Option<std::time::Duration>,
+    pub exit_key: Option<char>,
 }
 
 impl Shared {
     pub fn active_calls(&self) -> usize {
         self.active_calls.load(Ordering::Relaxed)
+    }
+
+    pub fn queue_config(&self, name: &str) -> Option<QueueMedia> {
+        let q = self.config.queues.iter().find(|q| q.name == name)?;
+        let music_name = q.music.clone().unwrap_or_else(|| "moh".to_string());
+        let music = [
+            self.config.sounds_dir.join(format!("{music_name}.wav")),
+            std::path::PathBuf::from(&music_name),
+        ]
+        .into_iter()
+        .find(|p| p.is_file());
+        Some(QueueMedia {
+            music,
+            announce_every: q.announce_every,
+            exit_key: q.exit_key,
+        })
+    }
+
+    /// The longest wrap-up among the agent's queues, for the console's countdown.
+    pub fn wrap_up_for(&self, agent_id: &str) -> Option<std::time::Duration> {
+        let agent = self.config.agents.iter().find(|a| a.id == agent_id)?;
+        self.config
+            .queues
+            .iter()
+            .filter(|q| agent.queues.contains(&q.name))
+            .map(|q| q.wrap_up)
+            .max()
     }
 }
 
@@ -177,7 +217,12 @@ pub async fn start(config: Config) -> Result<Running, RuntimeError> {
         .build()
         .map_err(|e| RuntimeError::Other(format!("http client: {e}")))?;
 
+    let (acd_tx, acd_rx) = tokio::sync::mpsc::unbounded_channel();
+    let acd_enabled = !config.queues.is_empty();
     let shared = Arc::new(Shared {
+        acd: acd_enabled.then_some(acd_tx),
+        rtc: config.rtc.clone(),
+        agent_tokens: std::sync::Mutex::new(std::collections::HashMap::new()),
         ports: ports::PortAllocator::new(config.rtp_ports),
         prompts: prompts::PromptCache::default(),
         clock: clock::Clock::new(),
@@ -196,6 +241,12 @@ pub async fn start(config: Config) -> Result<Running, RuntimeError> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
+
+    if acd_enabled {
+        let acd = crate::acd::Acd::new(shared.config.queues.clone(), shared.config.agents.clone());
+        acd_task::spawn(shared.clone(), acd, acd_rx, stop_rx.clone());
+        tracing::info!(queues = shared.config.queues.len(), agents = shared.config.agents.len(), "queues and agents configured");
+    }
 
     let sip = sip_task::SipTask::bind(shared.clone()).await?;
     let sip_addr = sip.local_addr();

@@ -506,6 +506,7 @@ impl Router {
             }
         };
         let (tx, rx) = mpsc::unbounded_channel();
+        let self_tx = tx.clone();
         self.calls.insert(call_id.clone(), tx);
         self.invites.insert(key.clone(), call_id.clone());
         self.shared.active_calls.fetch_add(1, Ordering::SeqCst);
@@ -525,6 +526,7 @@ impl Router {
             answer_sdp: answer,
             rtp: socket,
             local_sip: self.local,
+            self_tx,
         };
         tokio::spawn(call_task::run(task));
     }

@@ -1,0 +1,551 @@
+//! The ACD task: one task owns the pure [`crate::acd::Acd`] and carries its decisions to the
+//! calls (their inboxes) and to the agents (their console sockets).
+//!
+//! Everything that changes who gets which call passes through here, in order, so two agents can
+//! never take the same call and an agent never gets two.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::acd::{Acd, AcdEvent, AgentSnapshot, CallRequest, QueueSnapshot};
+use crate::call::ScreenPop;
+
+use super::call_task::CallIn;
+use super::Shared;
+
+/// What the ACD task tells an agent's console (serialised as the WebSocket protocol).
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentMsg {
+    State {
+        state: String,
+        since_ms: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        wrap_up_ms: Option<u64>,
+    },
+    Ring {
+        call_id: String,
+        queue: String,
+        caller: String,
+        dialed: String,
+        waited_ms: u64,
+        account: Option<std::collections::BTreeMap<String, String>>,
+        ivr_path: Vec<String>,
+        digits: std::collections::BTreeMap<String, String>,
+        vars: std::collections::BTreeMap<String, String>,
+    },
+    RingCancelled {
+        call_id: String,
+        reason: String,
+    },
+    AnswerSdp {
+        call_id: String,
+        sdp: String,
+    },
+    Connected {
+        call_id: String,
+    },
+    CallEnded {
+        call_id: String,
+        by: String,
+    },
+    Queues {
+        queues: Vec<QueueSnapshot>,
+    },
+    Agents {
+        agents: Vec<AgentSnapshot>,
+    },
+    Error {
+        message: String,
+    },
+    /// The session was replaced by a newer login of the same agent.
+    Replaced,
+}
+
+pub enum AcdCmd {
+    Enqueue {
+        req: CallRequest,
+        pop: Box<ScreenPop>,
+        call: mpsc::UnboundedSender<CallIn>,
+    },
+    Leave {
+        call_id: String,
+    },
+    /// The call ended while an agent had it (caller hung up, failure).
+    CallEnded {
+        call_id: String,
+    },
+    Login {
+        agent_id: String,
+        session: u64,
+        tx: mpsc::UnboundedSender<AgentMsg>,
+    },
+    Logout {
+        agent_id: String,
+        session: u64,
+    },
+    SetState {
+        agent_id: String,
+        available: bool,
+    },
+    WrapUpDone {
+        agent_id: String,
+    },
+    Answer {
+        agent_id: String,
+        call_id: String,
+        sdp: String,
+    },
+    Decline {
+        agent_id: String,
+        call_id: String,
+    },
+    /// Hang-up, hold, DTMF from the agent for the call they have.
+    ToCall {
+        agent_id: String,
+        call_id: String,
+        msg: AgentAction,
+    },
+    Transfer {
+        agent_id: String,
+        call_id: String,
+        queue: Option<String>,
+        agent: Option<String>,
+    },
+    Snapshot {
+        reply: oneshot::Sender<(Vec<QueueSnapshot>, Vec<AgentSnapshot>)>,
+    },
+}
+
+#[derive(Debug)]
+pub enum AgentAction {
+    Hangup,
+    Hold(bool),
+    Dtmf(char),
+}
+
+struct CallEntry {
+    inbox: mpsc::UnboundedSender<CallIn>,
+    pop: Box<ScreenPop>,
+    queue: String,
+    enqueued: crate::time::Instant,
+    position: Option<usize>,
+    agent: Option<String>,
+}
+
+struct Task {
+    shared: Arc<Shared>,
+    acd: Acd,
+    calls: HashMap<String, CallEntry>,
+    agents: HashMap<String, (u64, mpsc::UnboundedSender<AgentMsg>)>,
+    /// offer id → (call, agent)
+    offers: HashMap<u64, (String, String)>,
+}
+
+pub fn spawn(
+    shared: Arc<Shared>,
+    acd: Acd,
+    mut rx: mpsc::UnboundedReceiver<AcdCmd>,
+    mut stop: watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        let mut t = Task {
+            shared: shared.clone(),
+            acd,
+            calls: HashMap::new(),
+            agents: HashMap::new(),
+            offers: HashMap::new(),
+        };
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+        loop {
+            let deadline = t.acd.poll_timeout().map(|d| shared.clock.to_tokio(d));
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => t.command(cmd),
+                    None => break,
+                },
+                _ = async {
+                    match deadline {
+                        Some(d) => tokio::time::sleep_until(d).await,
+                        None => std::future::pending::<()>().await,
+                    }
+                } => {
+                    t.acd.handle_timeout(shared.clock.now());
+                }
+                _ = tick.tick() => t.broadcast_boards(),
+                _ = stop.wait_for(|s| *s) => break,
+            }
+            t.drain();
+        }
+    });
+}
+
+impl Task {
+    fn now(&self) -> crate::time::Instant {
+        self.shared.clock.now()
+    }
+
+    fn to_agent(&self, agent_id: &str, msg: AgentMsg) {
+        if let Some((_, tx)) = self.agents.get(agent_id) {
+            let _ = tx.send(msg);
+        }
+    }
+
+    fn to_call(&self, call_id: &str, msg: CallIn) {
+        if let Some(c) = self.calls.get(call_id) {
+            let _ = c.inbox.send(msg);
+        }
+    }
+
+    fn command(&mut self, cmd: AcdCmd) {
+        let now = self.now();
+        match cmd {
+            AcdCmd::Enqueue { req, pop, call } => {
+                let call_id = req.call_id.clone();
+                let queue = req.queue.clone();
+                match self.acd.enqueue(now, req) {
+                    Ok(()) => {
+                        let cfg = self.shared.queue_config(&queue);
+                        let _ = call.send(CallIn::Enqueued {
+                            music: cfg.as_ref().and_then(|c| c.music.clone()),
+                            announce_every: cfg.as_ref().and_then(|c| c.announce_every),
+                            exit_key: cfg.as_ref().and_then(|c| c.exit_key),
+                        });
+                        self.calls.insert(
+                            call_id,
+                            CallEntry {
+                                inbox: call,
+                                pop,
+                                queue,
+                                enqueued: now,
+                                position: None,
+                                agent: None,
+                            },
+                        );
+                    }
+                    Err(e) => {
+                        let _ = call.send(CallIn::QueueTimeout(format!("{e:?}")));
+                    }
+                }
+            }
+            AcdCmd::Leave { call_id } => {
+                self.acd.leave(now, &call_id);
+                self.calls.remove(&call_id);
+            }
+            AcdCmd::CallEnded { call_id } => {
+                if let Some(c) = self.calls.remove(&call_id) {
+                    if let Some(agent) = c.agent {
+                        self.acd.call_finished(now, &agent);
+                        self.to_agent(
+                            &agent,
+                            AgentMsg::CallEnded {
+                                call_id,
+                                by: "caller".into(),
+                            },
+                        );
+                    } else {
+                        self.acd.leave(now, &call_id);
+                    }
+                }
+            }
+            AcdCmd::Login { agent_id, session, tx } => {
+                if let Some((old, old_tx)) = self.agents.insert(agent_id.clone(), (session, tx)) {
+                    if old != session {
+                        let _ = old_tx.send(AgentMsg::Replaced);
+                    }
+                }
+                self.acd.agent_login(now, &agent_id);
+                self.send_boards_to(&agent_id);
+            }
+            AcdCmd::Logout { agent_id, session } => {
+                if self.agents.get(&agent_id).is_some_and(|(s, _)| *s == session) {
+                    self.agents.remove(&agent_id);
+                    self.acd.agent_logout(now, &agent_id);
+                }
+            }
+            AcdCmd::SetState { agent_id, available } => {
+                if available {
+                    self.acd.set_available(now, &agent_id);
+                } else {
+                    self.acd.set_away(now, &agent_id);
+                }
+            }
+            AcdCmd::WrapUpDone { agent_id } => self.acd.wrap_up_done(now, &agent_id),
+            AcdCmd::Answer { agent_id, call_id, sdp } => {
+                let offer = self
+                    .offers
+                    .iter()
+                    .find(|(_, (c, a))| *c == call_id && *a == agent_id)
+                    .map(|(id, _)| *id);
+                let Some(offer_id) = offer else {
+                    self.to_agent(
+                        &agent_id,
+                        AgentMsg::Error {
+                            message: "this call is no longer ringing for you".into(),
+                        },
+                    );
+                    return;
+                };
+                if self.acd.offer_answered(now, offer_id) {
+                    if let Some((_, tx)) = self.agents.get(&agent_id) {
+                        let tx = tx.clone();
+                        if let Some(c) = self.calls.get_mut(&call_id) {
+                            c.agent = Some(agent_id.clone());
+                        }
+                        self.to_call(
+                            &call_id,
+                            CallIn::AgentAnswer {
+                                agent_id,
+                                sdp,
+                                agent: tx,
+                            },
+                        );
+                    }
+                } else {
+                    self.to_agent(
+                        &agent_id,
+                        AgentMsg::Error {
+                            message: "the call was taken or left before you answered".into(),
+                        },
+                    );
+                }
+            }
+            AcdCmd::Decline { agent_id, call_id } => {
+                let offer = self
+                    .offers
+                    .iter()
+                    .find(|(_, (c, a))| *c == call_id && *a == agent_id)
+                    .map(|(id, _)| *id);
+                if let Some(id) = offer {
+                    self.acd.offer_declined(now, id);
+                }
+            }
+            AcdCmd::ToCall { agent_id, call_id, msg } => {
+                let owns = self
+                    .calls
+                    .get(&call_id)
+                    .is_some_and(|c| c.agent.as_deref() == Some(agent_id.as_str()));
+                if !owns {
+                    self.to_agent(
+                        &agent_id,
+                        AgentMsg::Error {
+                            message: "you are not on this call".into(),
+                        },
+                    );
+                    return;
+                }
+                match msg {
+                    AgentAction::Hangup => {
+                        self.to_call(&call_id, CallIn::AgentHungUp);
+                        self.calls.remove(&call_id);
+                        self.acd.call_finished(now, &agent_id);
+                        self.to_agent(
+                            &agent_id,
+                            AgentMsg::CallEnded {
+                                call_id,
+                                by: "agent".into(),
+                            },
+                        );
+                    }
+                    AgentAction::Hold(on) => self.to_call(&call_id, CallIn::Hold(on)),
+                    AgentAction::Dtmf(d) => self.to_call(&call_id, CallIn::AgentDtmf(d)),
+                }
+            }
+            AcdCmd::Transfer {
+                agent_id,
+                call_id,
+                queue,
+                agent,
+            } => {
+                let owns = self
+                    .calls
+                    .get(&call_id)
+                    .is_some_and(|c| c.agent.as_deref() == Some(agent_id.as_str()));
+                if !owns {
+                    return;
+                }
+                match self
+                    .acd
+                    .transfer(now, &call_id, queue.as_deref(), agent.as_deref())
+                {
+                    Ok(()) => {
+                        let target = queue
+                            .clone()
+                            .or_else(|| {
+                                self.calls.get(&call_id).map(|c| c.queue.clone())
+                            })
+                            .unwrap_or_default();
+                        if let Some(c) = self.calls.get_mut(&call_id) {
+                            c.agent = None;
+                            c.queue = target.clone();
+                        }
+                        self.to_call(&call_id, CallIn::Requeued { queue: target, why: "transfer".into() });
+                        self.to_agent(
+                            &agent_id,
+                            AgentMsg::CallEnded {
+                                call_id,
+                                by: "transfer".into(),
+                            },
+                        );
+                    }
+                    Err(e) => self.to_agent(
+                        &agent_id,
+                        AgentMsg::Error {
+                            message: format!("transfer refused: {e:?}"),
+                        },
+                    ),
+                }
+            }
+            AcdCmd::Snapshot { reply } => {
+                let _ = reply.send((self.acd.queues_snapshot(now), self.acd.agents_snapshot(now)));
+            }
+        }
+    }
+
+    fn drain(&mut self) {
+        let now = self.now();
+        while let Some(ev) = self.acd.poll_event() {
+            match ev {
+                AcdEvent::Offer {
+                    offer_id,
+                    call_id,
+                    agent_id,
+                    queue,
+                } => {
+                    self.offers.insert(offer_id, (call_id.clone(), agent_id.clone()));
+                    if let Some(c) = self.calls.get(&call_id) {
+                        let p = &c.pop;
+                        let msg = AgentMsg::Ring {
+                            call_id: call_id.clone(),
+                            queue,
+                            caller: p.caller.clone(),
+                            dialed: p.dialed.clone(),
+                            waited_ms: now.saturating_since(c.enqueued).as_millis() as u64,
+                            account: p.account.clone(),
+                            ivr_path: p.ivr_path.clone(),
+                            digits: p.digits.clone(),
+                            vars: p.vars.clone(),
+                        };
+                        self.to_agent(&agent_id, msg);
+                    }
+                }
+                AcdEvent::OfferCancelled {
+                    offer_id,
+                    call_id,
+                    agent_id,
+                    reason,
+                } => {
+                    self.offers.remove(&offer_id);
+                    let reason = format!("{reason:?}");
+                    self.to_agent(
+                        &agent_id,
+                        AgentMsg::RingCancelled {
+                            call_id,
+                            reason: snake(&reason),
+                        },
+                    );
+                }
+                AcdEvent::Connected { offer_id, .. } => {
+                    self.offers.remove(&offer_id);
+                }
+                AcdEvent::QueueTimeout { call_id } => {
+                    self.to_call(&call_id, CallIn::QueueTimeout("timeout".into()));
+                    self.calls.remove(&call_id);
+                }
+                AcdEvent::Overflowed { call_id, to, .. } => {
+                    if let Some(c) = self.calls.get_mut(&call_id) {
+                        c.queue = to.clone();
+                    }
+                    self.to_call(&call_id, CallIn::Requeued { queue: to, why: "overflow".into() });
+                }
+                AcdEvent::AgentState {
+                    agent_id,
+                    state,
+                    since,
+                } => {
+                    let wrap_up_ms = match state {
+                        crate::acd::AgentState::WrapUp => self
+                            .shared
+                            .wrap_up_for(&agent_id)
+                            .map(|d| d.as_millis() as u64),
+                        _ => None,
+                    };
+                    let state = snake(&format!("{state:?}"));
+                    self.to_agent(
+                        &agent_id,
+                        AgentMsg::State {
+                            state,
+                            since_ms: now.saturating_since(since).as_millis() as u64,
+                            wrap_up_ms,
+                        },
+                    );
+                }
+            }
+        }
+        // Positions, for the announcements.
+        let ids: Vec<String> = self.calls.keys().cloned().collect();
+        for id in ids {
+            let pos = self.acd.position(&id).map(|(p, _)| p);
+            if let Some(c) = self.calls.get_mut(&id) {
+                if c.position != pos {
+                    c.position = pos;
+                    if let Some(p) = pos {
+                        let _ = c.inbox.send(CallIn::Position(p));
+                    }
+                }
+            }
+        }
+    }
+
+    fn send_boards_to(&self, agent_id: &str) {
+        let now = self.now();
+        self.to_agent(
+            agent_id,
+            AgentMsg::Queues {
+                queues: self.acd.queues_snapshot(now),
+            },
+        );
+        self.to_agent(
+            agent_id,
+            AgentMsg::Agents {
+                agents: self.acd.agents_snapshot(now),
+            },
+        );
+    }
+
+    fn broadcast_boards(&self) {
+        if self.agents.is_empty() {
+            return;
+        }
+        let now = self.now();
+        let q = AgentMsg::Queues {
+            queues: self.acd.queues_snapshot(now),
+        };
+        let a = AgentMsg::Agents {
+            agents: self.acd.agents_snapshot(now),
+        };
+        for (_, tx) in self.agents.values() {
+            let _ = tx.send(q.clone());
+            let _ = tx.send(a.clone());
+        }
+    }
+}
+
+/// `RingTimeout` → `ring_timeout`.
+fn snake(s: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
