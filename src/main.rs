@@ -82,6 +82,8 @@ enum Cmd {
     },
     /// Read a PIN on stdin and print the hash to put in the accounts file
     PinHash,
+    /// Read an agent's password on stdin and print the hash for the config's `agents:`
+    PasswordHash,
     /// Historical report figures (arrives with the reporting work)
     Report {
         #[command(flatten)]
@@ -125,6 +127,7 @@ fn main() -> ExitCode {
             input,
         } => simulate(common, flow, caller, at, input),
         Cmd::PinHash => pin_hash(),
+        Cmd::PasswordHash => password_hash(),
         Cmd::Report { .. } => {
             Err(anyhow::anyhow!("`switchboard report` arrives with the reporting work (issue 4); `GET /api/calls` serves the records meanwhile"))
         }
@@ -154,7 +157,7 @@ fn run(
     ov.sip = sip;
     ov.http = http;
     ov.rtp_ports = rtp;
-    let config = Config::load(common.config.as_deref(), &ov)?;
+    let config = Config::load(config_file(common.config.as_deref()).as_deref(), &ov)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -204,7 +207,7 @@ fn check(common: Common, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     if let Some(d) = dir {
         ov.flows = Some(d);
     }
-    let config = Config::load(common.config.as_deref(), &ov)?;
+    let config = Config::load(config_file(common.config.as_deref()).as_deref(), &ov)?;
     let mut errors = 0usize;
     let mut warnings = 0usize;
     let accounts = match load_accounts(&config) {
@@ -263,7 +266,7 @@ fn simulate(
     at: Option<String>,
     input: Vec<String>,
 ) -> anyhow::Result<ExitCode> {
-    let config = Config::load(common.config.as_deref(), &overrides(&common))?;
+    let config = Config::load(config_file(common.config.as_deref()).as_deref(), &overrides(&common))?;
     let env = CheckEnv {
         sounds_dir: config.sounds_dir.clone(),
         queues: None,
@@ -294,6 +297,31 @@ fn simulate(
     let report = ivr::simulate(f, prompts, &caller, at, &input, &mut services);
     print!("{report}");
     Ok(ExitCode::SUCCESS)
+}
+
+fn password_hash() -> anyhow::Result<ExitCode> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
+    let pw = line.trim_end_matches(['\r', '\n']);
+    let hash = switchboard::auth::hash_password(pw)
+        .map_err(|_| anyhow::anyhow!("a password is 8 to 256 characters"))?;
+    println!("{hash}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--config FILE`, or `./switchboard.yaml` when it exists (the shipped demo queues and agents),
+/// or nothing: the embedded defaults.
+fn config_file(given: Option<&std::path::Path>) -> Option<PathBuf> {
+    match given {
+        Some(p) => Some(p.to_path_buf()),
+        None => {
+            let p = PathBuf::from("switchboard.yaml");
+            p.is_file().then_some(p)
+        }
+    }
 }
 
 fn pin_hash() -> anyhow::Result<ExitCode> {
