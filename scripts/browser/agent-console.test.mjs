@@ -19,7 +19,9 @@
 //   --hangup agent|caller  who ends the call (agent: click Hang up; caller: wait for call_ended)
 //   --talk-ms N            stay on the call this long before hanging up (0)
 //   --no-wrap-up-done      leave the agent in wrap-up instead of clicking Wrap-up done
-//   --raw-audio            open the microphone without echo cancellation / noise suppression / AGC
+//   --processed-audio      open the microphone as agents do (echo cancellation, noise suppression,
+//                          AGC); by default the test opens it raw, because noise suppression
+//                          attenuates a steady test tone by ~18 dB and the far end would hear little
 //   --ready-file PATH      written once the agent is Available (for the script that places the call)
 //   --artifacts DIR        where a failure screenshot goes (a temp dir by default)
 //   --chromium PATH        the browser (/usr/bin/chromium)
@@ -37,7 +39,7 @@ function parseArgs(argv) {
   const o = {
     base: null, agent: null, password: null, audio: null, expectCall: true, noCallMs: 10000,
     ringTimeoutMs: 60000, expectCaller: null, expectAccount: null, toneHz: null, rmsThreshold: 0.01,
-    audioTimeoutMs: 10000, hangup: 'agent', talkMs: 0, wrapUpDone: true, rawAudio: false, readyFile: null,
+    audioTimeoutMs: 10000, hangup: 'agent', talkMs: 0, wrapUpDone: true, rawAudio: true, readyFile: null,
     artifacts: null, chromium: '/usr/bin/chromium',
   };
   const value = (i) => {
@@ -65,7 +67,7 @@ function parseArgs(argv) {
       case '--hangup': o.hangup = str(); break;
       case '--talk-ms': o.talkMs = num(); break;
       case '--no-wrap-up-done': o.wrapUpDone = false; break;
-      case '--raw-audio': o.rawAudio = true; break;
+      case '--processed-audio': o.rawAudio = false; break;
       case '--ready-file': o.readyFile = str(); break;
       case '--artifacts': o.artifacts = str(); break;
       case '--chromium': o.chromium = str(); break;

@@ -5,8 +5,9 @@
 //
 //   node mock-server.mjs [--port 8099] [--tone-hz 440] [--ring-delay-ms 500] [--wrap-up-ms 10000]
 //
-// Control routes for tests: GET /mock/log, POST /mock/ring, /mock/caller-hangup, /mock/drop,
-// /mock/expire, /mock/reset; GET /mock/caller-audio.
+// Control routes for tests (?agent=alice by default): GET /mock/log (what the browser sent),
+// GET /mock/caller-audio (what the caller heard), POST /mock/ring, /mock/cancel?reason=,
+// /mock/caller-hangup, /mock/drop (socket cut), /mock/expire (close 4001), /mock/reset.
 import http from 'node:http';
 import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -28,9 +29,10 @@ const ROUTES = {
 };
 
 const CALLER_PAGE = `<!doctype html><meta charset="utf-8"><title>mock caller</title><script>
-let pc = null, ctx = null, analyser = null, peak = 0, loud = 0;
+let pc = null, ctx = null, analyser = null, peak = 0, loud = 0, packetsReceived = 0;
 window.caller = {
   async answer(offer, toneHz) {
+    peak = 0; loud = 0; packetsReceived = 0;
     ctx = new AudioContext();
     await ctx.resume();
     const osc = ctx.createOscillator();
@@ -68,11 +70,10 @@ window.caller = {
     return pc.localDescription.sdp;
   },
   async audio() {
-    let packetsReceived = 0;
     if (pc) (await pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'audio') packetsReceived = s.packetsReceived; });
-    return { peak, loud, packetsReceived, connection: pc ? pc.connectionState : 'none' };
+    return { peak, loud, packetsReceived, connection: pc ? pc.connectionState : 'closed' };
   },
-  hangup() { if (pc) pc.close(); pc = null; },
+  async hangup() { if (pc) { await window.caller.audio(); pc.close(); } pc = null; },
 };
 </script>`;
 
@@ -124,10 +125,10 @@ export async function startMock(opts = {}) {
     return {
       type: 'ring', call_id: call.id, queue: 'billing', caller: '+5511987654321', dialed: '7000',
       waited_ms: 42000 + (Date.now() - call.at),
-      account: { id: 'AC-1001', name: 'Maria Oliveira', tier: 'gold', city: 'São Paulo', pin: '4321' },
+      account: { id: 'AC-1001', name: 'Maria Oliveira', tier: 'gold', city: 'São Paulo', pin: '7395' },
       ivr_path: ['welcome', 'main-menu', 'ask-account', 'ask-pin', 'billing-queue'],
-      digits: { 'main-menu': '2', 'ask-account': '1001', 'ask-pin': '4321' },
-      vars: { open_invoices: 2, balance: 'R$ 1.250,00', last_contact: '2026-10-30', card_cvv: '999' },
+      digits: { 'main-menu': '2', 'ask-account': '1001', 'ask-pin': '7395' },
+      vars: { open_invoices: 2, balance: 'R$ 1.250,00', last_contact: '2026-10-30', card_cvv: '918' },
     };
   }
   function ring(id) {
@@ -159,7 +160,7 @@ export async function startMock(opts = {}) {
   }
 
   async function onMessage(id, msg) {
-    log.push({ agent: id, ...msg, sdp: msg.sdp ? '<sdp>' : undefined });
+    log.push({ ...msg, from: id, sdp: msg.sdp ? '<sdp>' : undefined });
     const a = agents.get(id);
     const call = a.call;
     const mine = call && msg.call_id === call.id;
@@ -236,6 +237,13 @@ export async function startMock(opts = {}) {
         const op = url.pathname.slice(6);
         if (op === 'ring') { if (a.state === 'away') a.state = 'available'; ring(id); }
         else if (op === 'caller-hangup') endCall(id, 'caller');
+        else if (op === 'cancel') {
+          if (a.call && a.call.phase === 'ringing') {
+            sendTo(id, { type: 'ring_cancelled', call_id: a.call.id, reason: url.searchParams.get('reason') || 'caller_left' });
+            a.call = null;
+            setState(id, 'available');
+          }
+        }
         else if (op === 'drop') for (const s of a.sockets) s.terminate();
         else if (op === 'expire') {
           for (const [t, who] of tokens) if (who === id) tokens.delete(t);
@@ -262,6 +270,7 @@ export async function startMock(opts = {}) {
       a.sockets.add(ws);
       const hello = { type: 'hello', agent: profileOf(id), state: a.state, since_ms: Date.now() - a.since };
       if (a.call && a.call.phase === 'ringing') hello.call = ringMessage(a.call);
+      if (a.state === 'wrap_up') hello.wrap_up_ms = Math.max(0, wrapUpMs - (Date.now() - a.since));
       ws.send(JSON.stringify(hello));
       ws.send(JSON.stringify(queuesMessage()));
       broadcastAgents();
@@ -272,8 +281,13 @@ export async function startMock(opts = {}) {
       });
       ws.on('close', () => {
         a.sockets.delete(ws);
-        // As the real server: a ringing agent whose socket drops is made away and the call withdrawn.
-        if (a.sockets.size === 0 && a.state === 'ringing') { a.call = null; setState(id, 'away'); }
+        // As the real server: a ringing agent whose socket drops is made away and the call withdrawn
+        // (even when a reload's new socket got there first).
+        if (a.state === 'ringing' && a.call) {
+          sendTo(id, { type: 'ring_cancelled', call_id: a.call.id, reason: 'agent_left' });
+          a.call = null;
+          setState(id, 'away');
+        }
         if (a.sockets.size === 0 && a.state === 'available') setState(id, 'away');
       });
     });
@@ -285,8 +299,10 @@ export async function startMock(opts = {}) {
     base, log,
     async close() {
       for (const a of agents.values()) { clearTimeout(a.ringTimer); clearTimeout(a.wrapTimer); for (const s of a.sockets) s.terminate(); }
-      await new Promise((r) => server.close(r));
       if (browser) await browser.close().catch(() => {});
+      const closed = new Promise((r) => server.close(r));
+      server.closeAllConnections();
+      await closed;
       if (profile) await rm(profile, { recursive: true, force: true });
     },
   };

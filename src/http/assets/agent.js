@@ -525,13 +525,19 @@ function renderCall(now) {
   const call = app.call;
   const card = $('call-card');
   card.hidden = !call;
-  $('idle-card').hidden = !!call;
+  $('idle-card').hidden = !!call || (app.connected && app.state === 'wrap_up');
+  const ended = app.state === 'wrap_up' || (call && call.phase === 'ended');
+  $('wrapup-panel').hidden = !ended;
+  $('call-ended-by').textContent = call ? ENDED_TEXT[call.endedBy] || 'Call ended.' : 'Wrap-up.';
   if (!call) {
     $('ring-banner').hidden = true;
-    const away = app.state !== 'available';
-    $('idle-title').textContent = !app.connected ? 'Connecting…' : (away ? 'You are away' : 'Waiting for calls');
-    $('idle-text').textContent = !app.connected ? 'Getting your status from the server.'
-      : (away ? 'Set yourself Available to start receiving calls.' : 'The next caller who needs you will ring here.');
+    const [title, body] = !app.connected ? ['Connecting…', 'Getting your status from the server.'] : {
+      available: ['Waiting for calls', 'The next caller who needs you will ring here.'],
+      ringing: ['Incoming call…', 'Waiting for the caller\'s details.'],
+      on_call: ['On a call', 'This page was reloaded during the call and no longer carries its audio.'],
+    }[app.state] || ['You are away', 'Set yourself Available to start receiving calls.'];
+    $('idle-title').textContent = title;
+    $('idle-text').textContent = body;
     return;
   }
   card.dataset.phase = call.phase;
@@ -582,10 +588,6 @@ function renderCall(now) {
   $('call-controls').hidden = ringing || call.phase === 'ended';
   $('transfer-form').hidden = ringing || call.phase === 'ended';
   if (!live) { $('keypad').hidden = true; $('keypad-toggle').setAttribute('aria-expanded', 'false'); }
-
-  const ended = call.phase === 'ended';
-  $('wrapup-panel').hidden = !ended;
-  $('call-ended-by').textContent = ENDED_TEXT[call.endedBy] || 'Call ended.';
 }
 
 function renderStatus(now) {
