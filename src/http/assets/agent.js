@@ -158,6 +158,7 @@ function connect() {
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (!token) { showLogin(); return; }
   clearTimeout(retryTimer);
+  if (ws) { const old = ws; ws = null; old.close(1000); }
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   const sock = new WebSocket(`${proto}//${location.host}/agent/ws?token=${encodeURIComponent(token)}`);
   ws = sock;
@@ -207,7 +208,9 @@ function endSession(message) {
 
 function setState(state, sinceMs, wrapUpMs) {
   app.state = STATE_LABEL[state] ? state : app.state;
-  app.since = performance.now() - (Number(sinceMs) || 0);
+  // Elapsed time in the state; a value that looks like an epoch timestamp is taken as one.
+  const since = Number(sinceMs) || 0;
+  app.since = performance.now() - (since > 1e12 ? Math.max(0, Date.now() - since) : since);
   app.wrapUpEnd = state === 'wrap_up' && Number.isFinite(Number(wrapUpMs)) && wrapUpMs !== null
     ? performance.now() + Number(wrapUpMs) : null;
   if (state === 'available' || state === 'away') {
@@ -224,6 +227,21 @@ function newCall(msg, phase) {
     ivrPath: Array.isArray(c.ivr_path) ? c.ivr_path : [], digits: c.digits || {}, vars: c.vars || {},
     phase, muted: false, held: false, connectedAt: null, endedBy: null, endedAt: null,
   };
+}
+
+function markConnected(call) {
+  stopRing();
+  if (call.phase === 'connected') return;
+  call.phase = 'connected';
+  call.connectedAt = performance.now();
+}
+function markEnded(call, by) {
+  stopRing();
+  teardownMedia();
+  if (call.phase === 'ended') return;
+  call.phase = 'ended';
+  call.endedBy = by;
+  call.endedAt = performance.now();
 }
 
 function handle(msg) {
@@ -243,7 +261,7 @@ function handle(msg) {
       // A reload or reconnect: the server's idea of our call wins over whatever is left here.
       if (msg.call && msg.call.call_id !== undefined && (!call || String(msg.call.call_id) !== call.id)) {
         teardownMedia();
-        app.call = newCall(msg.call, msg.state === 'ringing' ? 'ringing' : 'lost');
+        app.call = newCall(msg.call, { ringing: 'ringing', wrap_up: 'ended' }[msg.state] || 'lost');
       } else if (call && !['ringing', 'on_call', 'wrap_up'].includes(msg.state)) {
         teardownMedia();
         app.call = null;
@@ -263,6 +281,9 @@ function handle(msg) {
     case 'state':
       setState(msg.state, msg.since_ms, msg.wrap_up_ms);
       if (msg.state !== 'ringing') stopRing();
+      // The state is the server's word even when `connected` / `call_ended` got lost or reordered.
+      if (call && msg.state === 'on_call' && call.phase === 'connecting') markConnected(call);
+      if (call && msg.state === 'wrap_up' && LIVE.has(call.phase)) markEnded(call, 'system');
       break;
     case 'ring':
       if (call && LIVE.has(call.phase) && !mine && call.phase !== 'ringing') break; // busy: ignore
@@ -286,18 +307,13 @@ function handle(msg) {
       });
       break;
     case 'connected':
-      if (!mine) break;
-      call.phase = 'connected';
-      call.connectedAt = performance.now();
-      stopRing();
+      if (mine) markConnected(call);
       break;
     case 'call_ended':
       if (!mine) break;
-      stopRing();
-      teardownMedia();
-      call.phase = 'ended';
-      call.endedBy = msg.by || 'system';
-      call.endedAt = performance.now();
+      markEnded(call, 'system');
+      // Whoever the server names wins over a guess made when `state: wrap_up` came first.
+      call.endedBy = ['caller', 'agent', 'system'].includes(msg.by) ? msg.by : 'system';
       break;
     case 'queues':
       app.queues = Array.isArray(msg.queues) ? msg.queues : [];
@@ -442,10 +458,7 @@ function hangup() {
   const call = app.call;
   if (!call || !LIVE.has(call.phase) || call.phase === 'ringing') return;
   send({ type: 'hangup', call_id: call.id });
-  teardownMedia();
-  call.phase = 'ended';
-  call.endedBy = 'agent';
-  call.endedAt = performance.now();
+  markEnded(call, 'agent');
   render();
 }
 function toggle(kind) {
