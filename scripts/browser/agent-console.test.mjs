@@ -197,7 +197,10 @@ async function run(o) {
       step(`stay Available for ${o.noCallMs} ms; no call may ring`);
       const rang = await page.waitForFunction(() => window.__agent.call !== null, null, { timeout: o.noCallMs, polling: 100 })
         .then(() => true, () => false);
-      check(!rang, `a call rang this agent although it must not: ${JSON.stringify(await page.evaluate(() => ({ caller: window.__agent.call.caller, queue: window.__agent.call.queue })))}`);
+      if (rang) {
+        const c = await page.evaluate(() => ({ caller: window.__agent.call?.caller, queue: window.__agent.call?.queue }));
+        throw new StepError(`a call rang this agent although it must not: ${JSON.stringify(c)}`);
+      }
       console.log(`PASS: ${o.agent} was not offered a call in ${o.noCallMs} ms`);
       return;
     }

@@ -261,6 +261,16 @@ describe('the console page', () => {
     await page.close();
   });
 
+  test('--expect-no-call passes when nobody rings the agent', async () => {
+    await post(mock.base, 'reset');
+    const wav = path.join(profile, 'tone.wav');
+    await writeToneWav(wav, 1000, 2);
+    const r = await runScript(['--base', mock.base, '--agent', 'alice', '--password', 'pw', '--audio', wav,
+      '--expect-no-call', '--no-call-ms', '1500']);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /PASS: alice was not offered a call in 1500 ms/);
+  });
+
   test('every control has a stable hook and an accessible name', async () => {
     const page = await signedIn();
     const unnamed = await page.$$eval('button, select, input', (els) => els
