@@ -267,6 +267,8 @@ export async function startMock(opts = {}) {
       const id = tokens.get(url.searchParams.get('token') || '');
       if (!id) { ws.close(4001, 'token expired'); return; }
       const a = agents.get(id);
+      // As the real server: a newer login of the same agent replaces the older session.
+      for (const old of a.sockets) { old.send(JSON.stringify({ type: 'replaced' })); old.close(4002, 'logged in elsewhere'); }
       a.sockets.add(ws);
       const hello = { type: 'hello', agent: profileOf(id), state: a.state, since_ms: Date.now() - a.since };
       if (a.call && a.call.phase === 'ringing') hello.call = ringMessage(a.call);

@@ -271,6 +271,21 @@ describe('the console page', () => {
     assert.match(r.out, /PASS: alice was not offered a call in 1500 ms/);
   });
 
+  test('a tab replaced by a newer sign-in (4002) stops instead of fighting, until asked', async () => {
+    const first = await signedIn();
+    const second = await signedIn();
+    await first.waitForFunction(() => !window.__agent.connected);
+    assert.match(await first.textContent('[data-test="connection"]'), /signed in on another tab/);
+    await first.waitForTimeout(1500);
+    assert.equal(await first.evaluate(() => window.__agent.connected), false);
+    assert.equal(await second.evaluate(() => window.__agent.connected), true);
+    await first.click('[data-test="reconnect"]');
+    await first.waitForFunction(() => window.__agent.connected);
+    await second.waitForFunction(() => !window.__agent.connected);
+    await first.close();
+    await second.close();
+  });
+
   test('every control has a stable hook and an accessible name', async () => {
     const page = await signedIn();
     const unnamed = await page.$$eval('button, select, input', (els) => els

@@ -5,6 +5,7 @@
 const TOKEN_KEY = 'switchboard.agent.token';
 const AGENT_KEY = 'switchboard.agent.profile';
 const EXPIRED_CODE = 4001;
+const REPLACED_CODE = 4002; // the same agent signed in elsewhere: reconnecting would steal it back
 const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000];
 const ICE_GATHER_LIMIT_MS = 5000;
 const LIVE = new Set(['ringing', 'answering', 'connecting', 'connected']);
@@ -30,6 +31,7 @@ const $ = (t) => document.querySelector(`[data-test="${t}"]`);
 let ws = null;
 let retry = 0;
 let retryTimer = null;
+let replaced = false;
 
 // ---- secrets never reach the screen ----------------------------------------------------------
 
@@ -162,6 +164,7 @@ function connect() {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   const sock = new WebSocket(`${proto}//${location.host}/agent/ws?token=${encodeURIComponent(token)}`);
   ws = sock;
+  replaced = false;
   sock.onmessage = (e) => {
     let msg;
     try { msg = JSON.parse(e.data); } catch { return; }
@@ -175,6 +178,10 @@ function connect() {
       endSession('Your session has expired. Please sign in again.');
       return;
     }
+    if (e.code === REPLACED_CODE || replaced) {
+      replacedElsewhere();
+      return;
+    }
     const base = BACKOFF_MS[Math.min(retry, BACKOFF_MS.length - 1)];
     const delay = Math.round(base * (0.8 + Math.random() * 0.4));
     retry += 1;
@@ -184,10 +191,21 @@ function connect() {
   };
 }
 
-function showConnection(message) {
-  const c = $('connection');
-  c.textContent = message;
-  c.hidden = !message;
+function showConnection(message, withReconnect = false) {
+  $('connection-text').textContent = message;
+  $('reconnect').hidden = !withReconnect;
+  $('connection').hidden = !message;
+}
+
+// Two tabs of one agent would take the session from each other forever; the older one stops and
+// lets the person choose.
+function replacedElsewhere() {
+  clearTimeout(retryTimer);
+  teardownMedia();
+  stopRing();
+  Object.assign(app, { connected: false, call: null });
+  showConnection('You are signed in on another tab or device, so this one stopped.', true);
+  render();
 }
 
 function endSession(message) {
@@ -322,6 +340,9 @@ function handle(msg) {
     case 'agents':
       app.agents = Array.isArray(msg.agents) ? msg.agents : [];
       renderAgents();
+      break;
+    case 'replaced':
+      replaced = true;
       break;
     case 'error':
       toast(String(msg.message || 'The server reported an error.'), 'error');
@@ -652,6 +673,7 @@ function init() {
   $('wrap-up-done').addEventListener('click', wrapUpDone);
   $('transfer-form').addEventListener('submit', transfer);
   $('logout').addEventListener('click', () => endSession(''));
+  $('reconnect').addEventListener('click', () => { retry = 0; showConnection('Connecting…'); connect(); });
   for (const b of document.querySelectorAll('[data-set-state]')) b.addEventListener('click', () => setAvailability(b.dataset.setState));
   for (const b of document.querySelectorAll('[data-digit]')) b.addEventListener('click', () => dtmf(b.dataset.digit));
   $('keypad-toggle').addEventListener('click', () => {
