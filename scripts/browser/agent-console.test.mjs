@@ -176,7 +176,10 @@ async function run(o) {
     page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
 
     step(`open ${o.base}/agent and sign in as ${o.agent}`);
-    await page.goto(`${o.base}/agent${o.rawAudio ? '?audio=raw' : ''}`, { waitUntil: 'load' });
+    const query = new URLSearchParams();
+    if (o.rawAudio) query.set('audio', 'raw');
+    if (loopback) query.set('ice', 'loopback'); // the server's ICE checks stay on 127.0.0.1 / ::1
+    await page.goto(`${o.base}/agent${query.size ? `?${query}` : ''}`, { waitUntil: 'load' });
     await page.fill('[data-test="login-agent"]', o.agent);
     await page.fill('[data-test="login-password"]', o.password);
     await page.click('[data-test="login-submit"]');

@@ -67,7 +67,10 @@ window.caller = {
     if (pc.iceGatheringState !== 'complete') {
       await new Promise((r) => { pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r(); setTimeout(r, 5000); });
     }
-    return pc.localDescription.sdp;
+    // Loopback only, like the console under test: no connectivity checks to other local addresses.
+    const lines = pc.localDescription.sdp.split(String.fromCharCode(13, 10));
+    const local = (a) => a.startsWith('127.') || a === '::1';
+    return lines.filter((l) => !l.startsWith('a=candidate:') || local(l.split(' ')[4] || '')).join(String.fromCharCode(13, 10));
   },
   async audio() {
     if (pc) (await pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'audio') packetsReceived = s.packetsReceived; });
@@ -160,7 +163,9 @@ export async function startMock(opts = {}) {
   }
 
   async function onMessage(id, msg) {
-    log.push({ ...msg, from: id, sdp: msg.sdp ? '<sdp>' : undefined });
+    const candidates = typeof msg.sdp === 'string'
+      ? msg.sdp.split(/\r?\n/).filter((l) => l.startsWith('a=candidate:')).map((l) => l.split(' ')[4]) : undefined;
+    log.push({ ...msg, from: id, sdp: msg.sdp ? '<sdp>' : undefined, candidates });
     const a = agents.get(id);
     const call = a.call;
     const mine = call && msg.call_id === call.id;

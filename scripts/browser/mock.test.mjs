@@ -57,8 +57,10 @@ describe('the end-to-end script against the mock', () => {
     const heard = await (await fetch(`${mock.base}/mock/caller-audio`)).json();
     assert.ok(heard.packetsReceived > 50, `caller received ${heard.packetsReceived} packets`);
     assert.ok(heard.peak > 0.1, `the caller heard the agent at RMS ${heard.peak}`);
-    const sent = (await (await fetch(`${mock.base}/mock/log`)).json()).map((m) => m.type);
-    assert.deepEqual(sent, ['state', 'answer', 'hangup', 'wrap_up_done']);
+    const log = await (await fetch(`${mock.base}/mock/log`)).json();
+    assert.deepEqual(log.map((m) => m.type), ['state', 'answer', 'hangup', 'wrap_up_done']);
+    const { candidates } = log[1];
+    assert.ok(candidates.length > 0 && candidates.every((a) => a.startsWith('127.') || a === '::1'), `offer candidates ${candidates}`);
   });
 
   test('fails with a clear message when the caller\'s tone is not the expected one', async () => {
@@ -176,7 +178,7 @@ describe('the console page', () => {
     await page.selectOption('[data-test="transfer-target"]', 'agent:bob');
     await page.click('[data-test="transfer"]');
     await page.waitForFunction(() => window.__agent.state === 'wrap_up');
-    const log = (await sentByPage()).filter((m) => !['state', 'answer'].includes(m.type)).map(({ from, call_id, sdp, ...m }) => m);
+    const log = (await sentByPage()).filter((m) => !['state', 'answer'].includes(m.type)).map(({ from, call_id, sdp, candidates, ...m }) => m);
     assert.deepEqual(log, [
       { type: 'mute', on: true }, { type: 'mute', on: false }, { type: 'hold', on: true }, { type: 'hold', on: false },
       { type: 'dtmf', digit: '5' }, { type: 'dtmf', digit: '#' }, { type: 'dtmf', digit: '7' }, { type: 'transfer', agent: 'bob' },

@@ -23,7 +23,7 @@ const ENDED_TEXT = { caller: 'The caller hung up.', agent: 'You ended the call.'
 // What the tests (and a curious developer) can read; it never holds the token or anything PIN-like.
 const app = {
   state: 'offline', since: 0, wrapUpEnd: null, connected: false, agent: null, call: null, pc: null,
-  localStream: null, remoteStream: null, queues: [], agents: [], iceServers: [], sent: [], rawAudio: false,
+  localStream: null, remoteStream: null, queues: [], agents: [], iceServers: [], sent: [], rawAudio: false, loopbackOnly: false,
 };
 window.__agent = app;
 
@@ -237,12 +237,15 @@ function setState(state, sinceMs, wrapUpMs) {
   }
 }
 
+const plain = (v) => (v && typeof v === 'object' && !Array.isArray(v) ? v : {});
+
 function newCall(msg, phase) {
   const c = redact(msg);
   return {
     id: String(msg.call_id), queue: c.queue ?? null, caller: c.caller ?? null, dialed: c.dialed ?? null,
-    waitedAtRing: Number(c.waited_ms) || 0, ringAt: performance.now(), account: c.account ?? null,
-    ivrPath: Array.isArray(c.ivr_path) ? c.ivr_path : [], digits: c.digits || {}, vars: c.vars || {},
+    waitedAtRing: Number(c.waited_ms) || 0, ringAt: performance.now(),
+    account: c.account && typeof c.account === 'object' && !Array.isArray(c.account) ? c.account : null,
+    ivrPath: Array.isArray(c.ivr_path) ? c.ivr_path : [], digits: plain(c.digits), vars: plain(c.vars),
     phase, muted: false, held: false, connectedAt: null, endedBy: null, endedAt: null,
   };
 }
@@ -397,6 +400,16 @@ function iceGathered(pc) {
   });
 }
 
+// Tests on one machine (`/agent?ice=loopback`) keep the server's connectivity checks on the
+// loopback interface instead of every address this host has.
+function loopbackCandidates(sdp) {
+  return sdp.split('\r\n').filter((line) => {
+    if (!line.startsWith('a=candidate:')) return true;
+    const addr = line.split(' ')[4] || '';
+    return addr.startsWith('127.') || addr === '::1';
+  }).join('\r\n');
+}
+
 async function answer() {
   const call = app.call;
   if (!call || call.phase !== 'ringing') return;
@@ -439,7 +452,8 @@ async function answer() {
     return;
   }
   if (app.pc !== pc || app.call !== call) return; // cancelled while gathering
-  if (send({ type: 'answer', call_id: call.id, sdp: pc.localDescription.sdp })) {
+  const sdp = app.loopbackOnly ? loopbackCandidates(pc.localDescription.sdp) : pc.localDescription.sdp;
+  if (send({ type: 'answer', call_id: call.id, sdp })) {
     call.phase = 'connecting';
   } else {
     teardownMedia();
@@ -663,7 +677,9 @@ function render() {
 // ---- wiring ----------------------------------------------------------------------------------
 
 function init() {
-  app.rawAudio = new URLSearchParams(location.search).get('audio') === 'raw';
+  const params = new URLSearchParams(location.search);
+  app.rawAudio = params.get('audio') === 'raw';
+  app.loopbackOnly = params.get('ice') === 'loopback';
   $('login-form').querySelector('form').addEventListener('submit', login);
   $('answer').addEventListener('click', answer);
   $('decline').addEventListener('click', decline);
