@@ -21,6 +21,7 @@
 //! Directions: pure modules import neither tokio, sockets, axum nor rusqlite; `sip` and `media` do
 //! not know each other (SDP crosses as text, `call` pairs them); nothing imports `http` or `main`.
 
+pub mod acd;
 pub mod auth;
 pub mod call;
 pub mod cdr;
