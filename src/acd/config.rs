@@ -215,7 +215,9 @@ fn validate_queue(q: &QueueConfig, names: &BTreeSet<&str>, out: &mut Vec<String>
         if to == n {
             out.push(format!("queue `{n}` overflows into itself"));
         } else if !names.contains(to.as_str()) {
-            out.push(format!("queue `{n}` overflows into `{to}`, which is not a queue"));
+            out.push(format!(
+                "queue `{n}` overflows into `{to}`, which is not a queue"
+            ));
         }
     }
     if q.ring_timeout.is_zero() {
@@ -395,18 +397,31 @@ agents:
         assert_eq!(general.wrap_up, Duration::from_secs(10));
         assert_eq!(general.ring_timeout, Duration::from_secs(15));
         assert_eq!(general.service_level, Duration::from_secs(20));
-        assert_eq!(s.agents.first().and_then(|a| a.skills.get("billing")), Some(&4));
+        assert_eq!(
+            s.agents.first().and_then(|a| a.skills.get("billing")),
+            Some(&4)
+        );
         assert!(validate(&s.queues, &s.agents).is_empty());
     }
 
     #[test]
     fn unknown_keys_and_bad_durations_are_refused() {
         let typo = "queues: [{ name: a, max_wiat: 10m }]\nagents: []\n";
-        let err = serde_saphyr::from_str::<Section>(typo).err().map(|e| e.to_string());
-        assert!(err.as_deref().is_some_and(|e| e.contains("max_wiat")), "{err:?}");
+        let err = serde_saphyr::from_str::<Section>(typo)
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            err.as_deref().is_some_and(|e| e.contains("max_wiat")),
+            "{err:?}"
+        );
         let bad = "queues: [{ name: a, wrap_up: 10 minutes }]\nagents: []\n";
-        let err = serde_saphyr::from_str::<Section>(bad).err().map(|e| e.to_string());
-        assert!(err.as_deref().is_some_and(|e| e.contains("not a duration")), "{err:?}");
+        let err = serde_saphyr::from_str::<Section>(bad)
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            err.as_deref().is_some_and(|e| e.contains("not a duration")),
+            "{err:?}"
+        );
         assert_eq!(parse_duration("1h2m3s"), Some(Duration::from_secs(3723)));
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse_duration(" 5s "), Some(Duration::from_secs(5)));

@@ -95,16 +95,34 @@ mod tests {
         assert_eq!(effective_need(4, &relax, Duration::from_secs(120)), 0);
         // At level 0 an agent without the skill at all is acceptable.
         let need = skills(&[("billing", 4)]);
-        assert_eq!(fit(&skills(&[]), &need, &relax, Duration::from_secs(90)), None);
+        assert_eq!(
+            fit(&skills(&[]), &need, &relax, Duration::from_secs(90)),
+            None
+        );
         assert!(fit(&skills(&[]), &need, &relax, Duration::from_secs(120)).is_some());
     }
 
     #[test]
     fn fit_prefers_the_sum_then_the_weakest_skill() {
         let need = skills(&[("billing", 1), ("spanish", 1)]);
-        let balanced = fit(&skills(&[("billing", 3), ("spanish", 3)]), &need, &[], Duration::ZERO);
-        let lopsided = fit(&skills(&[("billing", 5), ("spanish", 1)]), &need, &[], Duration::ZERO);
-        let strong = fit(&skills(&[("billing", 5), ("spanish", 2)]), &need, &[], Duration::ZERO);
+        let balanced = fit(
+            &skills(&[("billing", 3), ("spanish", 3)]),
+            &need,
+            &[],
+            Duration::ZERO,
+        );
+        let lopsided = fit(
+            &skills(&[("billing", 5), ("spanish", 1)]),
+            &need,
+            &[],
+            Duration::ZERO,
+        );
+        let strong = fit(
+            &skills(&[("billing", 5), ("spanish", 2)]),
+            &need,
+            &[],
+            Duration::ZERO,
+        );
         assert!(balanced > lopsided, "same sum: the weakest skill decides");
         assert!(strong > balanced, "a higher sum wins");
         // Skills nobody asked for do not count.

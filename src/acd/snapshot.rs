@@ -91,7 +91,11 @@ impl Acd {
                     .max()
                     .unwrap_or_default();
                 let mut agents = StateCounts::default();
-                for a in self.agents.values().filter(|a| a.config.queues.contains(name)) {
+                for a in self
+                    .agents
+                    .values()
+                    .filter(|a| a.config.queues.contains(name))
+                {
                     agents.add(a.state);
                 }
                 let aht = self.average_handle(name);

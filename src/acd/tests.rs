@@ -92,7 +92,10 @@ fn answer(acd: &mut Acd, now: Instant, events: &[AcdEvent], call: &str) {
         .into_iter()
         .find(|(_, c, _)| c == call)
         .map(|(id, _, _)| id);
-    assert!(id.is_some_and(|id| acd.offer_answered(now, id)), "{call} not offered: {events:?}");
+    assert!(
+        id.is_some_and(|id| acd.offer_answered(now, id)),
+        "{call} not offered: {events:?}"
+    );
 }
 
 #[test]
@@ -158,7 +161,10 @@ fn simultaneous_arrivals_are_ordered_by_call_id_and_never_share_an_agent() {
     }
     acd.set_available(t(11), "a2");
     acd.set_available(t(11), "a1");
-    assert_eq!(pairs(&drain(&mut acd)), vec![pair("c1", "a2"), pair("c2", "a1")]);
+    assert_eq!(
+        pairs(&drain(&mut acd)),
+        vec![pair("c1", "a2"), pair("c2", "a1")]
+    );
 }
 
 #[test]
@@ -173,12 +179,18 @@ fn a_call_only_reaches_agents_with_every_skill_at_the_asked_level_in_its_queue()
         ],
     );
     staff(&mut acd, &["no-spanish", "weak", "other-queue", "fit"], 0);
-    acd.enqueue(t(10), req("c1", "billing", 0, &[("billing", 3), ("spanish", 1)]))
-        .ok();
+    acd.enqueue(
+        t(10),
+        req("c1", "billing", 0, &[("billing", 3), ("spanish", 1)]),
+    )
+    .ok();
     assert_eq!(pairs(&drain(&mut acd)), vec![pair("c1", "fit")]);
     // Nobody left who qualifies: the next such call waits, while one with no needs is served.
-    acd.enqueue(t(11), req("c2", "billing", 5, &[("billing", 3), ("spanish", 1)]))
-        .ok();
+    acd.enqueue(
+        t(11),
+        req("c2", "billing", 5, &[("billing", 3), ("spanish", 1)]),
+    )
+    .ok();
     acd.enqueue(t(12), req("c3", "billing", 0, &[])).ok();
     assert_eq!(pairs(&drain(&mut acd)), vec![pair("c3", "no-spanish")]);
     assert_eq!(acd.position("c2"), Some((1, None)));
@@ -202,7 +214,8 @@ fn the_most_proficient_agent_wins_then_the_longest_idle() {
         0,
     );
     for (i, call) in ["c1", "c2", "c3", "c4"].iter().enumerate() {
-        acd.enqueue(t(10 + i as u64), req(call, "q", 0, &skills)).ok();
+        acd.enqueue(t(10 + i as u64), req(call, "q", 0, &skills))
+            .ok();
     }
     assert_eq!(
         pairs(&drain(&mut acd)),
@@ -225,14 +238,25 @@ fn one_offer_per_call_and_one_call_per_agent() {
     acd.enqueue(t(10), req("c1", "q", 0, &[])).ok();
     acd.enqueue(t(11), req("c2", "q", 0, &[])).ok();
     let ev = drain(&mut acd);
-    assert_eq!(pairs(&ev), vec![pair("c1", "ana")], "ana is rung for one call only");
+    assert_eq!(
+        pairs(&ev),
+        vec![pair("c1", "ana")],
+        "ana is rung for one call only"
+    );
     answer(&mut acd, t(12), &ev, "c1");
     assert_eq!(acd.agent_state("ana"), Some(AgentState::OnCall));
     acd.handle_timeout(t(40));
-    assert!(pairs(&drain(&mut acd)).is_empty(), "ana is on a call: c2 waits");
+    assert!(
+        pairs(&drain(&mut acd)).is_empty(),
+        "ana is on a call: c2 waits"
+    );
     staff(&mut acd, &["bob"], 41);
     let snap = acd.queues_snapshot(t(42));
-    assert_eq!(snap.first().map(|q| (q.waiting, q.agents.on_call, q.agents.ringing)), Some((1, 1, 1)));
+    assert_eq!(
+        snap.first()
+            .map(|q| (q.waiting, q.agents.on_call, q.agents.ringing)),
+        Some((1, 1, 1))
+    );
 }
 
 #[test]
@@ -245,12 +269,22 @@ fn ring_no_answer_sends_the_agent_away_and_the_call_to_the_next_agent() {
     acd.enqueue(t(10), req("c1", "q", 0, &[])).ok();
     let first = drain(&mut acd);
     assert_eq!(pairs(&first), vec![pair("c1", "ana")]);
-    assert_eq!(acd.poll_timeout(), Some(t(25)), "default ring timeout is 15 s");
+    assert_eq!(
+        acd.poll_timeout(),
+        Some(t(25)),
+        "default ring timeout is 15 s"
+    );
     acd.handle_timeout(Instant::from_millis(24_999));
-    assert!(drain(&mut acd).is_empty(), "nothing happens before the ring timeout");
+    assert!(
+        drain(&mut acd).is_empty(),
+        "nothing happens before the ring timeout"
+    );
     acd.handle_timeout(t(25));
     let ev = drain(&mut acd);
-    assert_eq!(cancels(&ev), vec![("c1".into(), "ana".into(), CancelReason::RingTimeout)]);
+    assert_eq!(
+        cancels(&ev),
+        vec![("c1".into(), "ana".into(), CancelReason::RingTimeout)]
+    );
     assert_eq!(acd.agent_state("ana"), Some(AgentState::Away));
     assert_eq!(pairs(&ev), vec![pair("c1", "bob")]);
     // Ana's late click finds nothing.
@@ -271,16 +305,25 @@ fn an_agent_logging_out_while_rung_has_the_call_re_offered() {
     let first = drain(&mut acd);
     acd.agent_logout(t(12), "ana");
     let ev = drain(&mut acd);
-    assert_eq!(cancels(&ev), vec![("c1".into(), "ana".into(), CancelReason::AgentLeft)]);
+    assert_eq!(
+        cancels(&ev),
+        vec![("c1".into(), "ana".into(), CancelReason::AgentLeft)]
+    );
     assert_eq!(pairs(&ev), vec![pair("c1", "bob")]);
     assert_eq!(acd.agent_state("ana"), Some(AgentState::LoggedOut));
     let stale = offers(&first).first().map(|o| o.0).unwrap_or_default();
-    assert!(!acd.offer_answered(t(13), stale), "the raced answer is refused");
+    assert!(
+        !acd.offer_answered(t(13), stale),
+        "the raced answer is refused"
+    );
     // Going away while rung does the same.
     acd.enqueue(t(14), req("c2", "q", 0, &[])).ok();
     acd.set_away(t(15), "bob");
     let ev = drain(&mut acd);
-    assert_eq!(cancels(&ev), vec![("c1".into(), "bob".into(), CancelReason::AgentLeft)]);
+    assert_eq!(
+        cancels(&ev),
+        vec![("c1".into(), "bob".into(), CancelReason::AgentLeft)]
+    );
     assert_eq!(acd.position("c1"), Some((1, None)));
 }
 
@@ -292,12 +335,19 @@ fn a_decliner_stays_available_but_is_skipped_for_that_call() {
     );
     staff(&mut acd, &["ana"], 0);
     acd.enqueue(t(10), req("c1", "q", 0, &[])).ok();
-    let id = offers(&drain(&mut acd)).first().map(|o| o.0).unwrap_or_default();
+    let id = offers(&drain(&mut acd))
+        .first()
+        .map(|o| o.0)
+        .unwrap_or_default();
     acd.offer_declined(t(11), id);
     assert!(pairs(&drain(&mut acd)).is_empty(), "not re-offered to ana");
     assert_eq!(acd.agent_state("ana"), Some(AgentState::Available));
     acd.enqueue(t(12), req("c2", "q", 0, &[])).ok();
-    assert_eq!(pairs(&drain(&mut acd)), vec![pair("c2", "ana")], "ana still takes other calls");
+    assert_eq!(
+        pairs(&drain(&mut acd)),
+        vec![pair("c2", "ana")],
+        "ana still takes other calls"
+    );
     staff(&mut acd, &["bob"], 13);
     assert_eq!(acd.call_queue("c1"), Some("q"));
     assert_eq!(acd.agent_state("bob"), Some(AgentState::Ringing));
@@ -312,9 +362,18 @@ fn a_full_queue_refuses_or_overflows() {
     spill.overflow = Some("small".into()); // a loop back must not bounce forever
     let mut acd = Acd::new(vec![small.clone(), spill], vec![]);
     assert_eq!(acd.enqueue(t(0), req("c1", "small", 0, &[])), Ok(()));
-    assert_eq!(acd.enqueue(t(1), req("c2", "small", 0, &[])), Err(EnqueueError::QueueFull));
-    assert_eq!(acd.enqueue(t(1), req("c1", "small", 0, &[])), Err(EnqueueError::DuplicateCall));
-    assert_eq!(acd.enqueue(t(1), req("c3", "nope", 0, &[])), Err(EnqueueError::UnknownQueue));
+    assert_eq!(
+        acd.enqueue(t(1), req("c2", "small", 0, &[])),
+        Err(EnqueueError::QueueFull)
+    );
+    assert_eq!(
+        acd.enqueue(t(1), req("c1", "small", 0, &[])),
+        Err(EnqueueError::DuplicateCall)
+    );
+    assert_eq!(
+        acd.enqueue(t(1), req("c3", "nope", 0, &[])),
+        Err(EnqueueError::UnknownQueue)
+    );
 
     small.overflow = Some("spill".into());
     let mut acd = Acd::new(vec![small, QueueConfig::new("spill")], vec![]);
@@ -349,12 +408,25 @@ fn max_wait_and_the_flow_timeout_end_in_queue_timeout_on_time() {
     acd.handle_timeout(Instant::from_millis(39_999));
     assert!(drain(&mut acd).is_empty());
     acd.handle_timeout(t(40));
-    assert_eq!(drain(&mut acd), vec![AcdEvent::QueueTimeout { call_id: "by-flow".into() }]);
+    assert_eq!(
+        drain(&mut acd),
+        vec![AcdEvent::QueueTimeout {
+            call_id: "by-flow".into()
+        }]
+    );
     assert_eq!(acd.poll_timeout(), Some(t(120)));
     acd.handle_timeout(t(120));
-    assert_eq!(drain(&mut acd), vec![AcdEvent::QueueTimeout { call_id: "by-queue".into() }]);
+    assert_eq!(
+        drain(&mut acd),
+        vec![AcdEvent::QueueTimeout {
+            call_id: "by-queue".into()
+        }]
+    );
     assert_eq!(acd.poll_timeout(), None);
-    assert_eq!(acd.queues_snapshot(t(121)).first().map(|s| s.timed_out), Some(2));
+    assert_eq!(
+        acd.queues_snapshot(t(121)).first().map(|s| s.timed_out),
+        Some(2)
+    );
 }
 
 #[test]
@@ -377,7 +449,11 @@ fn max_wait_overflows_and_the_call_keeps_its_place_by_arrival() {
             to: "backup".into()
         }]
     );
-    assert_eq!(acd.position("old"), Some((1, None)), "arrived first, so first in backup too");
+    assert_eq!(
+        acd.position("old"),
+        Some((1, None)),
+        "arrived first, so first in backup too"
+    );
     staff(&mut acd, &["bob"], 61);
     assert_eq!(acd.agent_state("bob"), Some(AgentState::Ringing));
     assert_eq!(acd.position("new"), Some((2, None)));
@@ -392,9 +468,17 @@ fn relaxation_releases_a_call_at_the_configured_second() {
     }];
     let mut acd = Acd::new(vec![q], vec![agent("ana", &["q"], &[("billing", 2)])]);
     staff(&mut acd, &["ana"], 0);
-    acd.enqueue(t(10), req("c1", "q", 0, &[("billing", 4)])).ok();
-    assert!(pairs(&drain(&mut acd)).is_empty(), "ana is not good enough yet");
-    assert_eq!(acd.poll_timeout(), Some(t(70)), "wake when the need relaxes");
+    acd.enqueue(t(10), req("c1", "q", 0, &[("billing", 4)]))
+        .ok();
+    assert!(
+        pairs(&drain(&mut acd)).is_empty(),
+        "ana is not good enough yet"
+    );
+    assert_eq!(
+        acd.poll_timeout(),
+        Some(t(70)),
+        "wake when the need relaxes"
+    );
     acd.handle_timeout(Instant::from_millis(69_999));
     assert!(pairs(&drain(&mut acd)).is_empty());
     acd.handle_timeout(t(70));
@@ -443,12 +527,19 @@ fn ending_wrap_up_early_and_asking_for_away_during_a_call() {
     let ev = drain(&mut acd);
     answer(&mut acd, t(31), &ev, "c2");
     acd.set_away(t(35), "ana");
-    assert_eq!(acd.agent_state("ana"), Some(AgentState::OnCall), "the call goes on");
+    assert_eq!(
+        acd.agent_state("ana"),
+        Some(AgentState::OnCall),
+        "the call goes on"
+    );
     acd.enqueue(t(36), req("c3", "q", 0, &[])).ok();
     acd.leave(t(40), "c2"); // the caller hangs up
     acd.handle_timeout(t(50));
     assert_eq!(acd.agent_state("ana"), Some(AgentState::Away));
-    assert!(pairs(&drain(&mut acd)).is_empty(), "an agent who asked for a break gets no call");
+    assert!(
+        pairs(&drain(&mut acd)).is_empty(),
+        "an agent who asked for a break gets no call"
+    );
 }
 
 #[test]
@@ -462,7 +553,8 @@ fn transfer_to_another_queue_or_to_a_named_agent() {
         ],
     );
     staff(&mut acd, &["ana", "sam"], 0);
-    acd.enqueue(t(10), req("c1", "billing", 0, &[("billing", 4)])).ok();
+    acd.enqueue(t(10), req("c1", "billing", 0, &[("billing", 4)]))
+        .ok();
     let ev = drain(&mut acd);
     answer(&mut acd, t(11), &ev, "c1");
     drain(&mut acd);
@@ -485,10 +577,23 @@ fn transfer_to_another_queue_or_to_a_named_agent() {
         acd.transfer(t(54), "c1", None, Some("ana")),
         Err(EnqueueError::AgentUnavailable)
     );
-    assert_eq!(acd.transfer(t(54), "c1", None, Some("ghost")), Err(EnqueueError::UnknownAgent));
-    assert_eq!(acd.transfer(t(54), "c2", Some("sales"), None), Err(EnqueueError::UnknownCall));
-    assert_eq!(acd.transfer(t(54), "c1", Some("nope"), None), Err(EnqueueError::UnknownQueue));
-    assert_eq!(acd.agent_state("sam"), Some(AgentState::OnCall), "failed transfers change nothing");
+    assert_eq!(
+        acd.transfer(t(54), "c1", None, Some("ghost")),
+        Err(EnqueueError::UnknownAgent)
+    );
+    assert_eq!(
+        acd.transfer(t(54), "c2", Some("sales"), None),
+        Err(EnqueueError::UnknownCall)
+    );
+    assert_eq!(
+        acd.transfer(t(54), "c1", Some("nope"), None),
+        Err(EnqueueError::UnknownQueue)
+    );
+    assert_eq!(
+        acd.agent_state("sam"),
+        Some(AgentState::OnCall),
+        "failed transfers change nothing"
+    );
     acd.wrap_up_done(t(55), "ana");
     drain(&mut acd);
     assert_eq!(acd.transfer(t(56), "c1", None, Some("ana")), Ok(()));
@@ -515,7 +620,10 @@ fn a_caller_who_hangs_up_is_removed_at_once() {
     staff(&mut acd, &["ana"], 6);
     acd.leave(t(8), "c2"); // while ringing ana
     let ev = drain(&mut acd);
-    assert_eq!(cancels(&ev), vec![("c2".into(), "ana".into(), CancelReason::CallerLeft)]);
+    assert_eq!(
+        cancels(&ev),
+        vec![("c2".into(), "ana".into(), CancelReason::CallerLeft)]
+    );
     assert_eq!(acd.agent_state("ana"), Some(AgentState::Available));
     let snap = acd.queues_snapshot(t(9));
     assert_eq!(snap.first().map(|q| (q.waiting, q.abandoned)), Some((0, 2)));
@@ -538,7 +646,10 @@ fn estimated_wait_is_position_times_the_average_handle_time() {
     assert_eq!(acd.position("c2"), Some((1, Some(secs(90)))));
     assert_eq!(acd.position("c3"), Some((2, Some(secs(180)))));
     let snap = acd.queues_snapshot(t(100));
-    assert_eq!(snap.first().and_then(|q| q.estimated_wait_ms), Some(270_000));
+    assert_eq!(
+        snap.first().and_then(|q| q.estimated_wait_ms),
+        Some(270_000)
+    );
 }
 
 #[test]
@@ -548,21 +659,32 @@ fn a_callback_keeps_the_callers_place() {
     acd.enqueue(t(5), req("other", "q", 0, &[])).ok();
     let cb = req("cb-1", "q", 0, &[]);
     assert_eq!(acd.callback_enqueue(t(60), cb, Some("caller")), Ok(()));
-    assert_eq!(acd.position("caller"), None, "the caller's leg has left the queue");
+    assert_eq!(
+        acd.position("caller"),
+        None,
+        "the caller's leg has left the queue"
+    );
     assert_eq!(acd.position("cb-1"), Some((1, None)));
     // Works too when the runtime removed the caller first.
     acd.leave(t(61), "other");
-    acd.callback_enqueue(t(62), req("cb-2", "q", 0, &[]), Some("other")).ok();
+    acd.callback_enqueue(t(62), req("cb-2", "q", 0, &[]), Some("other"))
+        .ok();
     assert_eq!(acd.position("cb-2"), Some((2, None)));
     let snap = acd.queues_snapshot(t(63));
-    assert_eq!(snap.first().map(|q| (q.waiting, q.callbacks, q.abandoned)), Some((2, 2, 1)));
+    assert_eq!(
+        snap.first().map(|q| (q.waiting, q.callbacks, q.abandoned)),
+        Some((2, 2, 1))
+    );
 }
 
 #[test]
 fn snapshots_show_states_and_never_secrets() {
     let mut acd = Acd::new(
         vec![QueueConfig::new("q"), QueueConfig::new("r")],
-        vec![agent("ana", &["q"], &[("billing", 3)]), agent("bob", &["q", "r"], &[])],
+        vec![
+            agent("ana", &["q"], &[("billing", 3)]),
+            agent("bob", &["q", "r"], &[]),
+        ],
     );
     assert!(!acd.agent_login(t(0), "mallory"));
     assert!(acd.agent_login(t(0), "ana"));
@@ -577,13 +699,19 @@ fn snapshots_show_states_and_never_secrets() {
     acd.enqueue(t(3), req("c1", "r", 0, &[])).ok();
     let agents = acd.agents_snapshot(t(10));
     let ana = agents.iter().find(|a| a.id == "ana");
-    assert_eq!(ana.map(|a| (a.state, a.since_ms_ago)), Some((AgentState::Away, 10_000)));
+    assert_eq!(
+        ana.map(|a| (a.state, a.since_ms_ago)),
+        Some((AgentState::Away, 10_000))
+    );
     let queues = acd.queues_snapshot(t(10));
     let names: Vec<_> = queues.iter().map(|q| q.name.as_str()).collect();
     assert_eq!(names, ["q", "r"]);
     let q = queues.first().map(|q| q.agents.clone());
     assert_eq!(q.map(|c| (c.away, c.logged_out)), Some((1, 1)));
-    assert_eq!(queues.get(1).map(|r| (r.waiting, r.longest_wait_ms)), Some((1, 7_000)));
+    assert_eq!(
+        queues.get(1).map(|r| (r.waiting, r.longest_wait_ms)),
+        Some((1, 7_000))
+    );
     let json = serde_json::to_string(&(agents, queues)).unwrap_or_default();
     assert!(json.contains(r#""state":"away""#), "{json}");
     assert!(json.contains(r#""state":"logged_out""#), "{json}");
