@@ -28,6 +28,7 @@ pub mod config;
 pub mod http;
 pub mod ivr;
 pub mod media;
+pub mod rtc;
 pub mod runtime;
 pub mod sip;
 pub mod time;
