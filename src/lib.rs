@@ -21,6 +21,7 @@
 //! Directions: pure modules import neither tokio, sockets, axum nor rusqlite; `sip` and `media` do
 //! not know each other (SDP crosses as text, `call` pairs them); nothing imports `http` or `main`.
 
+pub mod acd;
 pub mod auth;
 pub mod call;
 pub mod cdr;
@@ -28,6 +29,7 @@ pub mod config;
 pub mod http;
 pub mod ivr;
 pub mod media;
+pub mod rtc;
 pub mod runtime;
 pub mod sip;
 pub mod time;
