@@ -294,8 +294,12 @@ impl Peer {
     ) -> Result<String, RtcError> {
         let mut gathered = self.shared.gathered.subscribe();
         self.pc.set_local_description(desc).await.map_err(stack)?;
-        let done = tokio::time::timeout(GATHER_TIMEOUT, gathered.wait_for(|g| *g)).await;
-        if done.is_err() {
+        // Only whether it finished: the watch guard must not live across the next await, or
+        // this future stops being Send and cannot run on the runtime's worker threads.
+        let timed_out = tokio::time::timeout(GATHER_TIMEOUT, gathered.wait_for(|g| *g))
+            .await
+            .is_err();
+        if timed_out {
             tracing::warn!(
                 timeout_ms = GATHER_TIMEOUT.as_millis() as u64,
                 "ICE gathering incomplete; sending the candidates gathered so far"
