@@ -44,7 +44,8 @@ pub struct QueueConfig {
     #[serde(default)]
     pub relax: Vec<Relax>,
     /// A DTMF key the caller may press to leave the queue (the flow then follows `on_timeout`).
-    #[serde(default)]
+    /// YAML reads a bare `0` as a number, so digits are accepted quoted or not.
+    #[serde(default, deserialize_with = "opt_key")]
     pub exit_key: Option<char>,
 }
 
@@ -175,6 +176,50 @@ pub fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>,
             "`{text}` is not a duration; write it like 20s, 500ms, 10m or 1m30s"
         ))
     })
+}
+
+/// serde `deserialize_with` for a phone key: `"#"`, `"*"`, `"5"` or a bare `5`.
+pub fn opt_key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<char>, D::Error> {
+    struct KeyVisitor;
+    impl<'de> serde::de::Visitor<'de> for KeyVisitor {
+        type Value = Option<char>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("one phone key: 0-9, * or #")
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            u32::try_from(v)
+                .ok()
+                .filter(|v| *v < 10)
+                .and_then(|v| char::from_digit(v, 10))
+                .map(Some)
+                .ok_or_else(|| E::custom(format!("exit_key {v} is not one phone key")))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            let v = u64::try_from(v)
+                .map_err(|_| E::custom(format!("exit_key {v} is not one phone key")))?;
+            self.visit_u64(v)
+        }
+        fn visit_char<E: serde::de::Error>(self, v: char) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            let mut chars = v.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) => Ok(Some(c)),
+                _ => Err(E::custom(format!("exit_key `{v}` is not one phone key"))),
+            }
+        }
+    }
+    d.deserialize_option(KeyVisitor)
 }
 
 fn proficiency_ok(level: u8) -> bool {
@@ -424,6 +469,12 @@ agents:
         );
         assert_eq!(parse_duration("1h2m3s"), Some(Duration::from_secs(3723)));
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        let keys = "queues: [{ name: a, exit_key: 0 }, { name: b, exit_key: \"#\" }, { name: c }]\nagents: []\n";
+        let s: Section = serde_saphyr::from_str(keys).expect("keys");
+        let got: Vec<_> = s.queues.iter().map(|q| q.exit_key).collect();
+        assert_eq!(got, [Some('0'), Some('#'), None]);
+        let two = "queues: [{ name: a, exit_key: \"12\" }]\nagents: []\n";
+        assert!(serde_saphyr::from_str::<Section>(two).is_err());
         assert_eq!(parse_duration(" 5s "), Some(Duration::from_secs(5)));
         for nonsense in ["", "s", "10", "10x", "-5s", "5 s", "99999999999999999999h"] {
             assert_eq!(parse_duration(nonsense), None, "{nonsense:?}");

@@ -5,6 +5,7 @@
 //! [`CdrWriter`] keeps its blocking writes off the async threads.
 
 mod record;
+pub mod report;
 pub(crate) mod sqlite;
 mod writer;
 

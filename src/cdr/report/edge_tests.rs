@@ -1,0 +1,351 @@
+//! The edges: filters, boundaries, empty ranges, local-time intervals, validation, output formats.
+
+use super::tests::{answered, at, day, hours, query, states, targets, unanswered, SUPPORT};
+use super::*;
+use crate::cdr::CallEvent;
+
+#[test]
+fn filters_narrow_rows_to_one_queue_agent_or_dialed_number() {
+    let mut q = query(at(9, 0, 0), at(12, 0, 0), Interval::Hour);
+    q.queue = Some("support".into());
+    let rep = compute(&day(), &states(), &q, &targets());
+    assert_eq!(rep.rows.len(), 3, "one row per hour, only support");
+    assert!(rep
+        .rows
+        .iter()
+        .all(|r| r.queue.as_deref() == Some("support")));
+    assert_eq!((rep.totals.offered, rep.totals.answered), (6, 3));
+    assert_eq!(rep.totals.service_level_target_ms, Some(30_000));
+    // Agents handled only the support calls: ana S14, bob S6 and S11.
+    let handled: Vec<(&str, u64)> = rep
+        .agent_totals
+        .iter()
+        .map(|a| (a.agent_id.as_str(), a.handled))
+        .collect();
+    assert_eq!(handled, [("ana", 1), ("bob", 2)]);
+
+    let mut q = query(at(9, 0, 0), at(12, 0, 0), Interval::Hour);
+    q.agent = Some("bob".into());
+    let rep = compute(&day(), &states(), &q, &targets());
+    // bob answered S2, S6, S11; the call that rang him and was abandoned is not his.
+    assert_eq!(
+        (
+            rep.totals.offered,
+            rep.totals.answered,
+            rep.totals.abandoned
+        ),
+        (3, 3, 0)
+    );
+    assert!(rep.agents.iter().all(|a| a.agent_id == "bob"));
+    assert_eq!(rep.agent_totals.len(), 1);
+
+    let mut q = query(at(9, 0, 0), at(12, 0, 0), Interval::Hour);
+    q.dialed = Some(SUPPORT.into());
+    let rep = compute(&day(), &states(), &q, &targets());
+    // S6, S7, S8, S11, S12: the callback S14 dialed the customer, not the support number.
+    assert_eq!((rep.totals.offered, rep.totals.callbacks_made), (5, 0));
+    assert!(rep
+        .rows
+        .iter()
+        .all(|r| r.dialed.as_deref() == Some(SUPPORT)));
+}
+
+#[test]
+fn without_wrap_up_states_handle_time_is_talk_time() {
+    let rep = compute(
+        &day(),
+        &[],
+        &query(at(9, 0, 0), at(12, 0, 0), Interval::Hour),
+        &targets(),
+    );
+    assert_eq!(rep.totals.avg_handle_ms, rep.totals.avg_talk_ms);
+    assert_eq!(rep.totals.avg_talk_ms, Some(158_571));
+    // Handled calls still show per agent, with no logged-in time to divide by.
+    let bob = rep.agent_totals.iter().find(|a| a.agent_id == "bob");
+    assert_eq!(bob.map(|a| (a.handled, a.occupancy)), Some((3, None)));
+}
+
+#[test]
+fn short_abandon_and_service_level_edges_are_inclusive() {
+    let t0 = at(9, 0, 0);
+    let recs = vec![
+        unanswered("a", "sales", t0, 5_000, Disposition::Abandoned),
+        unanswered("b", "sales", t0, 5_001, Disposition::Abandoned),
+        answered("c", "sales", t0, 20, "ana", 10, None),
+        {
+            let mut r = answered("d", "sales", t0, 20, "ana", 10, None);
+            r.wait_ms = Some(20_001);
+            r
+        },
+    ];
+    let rep = compute(
+        &recs,
+        &[],
+        &query(t0, at(9, 15, 0), Interval::Min15),
+        &QueueTargets::default(),
+    );
+    let r = &rep.totals;
+    assert_eq!((r.abandoned, r.abandoned_within_5s), (2, 1));
+    // Default 20 s target: 20.000 s is within, 20.001 s is not; 1 / (4 − 1).
+    assert_eq!(r.answered_within_target, 1);
+    assert_eq!(r.service_level, Some(0.3333));
+    assert_eq!(r.service_level_target_ms, None);
+    assert_eq!(
+        rep.rows
+            .iter()
+            .find(|r| r.queue.is_some())
+            .and_then(|r| r.service_level_target_ms),
+        Some(20_000)
+    );
+}
+
+#[test]
+fn a_callback_event_counts_once_as_a_callback() {
+    let mut r = unanswered("cb", "sales", at(9, 1, 0), 30_000, Disposition::Callback);
+    r.events.push(CallEvent {
+        at: at(9, 1, 30),
+        kind: "callback".into(),
+        detail: serde_json::Value::Null,
+    });
+    let mut e = unanswered("ev", "sales", at(9, 2, 0), 30_000, Disposition::Completed);
+    e.events.push(CallEvent {
+        at: at(9, 2, 30),
+        kind: "callback".into(),
+        detail: serde_json::Value::Null,
+    });
+    let rep = compute(
+        &[r, e],
+        &[],
+        &query(at(9, 0, 0), at(10, 0, 0), Interval::Hour),
+        &targets(),
+    );
+    assert_eq!((rep.totals.callbacks, rep.totals.timed_out), (2, 0));
+}
+
+#[test]
+fn an_empty_or_reversed_range_gives_no_rows_and_no_nan() {
+    for (from, to) in [(at(9, 0, 0), at(9, 0, 0)), (at(10, 0, 0), at(9, 0, 0))] {
+        let rep = compute(
+            &day(),
+            &states(),
+            &query(from, to, Interval::Min15),
+            &targets(),
+        );
+        assert!(rep.rows.is_empty() && rep.agents.is_empty() && rep.agent_totals.is_empty());
+        assert_eq!(rep.totals.offered, 0);
+        let json = serde_json::to_string(&rep).unwrap_or_default();
+        assert!(json.contains("\"abandon_rate\":null"), "{json}");
+        assert!(!json.contains("NaN") && !json.contains("inf"), "{json}");
+        assert_eq!(to_csv(&rep).lines().count(), 1, "header only");
+        assert!(to_table(&rep).contains("total"));
+    }
+}
+
+#[test]
+fn empty_intervals_between_calls_are_zero_rows_with_null_ratios() {
+    let recs = vec![answered("x", "sales", at(9, 50, 0), 4, "ana", 60, None)];
+    let mut q = query(at(9, 0, 0), at(11, 0, 0), Interval::Min15);
+    q.queue = Some("sales".into());
+    let rep = compute(&recs, &[], &q, &targets());
+    let offered: Vec<u64> = rep.rows.iter().map(|r| r.offered).collect();
+    assert_eq!(offered, [0, 0, 0, 1, 0, 0, 0, 0]);
+    let json = serde_json::to_value(&rep).unwrap_or_default();
+    assert_eq!(json["rows"][0]["service_level"], serde_json::Value::Null);
+    assert_eq!(json["rows"][0]["offered"], 0);
+    assert_eq!(json["rows"][3]["service_level"], 1.0);
+    assert_eq!(
+        json["rows"][3]["interval_start"],
+        "2026-11-23T09:45:00.000Z"
+    );
+}
+
+#[test]
+fn intervals_follow_local_time_of_the_offset() {
+    // São Paulo, UTC−03:00: days start at 03:00 UTC.
+    let late = answered("late", "sales", at(2, 30, 0), 5, "ana", 10, None); // 23:30 on the 22nd
+    let early = answered("early", "sales", at(3, 30, 0), 5, "ana", 10, None); // 00:30 on the 23rd
+    let mut q = query(at(0, 0, 0), at(12, 0, 0), Interval::Day);
+    q.tz_offset_minutes = -180;
+    q.queue = Some("sales".into());
+    let rep = compute(&[late, early], &[], &q, &targets());
+    let got: Vec<(String, u64)> = rep
+        .rows
+        .iter()
+        .map(|r| {
+            (
+                serde_json::to_value(r).unwrap_or_default()["interval_start"].to_string(),
+                r.offered,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("\"2026-11-22T00:00:00.000-03:00\"".to_owned(), 1),
+            ("\"2026-11-23T00:00:00.000-03:00\"".to_owned(), 1),
+        ]
+    );
+    // The totals start at `from`, shown in local time.
+    assert_eq!(
+        rep.totals.interval_start.to_rfc3339(),
+        "2026-11-22T21:00:00-03:00"
+    );
+
+    // India, UTC+05:30: hours start at :30 UTC, and the first one begins before `from`.
+    let mut q = query(at(9, 0, 0), at(11, 0, 0), Interval::Hour);
+    q.tz_offset_minutes = 330;
+    let rep = compute(&[], &[], &q, &targets());
+    let starts: Vec<DateTime<Utc>> = rep
+        .rows
+        .iter()
+        .filter(|r| r.queue.is_none())
+        .map(|r| r.interval_start.with_timezone(&Utc))
+        .collect();
+    assert_eq!(starts, [at(8, 30, 0), at(9, 30, 0), at(10, 30, 0)]);
+}
+
+#[test]
+fn interval_names_parse_and_bad_queries_are_refused() {
+    for (s, i) in [
+        ("15m", Interval::Min15),
+        ("1h", Interval::Hour),
+        ("HOUR", Interval::Hour),
+        (" 1d ", Interval::Day),
+        ("day", Interval::Day),
+    ] {
+        assert_eq!(s.parse::<Interval>(), Ok(i));
+    }
+    assert_eq!(
+        Interval::parse("5m").map_err(|e| e.to_string()),
+        Err("unknown interval `5m`: use 15m, 1h or 1d".to_owned())
+    );
+
+    let year = query(
+        at(0, 0, 0),
+        at(0, 0, 0) + chrono::Duration::days(365),
+        Interval::Min15,
+    );
+    assert_eq!(
+        year.validate(),
+        Err(ReportError::TooManyIntervals {
+            intervals: 35_040,
+            max: MAX_INTERVALS
+        })
+    );
+    // compute stays bounded even when the caller skipped validate.
+    let rep = compute(&[], &[], &year, &QueueTargets::default());
+    assert_eq!(rep.rows.len(), 10_000);
+    assert!(query(
+        at(0, 0, 0),
+        at(0, 0, 0) + chrono::Duration::days(365),
+        Interval::Day
+    )
+    .validate()
+    .is_ok());
+
+    let mut q = query(at(9, 0, 0), at(10, 0, 0), Interval::Hour);
+    q.tz_offset_minutes = 24 * 60;
+    assert_eq!(q.validate(), Err(ReportError::TzOffset(1440)));
+}
+
+#[test]
+fn csv_has_the_documented_header_and_exact_rows() {
+    let mut q = query(at(9, 0, 0), at(10, 0, 0), Interval::Hour);
+    q.queue = Some("sales".into());
+    let rep = compute(&day(), &states(), &q, &targets());
+    let csv = to_csv(&rep);
+    let lines: Vec<&str> = csv.split("\r\n").collect();
+    assert_eq!(
+        lines,
+        [
+            "interval_start,queue,dialed,offered,answered,abandoned,abandoned_within_5s,timed_out,\
+             abandon_rate,asa_ms,avg_wait_ms,max_wait_ms,avg_talk_ms,avg_handle_ms,service_level,\
+             service_level_target_ms,answered_within_target,callbacks,callbacks_made,survey_count,\
+             survey_avg,survey_bad",
+            // The 09 sales figures worked out above.
+            "2026-11-23T09:00:00.000Z,sales,,6,3,3,1,0,0.5,18333,21333,40000,126667,145000,0.4,20000,2,0,0,2,2,1",
+            "",
+        ]
+    );
+
+    let agents = to_agents_csv(&rep);
+    assert_eq!(
+        agents.split("\r\n").take(2).collect::<Vec<_>>(),
+        [
+            "interval_start,agent_id,handled,talk_ms,wrap_up_ms,handle_ms,logged_in_ms,occupancy",
+            "2026-11-23T09:00:00.000Z,ana,2,320000,25000,345000,3600000,0.0958",
+        ]
+    );
+}
+
+#[test]
+fn csv_quotes_and_defuses_hostile_names() {
+    let mut r = answered(
+        "x",
+        "=HYPERLINK(\"http://evil\")",
+        at(9, 0, 0),
+        1,
+        "ana",
+        1,
+        None,
+    );
+    r.queue = Some("=cmd,\"x\"".into());
+    let mut q = query(at(9, 0, 0), at(10, 0, 0), Interval::Hour);
+    q.queue = r.queue.clone();
+    let csv = to_csv(&compute(&[r], &[], &q, &targets()));
+    let second = csv.split("\r\n").nth(1).unwrap_or_default();
+    assert!(
+        second.starts_with("2026-11-23T09:00:00.000Z,\"'=cmd,\"\"x\"\"\",,1,"),
+        "{second}"
+    );
+}
+
+#[test]
+fn the_table_shows_local_times_durations_and_percentages() {
+    let rep = hours();
+    let table = to_table(&rep);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines
+        .first()
+        .is_some_and(|l| l.starts_with("interval") && l.contains("SL")));
+    let sales9 = lines
+        .iter()
+        .find(|l| l.starts_with("2026-11-23 09:00  sales"))
+        .unwrap_or(&"");
+    // 6 offered, 3 answered, 3 abandoned (1 short), 50.0%, ASA 0:18, SL 40.0%, surveys 2.00 (2).
+    let cells: Vec<&str> = sales9
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(
+        cells,
+        [
+            "2026-11-23 09:00",
+            "sales",
+            "6",
+            "3",
+            "3 (1)",
+            "0",
+            "50.0%",
+            "0:18",
+            "0:21",
+            "0:40",
+            "2:07",
+            "2:25",
+            "40.0%",
+            "0",
+            "2.00 (2)"
+        ]
+    );
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("total") && l.contains("(all)")));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("2026-11-23 11:00  bob") && l.ends_with("8.8%")));
+    // The empty hour shows dashes, not zeros pretending to be averages.
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("2026-11-23 10:00  (all)") && l.contains(" - ")));
+}
