@@ -87,7 +87,7 @@ impl Shared {
 
     pub fn queue_config(&self, name: &str) -> Option<QueueMedia> {
         let q = self.config.queues.iter().find(|q| q.name == name)?;
-        let music_name = q.music.clone().unwrap_or_else(|| "moh".to_string());
+        let music_name = q.music().to_string();
         let music = [
             self.config.sounds_dir.join(format!("{music_name}.wav")),
             std::path::PathBuf::from(&music_name),
@@ -96,7 +96,7 @@ impl Shared {
         .find(|p| p.is_file());
         Some(QueueMedia {
             music,
-            announce_every: q.announce_every,
+            announce_every: Some(q.announce_every()),
             exit_key: q.exit_key,
         })
     }
