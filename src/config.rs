@@ -298,6 +298,33 @@ impl Config {
         Ok(())
     }
 
+    /// The queues flows may name, and the skills agents have for each, for `check`. `None`
+    /// when no queues are configured: `queue` steps are then not routed and not checked.
+    pub fn queue_infos(&self) -> Option<Vec<crate::ivr::QueueInfo>> {
+        if self.queues.is_empty() {
+            return None;
+        }
+        Some(
+            self.queues
+                .iter()
+                .map(|q| {
+                    let mut skills: Vec<String> = self
+                        .agents
+                        .iter()
+                        .filter(|a| a.queues.contains(&q.name))
+                        .flat_map(|a| a.skills.keys().cloned())
+                        .collect();
+                    skills.sort();
+                    skills.dedup();
+                    crate::ivr::QueueInfo {
+                        name: q.name.clone(),
+                        skills,
+                    }
+                })
+                .collect(),
+        )
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("switchboard.db")
     }

@@ -220,7 +220,7 @@ fn check(common: Common, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     };
     let env = CheckEnv {
         sounds_dir: config.sounds_dir.clone(),
-        queues: None,
+        queues: config.queue_infos(),
     };
     let (set, diags) = ivr::load_dir(&config.flows_dir, &env);
     for d in &diags {
@@ -269,7 +269,7 @@ fn simulate(
     let config = Config::load(config_file(common.config.as_deref()).as_deref(), &overrides(&common))?;
     let env = CheckEnv {
         sounds_dir: config.sounds_dir.clone(),
-        queues: None,
+        queues: config.queue_infos(),
     };
     let (set, diags) = ivr::load_dir(&config.flows_dir, &env);
     for d in diags.iter().filter(|d| d.severity == Severity::Error) {

@@ -491,13 +491,20 @@ pub fn check_assets(flow: &Flow, env: &CheckEnv, prompts: &PromptIndex) -> Vec<D
         }
         let kind = step.kind.name();
         let later = match &step.kind {
+            // With queues in the server config, queue steps are routed to agents.
+            StepKind::Queue(_) if env.queues.is_some() => None,
             StepKind::Queue(_) => Some("follows on_timeout (or ends)"),
             StepKind::Callback { .. } => Some("follows next (or ends)"),
             StepKind::Transfer { .. } => Some("ends"),
             _ => None,
         };
         if let Some(later) = later {
-            diags.push(Diagnostic::new(&flow.source, step.pos, Severity::Warning, format!("{kind} steps are not yet available in this release: at run time the call {later}")));
+            let msg = if matches!(step.kind, StepKind::Queue(_)) {
+                format!("queue steps are not yet available in this release: at run time the call {later} (no queues are configured: add `queues:` to the server config)")
+            } else {
+                format!("{kind} steps are not yet available in this release: at run time the call {later}")
+            };
+            diags.push(Diagnostic::new(&flow.source, step.pos, Severity::Warning, msg));
         }
         if let Some(queues) = &env.queues {
             let (name, pos, skills) = match &step.kind {

@@ -54,7 +54,7 @@ fn stamp(dir: &Path, sounds: &Path) -> Stamp {
 fn check_env(config: &Config) -> CheckEnv {
     CheckEnv {
         sounds_dir: config.sounds_dir.clone(),
-        queues: None,
+        queues: config.queue_infos(),
     }
 }
 
