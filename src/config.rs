@@ -277,8 +277,9 @@ impl Config {
         }
         if let Some(r) = fc.rtc {
             let ip = |what: &str, v: &str| -> Result<std::net::IpAddr, ConfigError> {
-                v.parse()
-                    .map_err(|_| ConfigError::Invalid(format!("rtc.{what}: `{v}` is not an IP address")))
+                v.parse().map_err(|_| {
+                    ConfigError::Invalid(format!("rtc.{what}: `{v}` is not an IP address"))
+                })
             };
             if let Some(v) = r.bind_ip {
                 self.rtc.bind_ip = ip("bind_ip", &v)?;

@@ -266,7 +266,10 @@ fn simulate(
     at: Option<String>,
     input: Vec<String>,
 ) -> anyhow::Result<ExitCode> {
-    let config = Config::load(config_file(common.config.as_deref()).as_deref(), &overrides(&common))?;
+    let config = Config::load(
+        config_file(common.config.as_deref()).as_deref(),
+        &overrides(&common),
+    )?;
     let env = CheckEnv {
         sounds_dir: config.sounds_dir.clone(),
         queues: config.queue_infos(),

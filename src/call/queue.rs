@@ -32,7 +32,10 @@ enum Stage {
     /// Sent to the ACD, no answer yet.
     Asking,
     Waiting,
-    Connected { agent: String, since: Instant },
+    Connected {
+        agent: String,
+        since: Instant,
+    },
 }
 
 #[derive(Debug)]
@@ -115,7 +118,11 @@ impl CallController {
         self.record.queue = Some(name.to_string());
         self.record.priority = Some(priority);
         self.record.enqueued_at = Some(wall);
-        self.queue_event(now, "queue", serde_json::json!({ "queue": name, "priority": priority }));
+        self.queue_event(
+            now,
+            "queue",
+            serde_json::json!({ "queue": name, "priority": priority }),
+        );
         self.queueing = Some(Queueing {
             name: name.to_string(),
             stage: Stage::Asking,
@@ -265,7 +272,11 @@ impl CallController {
             return;
         };
         if matches!(q.stage, Stage::Waiting) && q.exit_key == Some(digit) {
-            self.queue_event(now, "queue_exit", serde_json::json!({ "key": digit.to_string() }));
+            self.queue_event(
+                now,
+                "queue_exit",
+                serde_json::json!({ "key": digit.to_string() }),
+            );
             self.commands.push_back(Command::LeaveQueue);
             self.leave_queue_to_flow(now);
         }
@@ -274,7 +285,8 @@ impl CallController {
     fn leave_queue_to_flow(&mut self, now: Instant) {
         self.stop_queue_audio();
         self.queueing = None;
-        self.interp.handle(now, Event::QueueResult { timed_out: true });
+        self.interp
+            .handle(now, Event::QueueResult { timed_out: true });
         self.pump(now);
     }
 
@@ -283,7 +295,11 @@ impl CallController {
         if self.queueing.is_none() {
             return;
         }
-        self.queue_event(now, "queue_timeout", serde_json::json!({ "reason": reason }));
+        self.queue_event(
+            now,
+            "queue_timeout",
+            serde_json::json!({ "reason": reason }),
+        );
         self.leave_queue_to_flow(now);
     }
 
@@ -331,7 +347,11 @@ impl CallController {
             self.record.agent_answered_at = Some(wall);
             self.record.wait_ms = Some(now.saturating_since(enqueued).as_millis() as i64);
         }
-        self.queue_event(now, "agent_answered", serde_json::json!({ "agent": agent_id }));
+        self.queue_event(
+            now,
+            "agent_answered",
+            serde_json::json!({ "agent": agent_id }),
+        );
         self.commands.push_back(Command::Bridge {
             agent_id: agent_id.to_string(),
         });

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::TimeZone;
 
@@ -39,7 +40,11 @@ fn t(ms: u64) -> Instant {
 }
 
 fn controller() -> CallController {
-    let (flow, diags) = crate::ivr::parse_str(Path::new("t.yaml"), FLOW);
+    controller_with(FLOW, false)
+}
+
+fn controller_with(yaml: &str, queues_enabled: bool) -> CallController {
+    let (flow, diags) = crate::ivr::parse_str(Path::new("t.yaml"), yaml);
     let flow = flow.unwrap_or_else(|| panic!("flow parses: {diags:?}"));
     CallController::new(
         Arc::new(flow),
@@ -56,6 +61,7 @@ fn controller() -> CallController {
                 .with_ymd_and_hms(2026, 11, 23, 13, 0, 0)
                 .single()
                 .expect("time"),
+            queues_enabled,
         },
     )
 }
@@ -232,4 +238,162 @@ fn a_queue_step_is_not_yet_routed_and_the_call_follows_on_timeout() {
     );
     assert_eq!(c.record().account_id.as_deref(), Some("1001"));
     assert_eq!(c.record().auth, AuthStatus::Ok);
+}
+
+const QUEUE_FLOW: &str = r##"
+flow: q
+numbers: ["7400"]
+language: en
+start: welcome
+steps:
+  welcome:
+    play: welcome
+    next: billing
+  billing:
+    queue: { name: billing, priority: 5, skills: { billing: 3 }, timeout: 10m }
+    on_timeout: goodbye
+  goodbye:
+    play: goodbye
+    next: hangup
+"##;
+
+/// Answers, confirms and plays the welcome prompt to its end: the call is then in the queue.
+fn queued_call() -> (CallController, Vec<Command>) {
+    let mut c = controller_with(QUEUE_FLOW, true);
+    drain(&mut c);
+    c.confirmed(t(1_040));
+    let cmds = drain(&mut c);
+    let cmds = finish_prompts(&mut c, t(4_000), &cmds);
+    (c, cmds)
+}
+
+#[test]
+fn a_queue_step_waits_with_music_and_announcements_then_bridges_the_agent() {
+    let (mut c, cmds) = queued_call();
+    let (queue, priority, pop) = cmds
+        .iter()
+        .find_map(|c| match c {
+            Command::Enqueue {
+                queue,
+                priority,
+                pop,
+                ..
+            } => Some((queue.clone(), *priority, pop.clone())),
+            _ => None,
+        })
+        .expect("the caller is put in the queue");
+    assert_eq!((queue.as_str(), priority), ("billing", 5));
+    assert_eq!(pop.caller, "+5511987650000");
+    assert_eq!(pop.ivr_path, ["welcome", "billing"]);
+    assert_eq!(c.record().queue.as_deref(), Some("billing"));
+    assert!(c.record().enqueued_at.is_some());
+
+    let moh = Path::new("/sounds/moh.wav").to_path_buf();
+    c.enqueued(
+        t(4_000),
+        Some(moh.clone()),
+        Some(Duration::from_secs(30)),
+        Some('*'),
+    );
+    let cmds = drain(&mut c);
+    let music_id = match cmds.as_slice() {
+        [Command::Play { id, prompts }] if prompts == &[moh.clone()] => *id,
+        other => panic!("music on hold expected: {other:?}"),
+    };
+    // The music loops.
+    c.playback_done(t(24_000), music_id, false);
+    assert!(
+        matches!(drain(&mut c).as_slice(), [Command::Play { prompts, .. }] if prompts == &[moh.clone()])
+    );
+
+    // Thirty seconds in, the position is announced over the music, then the music comes back.
+    c.queue_position(3);
+    assert_eq!(c.poll_timeout(), Some(t(34_000)));
+    c.handle_timeout(t(34_000));
+    let cmds = drain(&mut c);
+    assert!(matches!(cmds[0], Command::StopPlayback), "{cmds:?}");
+    let (ann_id, names) = match &cmds[1] {
+        Command::Play { id, prompts } => (
+            *id,
+            prompts
+                .iter()
+                .map(|p| {
+                    p.file_stem()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .to_string()
+                })
+                .collect::<Vec<_>>(),
+        ),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(names, ["queue-position", "3"]);
+    c.playback_done(t(36_000), ann_id, false);
+    assert!(
+        matches!(drain(&mut c).as_slice(), [Command::Play { prompts, .. }] if prompts == &[moh.clone()])
+    );
+
+    // Other keys do nothing; the agent answers; the music stops and the audio is bridged.
+    c.digit(t(40_000), '5', "rfc4733");
+    assert!(drain(&mut c).is_empty());
+    c.agent_connected(t(41_000), "alice");
+    let cmds = drain(&mut c);
+    assert!(matches!(cmds[0], Command::StopPlayback));
+    assert!(matches!(&cmds[1], Command::Bridge { agent_id } if agent_id == "alice"));
+    assert_eq!(c.record().agent_id.as_deref(), Some("alice"));
+    assert_eq!(
+        c.record().wait_ms,
+        Some(37_000),
+        "from entering the queue to the answer"
+    );
+
+    c.agent_hung_up(t(101_000));
+    let cmds = drain(&mut c);
+    assert!(
+        cmds.iter().any(|c| matches!(c, Command::Hangup)),
+        "the caller gets a BYE"
+    );
+    let rec = finished(&cmds).expect("final record");
+    assert_eq!(rec.disposition, Some(Disposition::Completed));
+    assert_eq!(rec.hangup_by, Some(HangupBy::Agent));
+    assert_eq!(rec.talk_ms, Some(60_000));
+}
+
+#[test]
+fn a_caller_who_hangs_up_in_the_queue_is_abandoned_and_taken_out() {
+    let (mut c, _) = queued_call();
+    c.enqueued(t(4_000), None, None, None);
+    drain(&mut c);
+    c.caller_hung_up(t(9_000));
+    let cmds = drain(&mut c);
+    assert!(
+        cmds.iter().any(|c| matches!(c, Command::LeaveQueue)),
+        "{cmds:?}"
+    );
+    let rec = finished(&cmds).expect("final");
+    assert_eq!(rec.disposition, Some(Disposition::Abandoned));
+    assert_eq!(rec.hangup_by, Some(HangupBy::Caller));
+    assert_eq!(rec.queue.as_deref(), Some("billing"));
+    assert!(rec.agent_id.is_none());
+}
+
+#[test]
+fn the_exit_key_or_a_queue_timeout_sends_the_caller_to_on_timeout() {
+    let (mut c, _) = queued_call();
+    c.enqueued(t(4_000), None, None, Some('*'));
+    drain(&mut c);
+    c.digit(t(5_000), '*', "rfc4733");
+    let cmds = drain(&mut c);
+    assert!(cmds.iter().any(|c| matches!(c, Command::LeaveQueue)));
+    assert!(
+        c.record().ivr_path.ends_with(&["goodbye".to_string()]),
+        "{:?}",
+        c.record().ivr_path
+    );
+
+    let (mut c, _) = queued_call();
+    c.enqueued(t(4_000), None, None, None);
+    c.queue_timeout(t(604_000), "timeout");
+    let _ = drain(&mut c);
+    assert!(c.record().ivr_path.ends_with(&["goodbye".to_string()]));
 }

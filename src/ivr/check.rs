@@ -504,7 +504,12 @@ pub fn check_assets(flow: &Flow, env: &CheckEnv, prompts: &PromptIndex) -> Vec<D
             } else {
                 format!("{kind} steps are not yet available in this release: at run time the call {later}")
             };
-            diags.push(Diagnostic::new(&flow.source, step.pos, Severity::Warning, msg));
+            diags.push(Diagnostic::new(
+                &flow.source,
+                step.pos,
+                Severity::Warning,
+                msg,
+            ));
         }
         if let Some(queues) = &env.queues {
             let (name, pos, skills) = match &step.kind {

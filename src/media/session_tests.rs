@@ -470,13 +470,18 @@ fn a_bridge_relays_both_ways_converting_a_law_callers_to_mu_law() {
 
     s.start_bridge();
     s.on_datagram(ms(25), PEER, &packet(8, 2, 320, &alaw));
-    let to_agent = s.poll_bridged_audio().expect("the caller's frame for the agent");
+    let to_agent = s
+        .poll_bridged_audio()
+        .expect("the caller's frame for the agent");
     let mut back = Vec::new();
     g711::decode_into(Law::Mu, &to_agent, &mut back);
     let mut want = Vec::new();
     g711::decode_into(Law::A, &alaw, &mut want);
     for (a, b) in back.iter().zip(&want) {
-        assert!((i32::from(*a) - i32::from(*b)).abs() <= 64, "µ-law conversion too lossy: {a} vs {b}");
+        assert!(
+            (i32::from(*a) - i32::from(*b)).abs() <= 64,
+            "µ-law conversion too lossy: {a} vs {b}"
+        );
     }
 
     // The agent's µ-law frames reach the caller as A-law, one per slot, seq/ts continuous.
@@ -484,10 +489,18 @@ fn a_bridge_relays_both_ways_converting_a_law_callers_to_mu_law() {
     s.push_bridged_audio(&agent);
     s.push_bridged_audio(&agent);
     let sent = run_until(&mut s, ms(60));
-    let audio: Vec<&Sent> = sent.iter().filter(|p| p.rtp().payload != [0xD5; 160]).collect();
+    let audio: Vec<&Sent> = sent
+        .iter()
+        .filter(|p| p.rtp().payload != [0xD5; 160])
+        .collect();
     assert_eq!(audio.len(), 2, "two relayed frames, silence after");
     for p in &audio {
-        let got: Vec<i16> = p.rtp().payload.iter().map(|&x| g711::decode(Law::A, x)).collect();
+        let got: Vec<i16> = p
+            .rtp()
+            .payload
+            .iter()
+            .map(|&x| g711::decode(Law::A, x))
+            .collect();
         let want: Vec<i16> = agent.iter().map(|&x| g711::decode(Law::Mu, x)).collect();
         for (a, b) in got.iter().zip(&want) {
             assert!((i32::from(*a) - i32::from(*b)).abs() <= i32::from(b.unsigned_abs() / 8) + 16);

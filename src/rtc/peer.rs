@@ -9,8 +9,6 @@
 use super::sdp::AudioPts;
 use super::{RtcConfig, RtcError, RtcEvent};
 use crate::media::dtmf::{event_payloads, Rfc4733Receiver};
-use bytes::Bytes;
-use core::net::SocketAddr;
 use ::rtc::media_stream::MediaStreamTrack;
 use ::rtc::peer_connection::configuration::media_engine::{
     MediaEngine, MIME_TYPE_PCMU, MIME_TYPE_TELEPHONE_EVENT,
@@ -21,6 +19,8 @@ use ::rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
     RtpCodecKind,
 };
+use bytes::Bytes;
+use core::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
@@ -535,8 +535,7 @@ async fn watch_transport(pc: Weak<dyn PeerConnection>, shared: Arc<Shared>) {
         let Some(t) = &transport else { continue };
         // A close_notify from the far end leaves ICE up and the connection state untouched;
         // only the DTLS transport says the call is over.
-        if let Ok(RTCDtlsTransportState::Closed | RTCDtlsTransportState::Failed) = t.state().await
-        {
+        if let Ok(RTCDtlsTransportState::Closed | RTCDtlsTransportState::Failed) = t.state().await {
             shared.closed.send_replace(true);
             return;
         }
@@ -565,7 +564,10 @@ mod tests {
 
     #[test]
     fn a_bare_stun_host_gets_the_scheme_browsers_and_webrtc_expect() {
-        assert_eq!(stun_url("stun.example.org:3478"), "stun:stun.example.org:3478");
+        assert_eq!(
+            stun_url("stun.example.org:3478"),
+            "stun:stun.example.org:3478"
+        );
         assert_eq!(stun_url("stun:10.0.0.1"), "stun:10.0.0.1");
     }
 }

@@ -54,7 +54,11 @@ fn audio_pts_of(sd: &SessionDescription) -> Option<AudioPts> {
         .find_map(|m| {
             let codecs = m.codecs();
             // In m= order, which is the sender's preference.
-            let pts = m.media_name.formats.iter().filter_map(|f| f.parse::<u8>().ok());
+            let pts = m
+                .media_name
+                .formats
+                .iter()
+                .filter_map(|f| f.parse::<u8>().ok());
             let mut pcmu = None;
             let mut telephone_event = None;
             for pt in pts {

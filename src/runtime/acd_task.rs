@@ -251,7 +251,11 @@ impl Task {
                     }
                 }
             }
-            AcdCmd::Login { agent_id, session, tx } => {
+            AcdCmd::Login {
+                agent_id,
+                session,
+                tx,
+            } => {
                 if let Some((old, old_tx)) = self.agents.insert(agent_id.clone(), (session, tx)) {
                     if old != session {
                         let _ = old_tx.send(AgentMsg::Replaced);
@@ -261,12 +265,19 @@ impl Task {
                 self.send_boards_to(&agent_id);
             }
             AcdCmd::Logout { agent_id, session } => {
-                if self.agents.get(&agent_id).is_some_and(|(s, _)| *s == session) {
+                if self
+                    .agents
+                    .get(&agent_id)
+                    .is_some_and(|(s, _)| *s == session)
+                {
                     self.agents.remove(&agent_id);
                     self.acd.agent_logout(now, &agent_id);
                 }
             }
-            AcdCmd::SetState { agent_id, available } => {
+            AcdCmd::SetState {
+                agent_id,
+                available,
+            } => {
                 if available {
                     self.acd.set_available(now, &agent_id);
                 } else {
@@ -274,7 +285,11 @@ impl Task {
                 }
             }
             AcdCmd::WrapUpDone { agent_id } => self.acd.wrap_up_done(now, &agent_id),
-            AcdCmd::Answer { agent_id, call_id, sdp } => {
+            AcdCmd::Answer {
+                agent_id,
+                call_id,
+                sdp,
+            } => {
                 let offer = self
                     .offers
                     .iter()
@@ -323,7 +338,11 @@ impl Task {
                     self.acd.offer_declined(now, id);
                 }
             }
-            AcdCmd::ToCall { agent_id, call_id, msg } => {
+            AcdCmd::ToCall {
+                agent_id,
+                call_id,
+                msg,
+            } => {
                 let owns = self
                     .calls
                     .get(&call_id)
@@ -374,15 +393,19 @@ impl Task {
                     Ok(()) => {
                         let target = queue
                             .clone()
-                            .or_else(|| {
-                                self.calls.get(&call_id).map(|c| c.queue.clone())
-                            })
+                            .or_else(|| self.calls.get(&call_id).map(|c| c.queue.clone()))
                             .unwrap_or_default();
                         if let Some(c) = self.calls.get_mut(&call_id) {
                             c.agent = None;
                             c.queue = target.clone();
                         }
-                        self.to_call(&call_id, CallIn::Requeued { queue: target, why: "transfer".into() });
+                        self.to_call(
+                            &call_id,
+                            CallIn::Requeued {
+                                queue: target,
+                                why: "transfer".into(),
+                            },
+                        );
                         self.to_agent(
                             &agent_id,
                             AgentMsg::CallEnded {
@@ -415,7 +438,8 @@ impl Task {
                     agent_id,
                     queue,
                 } => {
-                    self.offers.insert(offer_id, (call_id.clone(), agent_id.clone()));
+                    self.offers
+                        .insert(offer_id, (call_id.clone(), agent_id.clone()));
                     if let Some(c) = self.calls.get(&call_id) {
                         let p = &c.pop;
                         let msg = AgentMsg::Ring {
@@ -459,7 +483,13 @@ impl Task {
                     if let Some(c) = self.calls.get_mut(&call_id) {
                         c.queue = to.clone();
                     }
-                    self.to_call(&call_id, CallIn::Requeued { queue: to, why: "overflow".into() });
+                    self.to_call(
+                        &call_id,
+                        CallIn::Requeued {
+                            queue: to,
+                            why: "overflow".into(),
+                        },
+                    );
                 }
                 AcdEvent::AgentState {
                     agent_id,

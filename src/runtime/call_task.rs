@@ -9,9 +9,9 @@ use std::sync::Arc;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use crate::acd::CallRequest;
 use crate::auth::{AccountKey as AuthKey, Verdict};
 use crate::call::{CallController, Command, NewCall};
-use crate::acd::CallRequest;
 use crate::cdr::Direction;
 use crate::rtc::{RtcEvent, RtcLeg};
 

@@ -70,7 +70,8 @@ pub struct Shared {
     pub acd: Option<tokio::sync::mpsc::UnboundedSender<acd_task::AcdCmd>>,
     pub rtc: crate::rtc::RtcConfig,
     /// Agents' console sessions: token → (agent id, expiry).
-    pub agent_tokens: std::sync::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>,
+    pub agent_tokens:
+        std::sync::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>,
 }
 
 /// What a call needs to know about its queue while it waits.
@@ -245,7 +246,11 @@ pub async fn start(config: Config) -> Result<Running, RuntimeError> {
     if acd_enabled {
         let acd = crate::acd::Acd::new(shared.config.queues.clone(), shared.config.agents.clone());
         acd_task::spawn(shared.clone(), acd, acd_rx, stop_rx.clone());
-        tracing::info!(queues = shared.config.queues.len(), agents = shared.config.agents.len(), "queues and agents configured");
+        tracing::info!(
+            queues = shared.config.queues.len(),
+            agents = shared.config.agents.len(),
+            "queues and agents configured"
+        );
     }
 
     let sip = sip_task::SipTask::bind(shared.clone()).await?;
