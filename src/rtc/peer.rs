@@ -9,18 +9,18 @@
 use super::sdp::AudioPts;
 use super::{RtcConfig, RtcError, RtcEvent};
 use crate::media::dtmf::{event_payloads, Rfc4733Receiver};
-use bytes::Bytes;
-use core::net::SocketAddr;
 use ::rtc::media_stream::MediaStreamTrack;
 use ::rtc::peer_connection::configuration::media_engine::{
     MediaEngine, MIME_TYPE_PCMU, MIME_TYPE_TELEPHONE_EVENT,
 };
 use ::rtc::peer_connection::sdp::RTCSessionDescription;
-use ::rtc::peer_connection::transport::{RTCDtlsTransportState, RTCIceCandidateType};
+use ::rtc::peer_connection::transport::RTCDtlsTransportState;
 use ::rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
     RtpCodecKind,
 };
+use bytes::Bytes;
+use core::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
@@ -106,34 +106,35 @@ fn pcmu_codec() -> RTCRtpCodec {
     }
 }
 
+fn pcmu_params() -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: pcmu_codec(),
+        payload_type: 0,
+    }
+}
+
+fn telephone_event_params() -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_TELEPHONE_EVENT.to_owned(),
+            clock_rate: 8000,
+            channels: 0,
+            sdp_fmtp_line: "0-15".to_owned(),
+            rtcp_feedback: vec![],
+        },
+        payload_type: OFFERED_TELEPHONE_EVENT_PT,
+    }
+}
+
 fn media_engine() -> Result<MediaEngine, RtcError> {
     let mut media = MediaEngine::default();
     // Only PCMU and telephone-event: whatever else the browser offers, the answer can then pick
     // nothing but PCMU, which the SIP side carries without transcoding.
-    media
-        .register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: pcmu_codec(),
-                payload_type: 0,
-            },
-            RtpCodecKind::Audio,
-        )
-        .map_err(stack)?;
-    media
-        .register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: RTCRtpCodec {
-                    mime_type: MIME_TYPE_TELEPHONE_EVENT.to_owned(),
-                    clock_rate: 8000,
-                    channels: 0,
-                    sdp_fmtp_line: "0-15".to_owned(),
-                    rtcp_feedback: vec![],
-                },
-                payload_type: OFFERED_TELEPHONE_EVENT_PT,
-            },
-            RtpCodecKind::Audio,
-        )
-        .map_err(stack)?;
+    for codec in [pcmu_params(), telephone_event_params()] {
+        media
+            .register_codec(codec, RtpCodecKind::Audio)
+            .map_err(stack)?;
+    }
     Ok(media)
 }
 
@@ -171,7 +172,7 @@ pub(super) struct Peer {
     pc: Arc<dyn PeerConnection>,
     shared: Arc<Shared>,
     track: Arc<TrackLocalStaticRTP>,
-    frames: mpsc::Sender<Vec<u8>>,
+    frames: mpsc::Sender<Outgoing>,
     events: mpsc::Receiver<RtcEvent>,
     closed: watch::Receiver<bool>,
     finished: bool,
@@ -181,15 +182,12 @@ pub(super) struct Peer {
 
 impl Peer {
     pub(super) async fn new(cfg: &RtcConfig) -> Result<Peer, RtcError> {
-        let mut settings = SettingEngineBuilder::new()
+        let settings = SettingEngineBuilder::new()
             // mDNS would bind the shared port 5353 per connection; browsers' `.local` host
             // candidates are not needed because their connectivity checks reach us anyway and
             // are learnt as peer-reflexive candidates.
             .with_multicast_dns_mode(::rtc::ice::mdns::MulticastDnsMode::Disabled)
             .with_include_loopback_candidate(cfg.bind_ip.is_loopback());
-        if let Some(ip) = cfg.public_ip {
-            settings = settings.with_nat_1to1_ips(vec![ip.to_string()], RTCIceCandidateType::Host);
-        }
         let settings = settings.build();
         let ice_servers: Vec<RTCIceServer> = cfg
             .stun
@@ -282,6 +280,19 @@ impl Peer {
         Ok(())
     }
 
+    /// Offers telephone-event beside PCMU: a transceiver made by `add_track` would offer only
+    /// the track's own codec.
+    pub(super) async fn offer_all_codecs(&self) -> Result<(), RtcError> {
+        let codecs = vec![pcmu_params(), telephone_event_params()];
+        for transceiver in self.pc.get_transceivers().await {
+            transceiver
+                .set_codec_preferences(codecs.clone())
+                .await
+                .map_err(stack)?;
+        }
+        Ok(())
+    }
+
     pub(super) async fn set_remote(&self, desc: RTCSessionDescription) -> Result<(), RtcError> {
         self.pc.set_remote_description(desc).await.map_err(stack)
     }
@@ -325,29 +336,29 @@ impl Peer {
         if *self.closed.borrow() {
             return Err(RtcError::Closed);
         }
-        self.frames.try_send(frame.to_vec()).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => RtcError::QueueFull,
-            mpsc::error::TrySendError::Closed(_) => RtcError::Closed,
-        })
+        self.frames
+            .try_send(Outgoing::Audio(frame.to_vec()))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => RtcError::QueueFull,
+                mpsc::error::TrySendError::Closed(_) => RtcError::Closed,
+            })
     }
 
-    /// Sends one RFC 4733 key press (the test peer plays the browser's keypad with it).
+    /// Sends one RFC 4733 key press (the test peer plays the browser's keypad with it). It goes
+    /// through the frame queue because telephone-events share the audio's SSRC, sequence numbers
+    /// and clock: a jump in either would make SRTP and the receiver discard them.
     pub(super) async fn send_dtmf(&self, digit: char) -> Result<(), RtcError> {
-        let pts = *self.shared.pts.get().ok_or(RtcError::Closed)?;
-        let pt = pts.telephone_event.ok_or(RtcError::NoCommonCodec)?;
-        let payloads = event_payloads(digit, 100);
-        if payloads.is_empty() {
+        if event_payloads(digit, DTMF_MS).is_empty() {
             return Err(RtcError::BadDigit(digit));
         }
-        let ssrc = ssrc_of(&self.track).await?;
-        let timestamp: u32 = rand::random();
-        let mut seq: u16 = rand::random();
-        for (i, payload) in payloads.into_iter().enumerate() {
-            let packet = rtp_packet(pt, i == 0, seq, timestamp, ssrc, payload);
-            self.track.write_rtp(packet).await.map_err(stack)?;
-            seq = seq.wrapping_add(1);
+        let pts = *self.shared.pts.get().ok_or(RtcError::Closed)?;
+        if pts.telephone_event.is_none() {
+            return Err(RtcError::NoCommonCodec);
         }
-        Ok(())
+        self.frames
+            .send(Outgoing::Dtmf(digit))
+            .await
+            .map_err(|_| RtcError::Closed)
     }
 
     pub(super) async fn recv(&mut self) -> Option<RtcEvent> {
@@ -426,19 +437,73 @@ fn rtp_packet(
     }
 }
 
+enum Outgoing {
+    Audio(Vec<u8>),
+    Dtmf(char),
+}
+
+/// One RTP stream's numbering: sequence and timestamp advance together for audio and
+/// telephone-events alike.
+struct Stream {
+    ssrc: u32,
+    seq: u16,
+    timestamp: u32,
+    /// When the previous frame went out and how many samples it held.
+    last: Option<(tokio::time::Instant, u32)>,
+}
+
+impl Stream {
+    /// Stamps a frame of `samples` going out at `now`; returns (timestamp, marker).
+    fn stamp(&mut self, now: tokio::time::Instant, samples: u32) -> (u32, bool) {
+        let marker = match self.last {
+            None => true,
+            Some((at, prev)) => {
+                let gap = now.saturating_duration_since(at);
+                if gap > TALKSPURT_GAP {
+                    let elapsed = u32::try_from(gap.as_micros() / 125).unwrap_or(u32::MAX);
+                    self.timestamp = self.timestamp.wrapping_add(elapsed);
+                    true
+                } else {
+                    self.timestamp = self.timestamp.wrapping_add(prev);
+                    false
+                }
+            }
+        };
+        self.last = Some((now, samples));
+        (self.timestamp, marker)
+    }
+
+    fn packet(
+        &mut self,
+        pt: u8,
+        marker: bool,
+        timestamp: u32,
+        payload: Vec<u8>,
+    ) -> ::rtc::rtp::Packet {
+        let packet = rtp_packet(pt, marker, self.seq, timestamp, self.ssrc, payload);
+        self.seq = self.seq.wrapping_add(1);
+        packet
+    }
+}
+
+/// How long a key press sent by [`Peer::send_dtmf`] lasts.
+const DTMF_MS: u32 = 100;
+
 async fn send_loop(
-    mut frames: mpsc::Receiver<Vec<u8>>,
+    mut outgoing: mpsc::Receiver<Outgoing>,
     track: Arc<TrackLocalStaticRTP>,
     shared: Arc<Shared>,
 ) {
     let Ok(ssrc) = ssrc_of(&track).await else {
         return;
     };
-    let mut seq: u16 = rand::random();
-    let mut timestamp: u32 = rand::random();
-    // When the previous frame went out and how many samples it held.
-    let mut last: Option<(tokio::time::Instant, u32)> = None;
-    while let Some(frame) = frames.recv().await {
+    let mut stream = Stream {
+        ssrc,
+        seq: rand::random(),
+        timestamp: rand::random(),
+        last: None,
+    };
+    while let Some(item) = outgoing.recv().await {
         // Before DTLS is up there are no SRTP keys: a frame queued that early is simply late.
         let Some(pts) = shared.pts.get() else {
             continue;
@@ -447,27 +512,30 @@ async fn send_loop(
             continue;
         }
         let now = tokio::time::Instant::now();
-        let marker = match last {
-            None => true,
-            Some((at, samples)) => {
-                let gap = now.saturating_duration_since(at);
-                if gap > TALKSPURT_GAP {
-                    let elapsed = u32::try_from(gap.as_micros() / 125).unwrap_or(u32::MAX);
-                    timestamp = timestamp.wrapping_add(elapsed);
-                    true
-                } else {
-                    timestamp = timestamp.wrapping_add(samples);
-                    false
-                }
+        let packets = match item {
+            Outgoing::Audio(frame) => {
+                let samples = u32::try_from(frame.len()).unwrap_or(u32::MAX);
+                let (timestamp, marker) = stream.stamp(now, samples);
+                vec![stream.packet(pts.pcmu, marker, timestamp, frame)]
+            }
+            Outgoing::Dtmf(digit) => {
+                let Some(pt) = pts.telephone_event else {
+                    continue;
+                };
+                // The event occupies the stream's clock like the audio it replaces.
+                let (timestamp, _) = stream.stamp(now, DTMF_MS * 8);
+                event_payloads(digit, DTMF_MS)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, payload)| stream.packet(pt, i == 0, timestamp, payload))
+                    .collect()
             }
         };
-        let samples = u32::try_from(frame.len()).unwrap_or(u32::MAX);
-        let packet = rtp_packet(pts.pcmu, marker, seq, timestamp, ssrc, frame);
-        if let Err(e) = track.write_rtp(packet).await {
-            tracing::debug!(error = %e, "RTP frame not sent");
+        for packet in packets {
+            if let Err(e) = track.write_rtp(packet).await {
+                tracing::debug!(error = %e, "RTP packet not sent");
+            }
         }
-        seq = seq.wrapping_add(1);
-        last = Some((now, samples));
     }
 }
 
@@ -531,8 +599,7 @@ async fn watch_transport(pc: Weak<dyn PeerConnection>, shared: Arc<Shared>) {
         let Some(t) = &transport else { continue };
         // A close_notify from the far end leaves ICE up and the connection state untouched;
         // only the DTLS transport says the call is over.
-        if let Ok(RTCDtlsTransportState::Closed | RTCDtlsTransportState::Failed) = t.state().await
-        {
+        if let Ok(RTCDtlsTransportState::Closed | RTCDtlsTransportState::Failed) = t.state().await {
             shared.closed.send_replace(true);
             return;
         }
@@ -561,7 +628,10 @@ mod tests {
 
     #[test]
     fn a_bare_stun_host_gets_the_scheme_browsers_and_webrtc_expect() {
-        assert_eq!(stun_url("stun.example.org:3478"), "stun:stun.example.org:3478");
+        assert_eq!(
+            stun_url("stun.example.org:3478"),
+            "stun:stun.example.org:3478"
+        );
         assert_eq!(stun_url("stun:10.0.0.1"), "stun:10.0.0.1");
     }
 }

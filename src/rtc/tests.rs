@@ -10,7 +10,9 @@ const CHROME_OFFER: &str = include_str!("testdata/chrome_offer.sdp");
 
 /// SDP wants CRLF; the fixture is kept with plain newlines so it diffs and reads well.
 fn crlf(sdp: &str) -> String {
-    sdp.lines().map(|l| format!("{}\r\n", l.trim_end())).collect()
+    sdp.lines()
+        .map(|l| format!("{}\r\n", l.trim_end()))
+        .collect()
 }
 
 /// Frame `i` of a recognisable pattern: every frame differs from its neighbours, so a lost,
@@ -57,7 +59,10 @@ const FRAMES: usize = 50;
 
 /// Sends [`FRAMES`] frames each way at once and collects what arrives at each end, until all are
 /// in or the deadline passes.
-async fn exchange(browser: &mut RtcTestPeer, leg: &mut RtcLeg) -> (Vec<(Vec<u8>, u32)>, Vec<(Vec<u8>, u32)>) {
+async fn exchange(
+    browser: &mut RtcTestPeer,
+    leg: &mut RtcLeg,
+) -> (Vec<(Vec<u8>, u32)>, Vec<(Vec<u8>, u32)>) {
     let (mut at_browser, mut at_leg) = (Vec::new(), Vec::new());
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     let end = Instant::now() + DEADLINE;
@@ -157,7 +162,10 @@ async fn frames_that_are_not_pcmu_sized_are_refused() {
         browser.send_pcmu(&too_long),
         Err(RtcError::BadFrame(n)) if n == MAX_FRAME_BYTES + 1
     ));
-    assert!(matches!(browser.send_dtmf('x').await, Err(RtcError::BadDigit('x'))));
+    assert!(matches!(
+        browser.send_dtmf('x').await,
+        Err(RtcError::BadDigit('x'))
+    ));
     leg.close().await;
 }
 
@@ -179,7 +187,9 @@ async fn chrome_offer_is_answered_with_pcmu_dtls_and_host_candidates() {
     );
     assert!(lines.contains(&"a=rtpmap:0 PCMU/8000"));
     assert!(lines.contains(&"a=rtpmap:126 telephone-event/8000"));
-    assert!(lines.iter().any(|l| l.starts_with("a=fingerprint:sha-256 ")));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("a=fingerprint:sha-256 ")));
     assert!(
         lines.contains(&"a=setup:active") || lines.contains(&"a=setup:passive"),
         "an answer to actpass picks a DTLS role"
@@ -189,13 +199,14 @@ async fn chrome_offer_is_answered_with_pcmu_dtls_and_host_candidates() {
     assert!(lines.contains(&"a=mid:0"));
     assert!(lines.iter().any(|l| l.starts_with("a=group:BUNDLE 0")));
     assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("a=candidate:") && l.contains(" 127.0.0.1 ") && l.contains(" typ host")),
+        lines.iter().any(|l| l.starts_with("a=candidate:")
+            && l.contains(" 127.0.0.1 ")
+            && l.contains(" typ host")),
         "the answer carries our host candidate: {answer}"
     );
     assert!(
-        lines.iter().any(|l| l.starts_with("a=ice-ufrag:")) && lines.iter().any(|l| l.starts_with("a=ice-pwd:"))
+        lines.iter().any(|l| l.starts_with("a=ice-ufrag:"))
+            && lines.iter().any(|l| l.starts_with("a=ice-pwd:"))
     );
     leg.close().await;
 }
@@ -225,14 +236,19 @@ async fn malformed_offers_are_errors_not_panics() {
         String::new(),
         "hello".to_owned(),
         "v=0\r\no=broken\r\n".to_owned(),
-        "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\nm=audio notaport RTP/AVP 0\r\n".to_owned(),
+        "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\nm=audio notaport RTP/AVP 0\r\n"
+            .to_owned(),
         "\u{0}\u{ff}\u{7f}=\r\n\r\n".to_owned(),
         crlf(half),
         "v=0\r\n".repeat(MAX_SDP_BYTES),
     ];
     for sdp in &cases {
         let result = RtcLeg::answer(&cfg, sdp).await;
-        assert!(result.is_err(), "accepted malformed offer {:?}", sdp.get(..40));
+        assert!(
+            result.is_err(),
+            "accepted malformed offer {:?}",
+            sdp.get(..40)
+        );
     }
     let (mut browser, _) = RtcTestPeer::offer(&cfg).await.expect("offer");
     assert!(browser.accept_answer("v=0\r\nnonsense").await.is_err());
@@ -245,7 +261,9 @@ async fn port_range_and_public_address_shape_the_candidates() {
         port_range: Some((47100, 47199)),
         ..RtcConfig::default()
     };
-    let (leg, answer) = RtcLeg::answer(&cfg, &crlf(CHROME_OFFER)).await.expect("answer");
+    let (leg, answer) = RtcLeg::answer(&cfg, &crlf(CHROME_OFFER))
+        .await
+        .expect("answer");
     let candidates: Vec<Vec<&str>> = answer
         .lines()
         .filter(|l| l.starts_with("a=candidate:"))
@@ -253,9 +271,16 @@ async fn port_range_and_public_address_shape_the_candidates() {
         .collect();
     assert!(!candidates.is_empty(), "{answer}");
     for c in &candidates {
-        assert_eq!(c.get(4), Some(&"203.0.113.7"), "public address advertised: {c:?}");
+        assert_eq!(
+            c.get(4),
+            Some(&"203.0.113.7"),
+            "public address advertised: {c:?}"
+        );
         let port: u16 = c.get(5).and_then(|p| p.parse().ok()).expect("port");
-        assert!((47100..=47199).contains(&port), "port {port} outside the range");
+        assert!(
+            (47100..=47199).contains(&port),
+            "port {port} outside the range"
+        );
     }
     leg.close().await;
 }
