@@ -49,6 +49,10 @@ pub const MAX_FRAME_BYTES: usize = 480;
 const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the transport watcher looks at the DTLS state.
 const WATCH_INTERVAL: Duration = Duration::from_millis(100);
+/// Consent checks unanswered this long: the browser is unreachable (webrtc's default).
+const ICE_DISCONNECTED: Duration = Duration::from_secs(5);
+/// Then unreachable this much longer: the call is over. Long enough for a Wi-Fi roam.
+const ICE_FAILED: Duration = Duration::from_secs(10);
 /// Our payload type for telephone-event when we offer; an answer takes the offerer's.
 const OFFERED_TELEPHONE_EVENT_PT: u8 = 101;
 /// A silence between frames longer than this starts a new talk spurt: the RTP clock jumps with
@@ -77,11 +81,10 @@ impl PeerConnectionEventHandler for Handler {
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         tracing::debug!(%state, "webrtc connection state");
         match state {
-            RTCPeerConnectionState::Connected => {
-                if !self.0.connected.swap(true, Ordering::AcqRel) {
-                    // Awaited: Connected must not be lost, and nothing else is queued before it.
-                    let _ = self.0.events.send(RtcEvent::Connected).await;
-                }
+            // Once only: ICE may drop to disconnected and recover without a new call.
+            RTCPeerConnectionState::Connected if !self.0.connected.swap(true, Ordering::AcqRel) => {
+                // Awaited: Connected must not be lost, and nothing else is queued before it.
+                let _ = self.0.events.send(RtcEvent::Connected).await;
             }
             RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
                 self.0.closed.send_replace(true);
@@ -168,6 +171,21 @@ fn candidate_ports(range: Option<(u16, u16)>) -> Result<Vec<u16>, RtcError> {
     }
 }
 
+/// A port for the leg's socket: 0 (the kernel picks) without a range, else the first port of
+/// the range, tried from a random start so concurrent legs spread out, that binds now. Probing
+/// with a plain socket keeps a busy port from costing a whole connection setup; the port can
+/// still be taken between the probe and webrtc's bind, which then fails the call like any other
+/// bind error.
+fn free_port(cfg: &RtcConfig) -> Result<u16, RtcError> {
+    let Some((lo, hi)) = cfg.port_range else {
+        return Ok(0);
+    };
+    candidate_ports(Some((lo, hi)))?
+        .into_iter()
+        .find(|&port| std::net::UdpSocket::bind(SocketAddr::new(cfg.bind_ip, port)).is_ok())
+        .ok_or(RtcError::NoFreePort(lo, hi))
+}
+
 pub(super) struct Peer {
     pc: Arc<dyn PeerConnection>,
     shared: Arc<Shared>,
@@ -187,8 +205,12 @@ impl Peer {
             // candidates are not needed because their connectivity checks reach us anyway and
             // are learnt as peer-reflexive candidates.
             .with_multicast_dns_mode(::rtc::ice::mdns::MulticastDnsMode::Disabled)
-            .with_include_loopback_candidate(cfg.bind_ip.is_loopback());
-        let settings = settings.build();
+            .with_include_loopback_candidate(cfg.bind_ip.is_loopback())
+            // A browser that vanishes without a close (crash, cable pulled) is declared gone
+            // after ICE_DISCONNECTED + ICE_FAILED instead of webrtc's default 30 s, which a
+            // caller would spend listening to nothing.
+            .with_ice_timeouts(Some(ICE_DISCONNECTED), Some(ICE_FAILED), None)
+            .build();
         let ice_servers: Vec<RTCIceServer> = cfg
             .stun
             .iter()
@@ -208,35 +230,22 @@ impl Peer {
             pts: OnceLock::new(),
         });
 
-        let mut last_err = None;
-        let mut built = None;
-        for port in candidate_ports(cfg.port_range)? {
-            let result = PeerConnectionBuilder::new()
-                .with_configuration(
-                    RTCConfigurationBuilder::new()
-                        .with_ice_servers(ice_servers.clone())
-                        .build(),
-                )
-                .with_media_engine(media_engine()?)
-                .with_interceptor_registry(configure_rtcp_reports(Registry::new()))
-                .with_setting_engine(settings.clone())
-                .with_handler(Arc::new(Handler(Arc::clone(&shared))))
-                .with_udp_addrs(vec![SocketAddr::new(cfg.bind_ip, port)])
-                .build()
-                .await;
-            match result {
-                Ok(pc) => {
-                    built = Some(pc);
-                    break;
-                }
-                Err(e) => last_err = Some(e),
-            }
-        }
-        let pc: Arc<dyn PeerConnection> = match (built, cfg.port_range) {
-            (Some(pc), _) => Arc::new(pc),
-            (None, Some((lo, hi))) => return Err(RtcError::NoFreePort(lo, hi)),
-            (None, None) => return Err(last_err.map_or(RtcError::Closed, stack)),
-        };
+        let port = free_port(cfg)?;
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(
+                RTCConfigurationBuilder::new()
+                    .with_ice_servers(ice_servers)
+                    .build(),
+            )
+            .with_media_engine(media_engine()?)
+            .with_interceptor_registry(configure_rtcp_reports(Registry::new()))
+            .with_setting_engine(settings)
+            .with_handler(Arc::new(Handler(Arc::clone(&shared))))
+            .with_udp_addrs(vec![SocketAddr::new(cfg.bind_ip, port)])
+            .build()
+            .await
+            .map_err(stack)?;
+        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
 
         let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
             "switchboard".to_owned(),
@@ -633,5 +642,21 @@ mod tests {
             "stun:stun.example.org:3478"
         );
         assert_eq!(stun_url("stun:10.0.0.1"), "stun:10.0.0.1");
+    }
+
+    #[test]
+    fn a_range_whose_ports_are_all_taken_is_reported_not_retried_forever() {
+        let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let cfg = RtcConfig {
+            port_range: Some((port, port)),
+            ..RtcConfig::default()
+        };
+        assert!(matches!(
+            free_port(&cfg),
+            Err(RtcError::NoFreePort(lo, hi)) if lo == port && hi == port
+        ));
+        drop(taken);
+        assert_eq!(free_port(&cfg).unwrap(), port);
     }
 }
