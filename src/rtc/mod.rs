@@ -106,6 +106,13 @@ pub enum RtcError {
     Stack(String),
 }
 
+fn advertised(cfg: &RtcConfig, sdp: String) -> String {
+    match cfg.public_ip {
+        Some(ip) => sdp::advertise_public(&sdp, ip),
+        None => sdp,
+    }
+}
+
 /// One browser's audio, answered by us.
 pub struct RtcLeg {
     peer: Peer,
@@ -125,6 +132,7 @@ impl RtcLeg {
         let offer = sdp::parse(offer_sdp, true)?;
         // Refused before binding anything: an offer we cannot serve costs no socket.
         sdp::audio_pts(&offer)?;
+        let offer = sdp::restrict_offer_to_pcmu(&offer)?;
         let peer = Peer::new(cfg).await?;
         peer.set_remote(offer).await?;
         // After the remote description, so the track takes the browser's audio transceiver and
@@ -134,7 +142,7 @@ impl RtcLeg {
         let answer_sdp = peer.set_local_and_gather(answer).await?;
         let pts = sdp::audio_pts(&sdp::parse(&answer_sdp, false)?)?;
         peer.set_pts(pts);
-        Ok((RtcLeg { peer }, answer_sdp))
+        Ok((RtcLeg { peer }, advertised(cfg, answer_sdp)))
     }
 
     /// Queues one PCMU frame (160 bytes for 20 ms) to the browser; the caller paces calls at
@@ -171,9 +179,10 @@ impl RtcTestPeer {
     pub async fn offer(cfg: &RtcConfig) -> Result<(RtcTestPeer, String), RtcError> {
         let peer = Peer::new(cfg).await?;
         peer.add_audio_track().await?;
+        peer.offer_all_codecs().await?;
         let offer = peer.create_offer().await?;
         let offer_sdp = peer.set_local_and_gather(offer).await?;
-        Ok((RtcTestPeer { peer }, offer_sdp))
+        Ok((RtcTestPeer { peer }, advertised(cfg, offer_sdp)))
     }
 
     /// Applies the answer; `Connected` follows from [`RtcTestPeer::recv`].

@@ -14,7 +14,7 @@ use ::rtc::peer_connection::configuration::media_engine::{
     MediaEngine, MIME_TYPE_PCMU, MIME_TYPE_TELEPHONE_EVENT,
 };
 use ::rtc::peer_connection::sdp::RTCSessionDescription;
-use ::rtc::peer_connection::transport::{RTCDtlsTransportState, RTCIceCandidateType};
+use ::rtc::peer_connection::transport::RTCDtlsTransportState;
 use ::rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
     RtpCodecKind,
@@ -49,6 +49,10 @@ pub const MAX_FRAME_BYTES: usize = 480;
 const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the transport watcher looks at the DTLS state.
 const WATCH_INTERVAL: Duration = Duration::from_millis(100);
+/// Consent checks unanswered this long: the browser is unreachable (webrtc's default).
+const ICE_DISCONNECTED: Duration = Duration::from_secs(5);
+/// Then unreachable this much longer: the call is over. Long enough for a Wi-Fi roam.
+const ICE_FAILED: Duration = Duration::from_secs(10);
 /// Our payload type for telephone-event when we offer; an answer takes the offerer's.
 const OFFERED_TELEPHONE_EVENT_PT: u8 = 101;
 /// A silence between frames longer than this starts a new talk spurt: the RTP clock jumps with
@@ -77,11 +81,10 @@ impl PeerConnectionEventHandler for Handler {
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         tracing::debug!(%state, "webrtc connection state");
         match state {
-            RTCPeerConnectionState::Connected => {
-                if !self.0.connected.swap(true, Ordering::AcqRel) {
-                    // Awaited: Connected must not be lost, and nothing else is queued before it.
-                    let _ = self.0.events.send(RtcEvent::Connected).await;
-                }
+            // Once only: ICE may drop to disconnected and recover without a new call.
+            RTCPeerConnectionState::Connected if !self.0.connected.swap(true, Ordering::AcqRel) => {
+                // Awaited: Connected must not be lost, and nothing else is queued before it.
+                let _ = self.0.events.send(RtcEvent::Connected).await;
             }
             RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
                 self.0.closed.send_replace(true);
@@ -106,34 +109,35 @@ fn pcmu_codec() -> RTCRtpCodec {
     }
 }
 
+fn pcmu_params() -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: pcmu_codec(),
+        payload_type: 0,
+    }
+}
+
+fn telephone_event_params() -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_TELEPHONE_EVENT.to_owned(),
+            clock_rate: 8000,
+            channels: 0,
+            sdp_fmtp_line: "0-15".to_owned(),
+            rtcp_feedback: vec![],
+        },
+        payload_type: OFFERED_TELEPHONE_EVENT_PT,
+    }
+}
+
 fn media_engine() -> Result<MediaEngine, RtcError> {
     let mut media = MediaEngine::default();
     // Only PCMU and telephone-event: whatever else the browser offers, the answer can then pick
     // nothing but PCMU, which the SIP side carries without transcoding.
-    media
-        .register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: pcmu_codec(),
-                payload_type: 0,
-            },
-            RtpCodecKind::Audio,
-        )
-        .map_err(stack)?;
-    media
-        .register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: RTCRtpCodec {
-                    mime_type: MIME_TYPE_TELEPHONE_EVENT.to_owned(),
-                    clock_rate: 8000,
-                    channels: 0,
-                    sdp_fmtp_line: "0-15".to_owned(),
-                    rtcp_feedback: vec![],
-                },
-                payload_type: OFFERED_TELEPHONE_EVENT_PT,
-            },
-            RtpCodecKind::Audio,
-        )
-        .map_err(stack)?;
+    for codec in [pcmu_params(), telephone_event_params()] {
+        media
+            .register_codec(codec, RtpCodecKind::Audio)
+            .map_err(stack)?;
+    }
     Ok(media)
 }
 
@@ -167,11 +171,26 @@ fn candidate_ports(range: Option<(u16, u16)>) -> Result<Vec<u16>, RtcError> {
     }
 }
 
+/// A port for the leg's socket: 0 (the kernel picks) without a range, else the first port of
+/// the range, tried from a random start so concurrent legs spread out, that binds now. Probing
+/// with a plain socket keeps a busy port from costing a whole connection setup; the port can
+/// still be taken between the probe and webrtc's bind, which then fails the call like any other
+/// bind error.
+fn free_port(cfg: &RtcConfig) -> Result<u16, RtcError> {
+    let Some((lo, hi)) = cfg.port_range else {
+        return Ok(0);
+    };
+    candidate_ports(Some((lo, hi)))?
+        .into_iter()
+        .find(|&port| std::net::UdpSocket::bind(SocketAddr::new(cfg.bind_ip, port)).is_ok())
+        .ok_or(RtcError::NoFreePort(lo, hi))
+}
+
 pub(super) struct Peer {
     pc: Arc<dyn PeerConnection>,
     shared: Arc<Shared>,
     track: Arc<TrackLocalStaticRTP>,
-    frames: mpsc::Sender<Vec<u8>>,
+    frames: mpsc::Sender<Outgoing>,
     events: mpsc::Receiver<RtcEvent>,
     closed: watch::Receiver<bool>,
     finished: bool,
@@ -181,16 +200,17 @@ pub(super) struct Peer {
 
 impl Peer {
     pub(super) async fn new(cfg: &RtcConfig) -> Result<Peer, RtcError> {
-        let mut settings = SettingEngineBuilder::new()
+        let settings = SettingEngineBuilder::new()
             // mDNS would bind the shared port 5353 per connection; browsers' `.local` host
             // candidates are not needed because their connectivity checks reach us anyway and
             // are learnt as peer-reflexive candidates.
             .with_multicast_dns_mode(::rtc::ice::mdns::MulticastDnsMode::Disabled)
-            .with_include_loopback_candidate(cfg.bind_ip.is_loopback());
-        if let Some(ip) = cfg.public_ip {
-            settings = settings.with_nat_1to1_ips(vec![ip.to_string()], RTCIceCandidateType::Host);
-        }
-        let settings = settings.build();
+            .with_include_loopback_candidate(cfg.bind_ip.is_loopback())
+            // A browser that vanishes without a close (crash, cable pulled) is declared gone
+            // after ICE_DISCONNECTED + ICE_FAILED instead of webrtc's default 30 s, which a
+            // caller would spend listening to nothing.
+            .with_ice_timeouts(Some(ICE_DISCONNECTED), Some(ICE_FAILED), None)
+            .build();
         let ice_servers: Vec<RTCIceServer> = cfg
             .stun
             .iter()
@@ -210,35 +230,22 @@ impl Peer {
             pts: OnceLock::new(),
         });
 
-        let mut last_err = None;
-        let mut built = None;
-        for port in candidate_ports(cfg.port_range)? {
-            let result = PeerConnectionBuilder::new()
-                .with_configuration(
-                    RTCConfigurationBuilder::new()
-                        .with_ice_servers(ice_servers.clone())
-                        .build(),
-                )
-                .with_media_engine(media_engine()?)
-                .with_interceptor_registry(configure_rtcp_reports(Registry::new()))
-                .with_setting_engine(settings.clone())
-                .with_handler(Arc::new(Handler(Arc::clone(&shared))))
-                .with_udp_addrs(vec![SocketAddr::new(cfg.bind_ip, port)])
-                .build()
-                .await;
-            match result {
-                Ok(pc) => {
-                    built = Some(pc);
-                    break;
-                }
-                Err(e) => last_err = Some(e),
-            }
-        }
-        let pc: Arc<dyn PeerConnection> = match (built, cfg.port_range) {
-            (Some(pc), _) => Arc::new(pc),
-            (None, Some((lo, hi))) => return Err(RtcError::NoFreePort(lo, hi)),
-            (None, None) => return Err(last_err.map_or(RtcError::Closed, stack)),
-        };
+        let port = free_port(cfg)?;
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(
+                RTCConfigurationBuilder::new()
+                    .with_ice_servers(ice_servers)
+                    .build(),
+            )
+            .with_media_engine(media_engine()?)
+            .with_interceptor_registry(configure_rtcp_reports(Registry::new()))
+            .with_setting_engine(settings)
+            .with_handler(Arc::new(Handler(Arc::clone(&shared))))
+            .with_udp_addrs(vec![SocketAddr::new(cfg.bind_ip, port)])
+            .build()
+            .await
+            .map_err(stack)?;
+        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
 
         let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
             "switchboard".to_owned(),
@@ -279,6 +286,19 @@ impl Peer {
     pub(super) async fn add_audio_track(&self) -> Result<(), RtcError> {
         let track: Arc<dyn TrackLocal> = Arc::clone(&self.track) as Arc<dyn TrackLocal>;
         self.pc.add_track(track).await.map_err(stack)?;
+        Ok(())
+    }
+
+    /// Offers telephone-event beside PCMU: a transceiver made by `add_track` would offer only
+    /// the track's own codec.
+    pub(super) async fn offer_all_codecs(&self) -> Result<(), RtcError> {
+        let codecs = vec![pcmu_params(), telephone_event_params()];
+        for transceiver in self.pc.get_transceivers().await {
+            transceiver
+                .set_codec_preferences(codecs.clone())
+                .await
+                .map_err(stack)?;
+        }
         Ok(())
     }
 
@@ -329,29 +349,29 @@ impl Peer {
         if *self.closed.borrow() {
             return Err(RtcError::Closed);
         }
-        self.frames.try_send(frame.to_vec()).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => RtcError::QueueFull,
-            mpsc::error::TrySendError::Closed(_) => RtcError::Closed,
-        })
+        self.frames
+            .try_send(Outgoing::Audio(frame.to_vec()))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => RtcError::QueueFull,
+                mpsc::error::TrySendError::Closed(_) => RtcError::Closed,
+            })
     }
 
-    /// Sends one RFC 4733 key press (the test peer plays the browser's keypad with it).
+    /// Sends one RFC 4733 key press (the test peer plays the browser's keypad with it). It goes
+    /// through the frame queue because telephone-events share the audio's SSRC, sequence numbers
+    /// and clock: a jump in either would make SRTP and the receiver discard them.
     pub(super) async fn send_dtmf(&self, digit: char) -> Result<(), RtcError> {
-        let pts = *self.shared.pts.get().ok_or(RtcError::Closed)?;
-        let pt = pts.telephone_event.ok_or(RtcError::NoCommonCodec)?;
-        let payloads = event_payloads(digit, 100);
-        if payloads.is_empty() {
+        if event_payloads(digit, DTMF_MS).is_empty() {
             return Err(RtcError::BadDigit(digit));
         }
-        let ssrc = ssrc_of(&self.track).await?;
-        let timestamp: u32 = rand::random();
-        let mut seq: u16 = rand::random();
-        for (i, payload) in payloads.into_iter().enumerate() {
-            let packet = rtp_packet(pt, i == 0, seq, timestamp, ssrc, payload);
-            self.track.write_rtp(packet).await.map_err(stack)?;
-            seq = seq.wrapping_add(1);
+        let pts = *self.shared.pts.get().ok_or(RtcError::Closed)?;
+        if pts.telephone_event.is_none() {
+            return Err(RtcError::NoCommonCodec);
         }
-        Ok(())
+        self.frames
+            .send(Outgoing::Dtmf(digit))
+            .await
+            .map_err(|_| RtcError::Closed)
     }
 
     pub(super) async fn recv(&mut self) -> Option<RtcEvent> {
@@ -430,19 +450,73 @@ fn rtp_packet(
     }
 }
 
+enum Outgoing {
+    Audio(Vec<u8>),
+    Dtmf(char),
+}
+
+/// One RTP stream's numbering: sequence and timestamp advance together for audio and
+/// telephone-events alike.
+struct Stream {
+    ssrc: u32,
+    seq: u16,
+    timestamp: u32,
+    /// When the previous frame went out and how many samples it held.
+    last: Option<(tokio::time::Instant, u32)>,
+}
+
+impl Stream {
+    /// Stamps a frame of `samples` going out at `now`; returns (timestamp, marker).
+    fn stamp(&mut self, now: tokio::time::Instant, samples: u32) -> (u32, bool) {
+        let marker = match self.last {
+            None => true,
+            Some((at, prev)) => {
+                let gap = now.saturating_duration_since(at);
+                if gap > TALKSPURT_GAP {
+                    let elapsed = u32::try_from(gap.as_micros() / 125).unwrap_or(u32::MAX);
+                    self.timestamp = self.timestamp.wrapping_add(elapsed);
+                    true
+                } else {
+                    self.timestamp = self.timestamp.wrapping_add(prev);
+                    false
+                }
+            }
+        };
+        self.last = Some((now, samples));
+        (self.timestamp, marker)
+    }
+
+    fn packet(
+        &mut self,
+        pt: u8,
+        marker: bool,
+        timestamp: u32,
+        payload: Vec<u8>,
+    ) -> ::rtc::rtp::Packet {
+        let packet = rtp_packet(pt, marker, self.seq, timestamp, self.ssrc, payload);
+        self.seq = self.seq.wrapping_add(1);
+        packet
+    }
+}
+
+/// How long a key press sent by [`Peer::send_dtmf`] lasts.
+const DTMF_MS: u32 = 100;
+
 async fn send_loop(
-    mut frames: mpsc::Receiver<Vec<u8>>,
+    mut outgoing: mpsc::Receiver<Outgoing>,
     track: Arc<TrackLocalStaticRTP>,
     shared: Arc<Shared>,
 ) {
     let Ok(ssrc) = ssrc_of(&track).await else {
         return;
     };
-    let mut seq: u16 = rand::random();
-    let mut timestamp: u32 = rand::random();
-    // When the previous frame went out and how many samples it held.
-    let mut last: Option<(tokio::time::Instant, u32)> = None;
-    while let Some(frame) = frames.recv().await {
+    let mut stream = Stream {
+        ssrc,
+        seq: rand::random(),
+        timestamp: rand::random(),
+        last: None,
+    };
+    while let Some(item) = outgoing.recv().await {
         // Before DTLS is up there are no SRTP keys: a frame queued that early is simply late.
         let Some(pts) = shared.pts.get() else {
             continue;
@@ -451,27 +525,30 @@ async fn send_loop(
             continue;
         }
         let now = tokio::time::Instant::now();
-        let marker = match last {
-            None => true,
-            Some((at, samples)) => {
-                let gap = now.saturating_duration_since(at);
-                if gap > TALKSPURT_GAP {
-                    let elapsed = u32::try_from(gap.as_micros() / 125).unwrap_or(u32::MAX);
-                    timestamp = timestamp.wrapping_add(elapsed);
-                    true
-                } else {
-                    timestamp = timestamp.wrapping_add(samples);
-                    false
-                }
+        let packets = match item {
+            Outgoing::Audio(frame) => {
+                let samples = u32::try_from(frame.len()).unwrap_or(u32::MAX);
+                let (timestamp, marker) = stream.stamp(now, samples);
+                vec![stream.packet(pts.pcmu, marker, timestamp, frame)]
+            }
+            Outgoing::Dtmf(digit) => {
+                let Some(pt) = pts.telephone_event else {
+                    continue;
+                };
+                // The event occupies the stream's clock like the audio it replaces.
+                let (timestamp, _) = stream.stamp(now, DTMF_MS * 8);
+                event_payloads(digit, DTMF_MS)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, payload)| stream.packet(pt, i == 0, timestamp, payload))
+                    .collect()
             }
         };
-        let samples = u32::try_from(frame.len()).unwrap_or(u32::MAX);
-        let packet = rtp_packet(pts.pcmu, marker, seq, timestamp, ssrc, frame);
-        if let Err(e) = track.write_rtp(packet).await {
-            tracing::debug!(error = %e, "RTP frame not sent");
+        for packet in packets {
+            if let Err(e) = track.write_rtp(packet).await {
+                tracing::debug!(error = %e, "RTP packet not sent");
+            }
         }
-        seq = seq.wrapping_add(1);
-        last = Some((now, samples));
     }
 }
 
@@ -569,5 +646,21 @@ mod tests {
             "stun:stun.example.org:3478"
         );
         assert_eq!(stun_url("stun:10.0.0.1"), "stun:10.0.0.1");
+    }
+
+    #[test]
+    fn a_range_whose_ports_are_all_taken_is_reported_not_retried_forever() {
+        let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let cfg = RtcConfig {
+            port_range: Some((port, port)),
+            ..RtcConfig::default()
+        };
+        assert!(matches!(
+            free_port(&cfg),
+            Err(RtcError::NoFreePort(lo, hi)) if lo == port && hi == port
+        ));
+        drop(taken);
+        assert_eq!(free_port(&cfg).unwrap(), port);
     }
 }

@@ -8,7 +8,8 @@
 
 use super::RtcError;
 use ::rtc::peer_connection::sdp::RTCSessionDescription;
-use ::rtc::sdp::description::session::SessionDescription;
+use ::rtc::sdp::MediaDescription;
+use core::net::IpAddr;
 
 /// Offers and answers above this are refused unparsed: a real browser offer with audio, video and
 /// data is under 10 KiB, and the text comes from an untrusted page.
@@ -43,45 +44,111 @@ pub fn audio_pts(desc: &RTCSessionDescription) -> Result<AudioPts, RtcError> {
     let parsed = desc
         .unmarshal()
         .map_err(|e| RtcError::MalformedSdp(e.to_string()))?;
-    audio_pts_of(&parsed).ok_or(RtcError::NoCommonCodec)
+    parsed
+        .media_descriptions
+        .iter()
+        .filter(|m| is_live_audio(m))
+        .find_map(section_pts)
+        .ok_or(RtcError::NoCommonCodec)
 }
 
-fn audio_pts_of(sd: &SessionDescription) -> Option<AudioPts> {
-    sd.media_descriptions
-        .iter()
-        // Port 0 is a rejected section (RFC 3264 §6): its codecs were not agreed.
-        .filter(|m| m.media_name.media == "audio" && m.media_name.port.value != 0)
-        .find_map(|m| {
-            let codecs = m.codecs();
-            // In m= order, which is the sender's preference.
-            let pts = m
-                .media_name
-                .formats
-                .iter()
-                .filter_map(|f| f.parse::<u8>().ok());
-            let mut pcmu = None;
-            let mut telephone_event = None;
-            for pt in pts {
-                match codecs.get(&pt) {
-                    Some(c) if c.name.eq_ignore_ascii_case("PCMU") && c.clock_rate == 8000 => {
-                        pcmu = pcmu.or(Some(pt));
-                    }
-                    Some(c)
-                        if c.name.eq_ignore_ascii_case("telephone-event")
-                            && c.clock_rate == 8000 =>
-                    {
-                        telephone_event = telephone_event.or(Some(pt));
-                    }
-                    // Static type 0 needs no rtpmap (RFC 3551 table 4).
-                    None if pt == 0 => pcmu = pcmu.or(Some(0)),
-                    _ => {}
-                }
+/// The offer as the stack should see it: every audio section narrowed to PCMU and
+/// telephone-event/8000.
+///
+/// webrtc 0.21 matches codecs by name and ignores the clock rate, so Chrome's
+/// `telephone-event/48000` (listed before the 8 kHz one) would be taken for ours and answered
+/// twice under the wrong payload type. Narrowing the offer first makes the answer exactly
+/// "PCMU, telephone-event/8000" in the browser's own payload types, which is still a valid
+/// answer to the original offer (a subset of it).
+pub fn restrict_offer_to_pcmu(
+    offer: &RTCSessionDescription,
+) -> Result<RTCSessionDescription, RtcError> {
+    let mut parsed = offer
+        .unmarshal()
+        .map_err(|e| RtcError::MalformedSdp(e.to_string()))?;
+    for m in parsed
+        .media_descriptions
+        .iter_mut()
+        .filter(|m| is_live_audio(m))
+    {
+        let Some(pts) = section_pts(m) else { continue };
+        let keep = |pt: u8| pt == pts.pcmu || Some(pt) == pts.telephone_event;
+        m.media_name
+            .formats
+            .retain(|f| f.parse::<u8>().is_ok_and(keep));
+        m.attributes.retain(|a| {
+            let per_codec = matches!(a.key.as_str(), "rtpmap" | "fmtp" | "rtcp-fb");
+            !per_codec
+                || a.value
+                    .as_deref()
+                    .and_then(|v| v.split([' ', '/']).next())
+                    .and_then(|pt| pt.parse::<u8>().ok())
+                    .is_some_and(keep)
+        });
+    }
+    parse(&parsed.marshal(), true)
+}
+
+/// `sdp` with every host candidate advertising `public` instead of the address it was gathered
+/// on: what a 1:1 NAT (a cloud instance's elastic address) needs. webrtc 0.21 takes a 1:1 NAT
+/// setting but does not apply it, so the rewrite happens here; the browser's checks then reach
+/// the public address, are forwarded to our socket, and answer from the same port.
+pub fn advertise_public(sdp: &str, public: IpAddr) -> String {
+    let public = public.to_string();
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\r', '\n']);
+        let ending = &line[body.len()..];
+        let mut fields: Vec<&str> = body.split(' ').collect();
+        // a=candidate:<foundation> <component> <transport> <priority> <address> <port> typ <type>
+        let is_host = body.starts_with("a=candidate:")
+            && fields.get(6) == Some(&"typ")
+            && fields.get(7) == Some(&"host");
+        if is_host {
+            if let Some(addr) = fields.get_mut(4) {
+                *addr = &public;
             }
-            pcmu.map(|pcmu| AudioPts {
-                pcmu,
-                telephone_event,
-            })
-        })
+            out.push_str(&fields.join(" "));
+            out.push_str(ending);
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+fn is_live_audio(m: &MediaDescription) -> bool {
+    // Port 0 is a rejected section (RFC 3264 §6): its codecs were not agreed.
+    m.media_name.media == "audio" && m.media_name.port.value != 0
+}
+
+fn section_pts(m: &MediaDescription) -> Option<AudioPts> {
+    let codecs = m.codecs();
+    let mut pcmu = None;
+    let mut telephone_event = None;
+    // In m= order, which is the sender's preference.
+    for pt in m
+        .media_name
+        .formats
+        .iter()
+        .filter_map(|f| f.parse::<u8>().ok())
+    {
+        match codecs.get(&pt) {
+            Some(c) if c.name.eq_ignore_ascii_case("PCMU") && c.clock_rate == 8000 => {
+                pcmu = pcmu.or(Some(pt));
+            }
+            Some(c) if c.name.eq_ignore_ascii_case("telephone-event") && c.clock_rate == 8000 => {
+                telephone_event = telephone_event.or(Some(pt));
+            }
+            // Static type 0 needs no rtpmap (RFC 3551 table 4).
+            None if pt == 0 => pcmu = pcmu.or(Some(0)),
+            _ => {}
+        }
+    }
+    pcmu.map(|pcmu| AudioPts {
+        pcmu,
+        telephone_event,
+    })
 }
 
 #[cfg(test)]
@@ -141,5 +208,56 @@ mod tests {
             parse(&huge, true),
             Err(RtcError::SdpTooLarge(n)) if n > MAX_SDP_BYTES
         ));
+    }
+
+    #[test]
+    fn restricting_keeps_only_pcmu_and_8k_telephone_event_with_their_attributes() {
+        let offer = parse(
+            &format!(
+                "{HEAD}m=audio 9 UDP/TLS/RTP/SAVPF 111 0 8 110 126\r\n\
+                 a=rtpmap:111 opus/48000/2\r\na=rtcp-fb:111 transport-cc\r\n\
+                 a=fmtp:111 minptime=10\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+                 a=rtpmap:110 telephone-event/48000\r\na=rtpmap:126 telephone-event/8000\r\n\
+                 a=fmtp:126 0-15\r\na=rtcp-mux\r\na=mid:0\r\n"
+            ),
+            true,
+        )
+        .unwrap();
+        let narrowed = restrict_offer_to_pcmu(&offer).unwrap().sdp;
+        assert!(
+            narrowed.contains("m=audio 9 UDP/TLS/RTP/SAVPF 0 126\r\n"),
+            "{narrowed}"
+        );
+        for gone in [
+            "opus",
+            "PCMA",
+            "transport-cc",
+            "minptime",
+            "telephone-event/48000",
+        ] {
+            assert!(!narrowed.contains(gone), "{gone} survived: {narrowed}");
+        }
+        for kept in [
+            "a=rtpmap:0 PCMU/8000",
+            "a=fmtp:126 0-15",
+            "a=rtcp-mux",
+            "a=mid:0",
+        ] {
+            assert!(narrowed.contains(kept), "{kept} lost: {narrowed}");
+        }
+    }
+
+    #[test]
+    fn only_host_candidates_are_readdressed_for_a_1_to_1_nat() {
+        let sdp = "a=candidate:1 1 udp 2130706431 10.0.0.5 40000 typ host\r\n\
+                   a=candidate:2 1 udp 1694498815 198.51.100.9 40000 typ srflx raddr 10.0.0.5 rport 40000\r\n\
+                   a=ice-ufrag:x\r\n";
+        let out = advertise_public(sdp, "203.0.113.7".parse().unwrap());
+        assert_eq!(
+            out,
+            "a=candidate:1 1 udp 2130706431 203.0.113.7 40000 typ host\r\n\
+             a=candidate:2 1 udp 1694498815 198.51.100.9 40000 typ srflx raddr 10.0.0.5 rport 40000\r\n\
+             a=ice-ufrag:x\r\n"
+        );
     }
 }

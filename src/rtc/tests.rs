@@ -284,3 +284,55 @@ async fn port_range_and_public_address_shape_the_candidates() {
     }
     leg.close().await;
 }
+
+/// User + system CPU this process has used, from /proc (Linux), in clock ticks of 10 ms.
+fn cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name may hold spaces; the fields after it are fixed.
+    let rest = stat.rsplit_once(") ")?.1;
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// The CPU cost of one bridged call: a leg and its browser stand-in exchanging 20 ms PCMU both
+/// ways for 20 s. Run on demand (it takes 20 s of wall time):
+/// `cargo test --lib rtc::tests::cpu_of_one_bridged_leg -- --ignored --nocapture`
+#[tokio::test]
+#[ignore]
+async fn cpu_of_one_bridged_leg() {
+    const SECONDS: u64 = 20;
+    let (mut browser, mut leg) = connected_pair().await;
+    let before = cpu_ticks().expect("/proc/self/stat");
+    let start = Instant::now();
+    let end = start + Duration::from_secs(SECONDS);
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let (mut sent, mut at_leg, mut at_browser) = (0usize, 0usize, 0usize);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if Instant::now() >= end { break; }
+                leg.send_pcmu(&frame(sent, LEG_SALT)).expect("leg queues");
+                browser.send_pcmu(&frame(sent, BROWSER_SALT)).expect("browser queues");
+                sent += 1;
+            }
+            Some(RtcEvent::Audio { .. }) = leg.recv() => at_leg += 1,
+            Some(RtcEvent::Audio { .. }) = browser.recv() => at_browser += 1,
+        }
+    }
+    let used = cpu_ticks().expect("/proc/self/stat") - before;
+    let wall = start.elapsed().as_secs_f64();
+    // Both ends run in this process; one leg is half of it.
+    let per_leg = used as f64 * 10.0 / 1000.0 / wall / 2.0 * 100.0;
+    eprintln!(
+        "sent {sent} frames each way, leg got {at_leg}, browser got {at_browser}; \
+         {used} ticks of CPU in {wall:.1} s = {per_leg:.2} % of a core per leg"
+    );
+    assert!(
+        at_leg * 10 >= sent * 9 && at_browser * 10 >= sent * 9,
+        "audio was lost"
+    );
+    leg.close().await;
+    browser.close().await;
+}
