@@ -9,6 +9,7 @@
 pub mod dialog;
 pub mod digest;
 pub mod message;
+pub mod ratelimit;
 pub mod sdp;
 mod syntax;
 pub mod transaction;
