@@ -47,6 +47,9 @@ pub struct Config {
     pub max_calls: usize,
     /// Detect DTMF sent as audio tones as well as RFC 4733 events.
     pub inband_dtmf: bool,
+    /// SIP messages per second accepted from one IP address (twice that in a burst); more are
+    /// dropped unread. A trunk carrying many calls from one address needs this raised.
+    pub sip_rate_per_source: u32,
     /// How often the flows directory is checked for edits.
     pub reload_interval: Duration,
     /// Queues and the agents who serve them; none means `queue` steps follow `on_timeout`.
@@ -74,6 +77,7 @@ impl Default for Config {
             lockout_lock_for: Duration::from_secs(15 * 60),
             max_calls: 1000,
             inband_dtmf: true,
+            sip_rate_per_source: 200,
             reload_interval: Duration::from_secs(1),
             queues: Vec::new(),
             agents: Vec::new(),
@@ -120,6 +124,7 @@ struct RtcSection {
 struct SipSection {
     listen: Option<String>,
     public_ip: Option<String>,
+    rate_per_source: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -212,6 +217,9 @@ impl Config {
         if let Some(sip) = fc.sip {
             if let Some(l) = sip.listen {
                 self.sip_listen = parse_addr("sip.listen", &l)?;
+            }
+            if let Some(r) = sip.rate_per_source {
+                self.sip_rate_per_source = r.max(1);
             }
             if let Some(ip) = sip.public_ip {
                 self.public_ip = Some(ip.parse().map_err(|_| {

@@ -151,7 +151,9 @@ fn main() -> ExitCode {
             dialed,
             tz_offset,
             format,
-        } => report(common, from, to, interval, queue, agent, dialed, tz_offset, format),
+        } => report(
+            common, from, to, interval, queue, agent, dialed, tz_offset, format,
+        ),
     };
     match result {
         Ok(code) => code,
@@ -361,7 +363,10 @@ fn report(
     format: Option<String>,
 ) -> anyhow::Result<ExitCode> {
     use switchboard::cdr::CdrStore;
-    let config = Config::load(config_file(common.config.as_deref()).as_deref(), &overrides(&common))?;
+    let config = Config::load(
+        config_file(common.config.as_deref()).as_deref(),
+        &overrides(&common),
+    )?;
     let q = switchboard::http::report_query(
         from.as_deref(),
         to.as_deref(),

@@ -58,7 +58,11 @@ pub trait CdrStore: Send + Sync {
     fn ping(&self) -> Result<(), CdrError>;
     /// Every record, with its events, that entered a queue or started in `[from, to)`: what a
     /// report over that range needs. At most [`REPORT_MAX_RECORDS`].
-    fn for_report(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<CallRecord>, CdrError>;
+    fn for_report(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<CallRecord>, CdrError>;
 }
 
 /// A report bigger than this many calls must be asked for in smaller ranges.

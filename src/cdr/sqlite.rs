@@ -226,7 +226,11 @@ impl CdrStore for SqliteCdrStore {
         self.write(rec, false, UPDATE_OPEN_ROW)
     }
 
-    fn for_report(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<CallRecord>, CdrError> {
+    fn for_report(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<CallRecord>, CdrError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {COLUMNS}, events FROM cdr_calls

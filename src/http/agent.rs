@@ -22,11 +22,17 @@ use super::error;
 const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 
 pub async fn page() -> Response {
-    asset("text/html; charset=utf-8", include_str!("assets/agent.html"))
+    asset(
+        "text/html; charset=utf-8",
+        include_str!("assets/agent.html"),
+    )
 }
 
 pub async fn script() -> Response {
-    asset("text/javascript; charset=utf-8", include_str!("assets/agent.js"))
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("assets/agent.js"),
+    )
 }
 
 pub async fn style() -> Response {
@@ -35,14 +41,24 @@ pub async fn style() -> Response {
 
 pub async fn ring() -> Response {
     (
-        [(header::CONTENT_TYPE, "audio/wav"), (header::CACHE_CONTROL, "max-age=3600")],
+        [
+            (header::CONTENT_TYPE, "audio/wav"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
         include_bytes!("assets/ring.wav").as_slice(),
     )
         .into_response()
 }
 
 fn asset(kind: &'static str, body: &'static str) -> Response {
-    ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 #[derive(Deserialize)]
@@ -53,9 +69,17 @@ pub struct Login {
 
 pub async fn login(State(shared): State<Arc<Shared>>, Json(l): Json<Login>) -> Response {
     if shared.acd.is_none() {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "no queues are configured on this server");
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no queues are configured on this server",
+        );
     }
-    let agent = shared.config.agents.iter().find(|a| a.id == l.agent).cloned();
+    let agent = shared
+        .config
+        .agents
+        .iter()
+        .find(|a| a.id == l.agent)
+        .cloned();
     let password = l.password;
     let ok = {
         let agent = agent.clone();
@@ -140,14 +164,32 @@ pub async fn ws(
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum FromAgent {
-    State { state: String },
+    State {
+        state: String,
+    },
     WrapUpDone,
-    Answer { call_id: String, sdp: String },
-    Decline { call_id: String },
-    Hangup { call_id: String },
-    Hold { call_id: String, on: bool },
-    Mute { call_id: String, on: bool },
-    Dtmf { call_id: String, digit: String },
+    Answer {
+        call_id: String,
+        sdp: String,
+    },
+    Decline {
+        call_id: String,
+    },
+    Hangup {
+        call_id: String,
+    },
+    Hold {
+        call_id: String,
+        on: bool,
+    },
+    Mute {
+        call_id: String,
+        on: bool,
+    },
+    Dtmf {
+        call_id: String,
+        digit: String,
+    },
     Transfer {
         call_id: String,
         queue: Option<String>,
@@ -174,7 +216,11 @@ async fn session(shared: Arc<Shared>, agent_id: String, mut socket: WebSocket) {
             "ice_servers": shared.rtc.stun.iter().map(|s| serde_json::json!({"urls": s})).collect::<Vec<_>>(),
         })
     };
-    if socket.send(Message::Text(hello.to_string().into())).await.is_err() {
+    if socket
+        .send(Message::Text(hello.to_string().into()))
+        .await
+        .is_err()
+    {
         return;
     }
     let _ = acd.send(AcdCmd::Login {
@@ -270,7 +316,12 @@ fn handle(acd: &mpsc::UnboundedSender<AcdCmd>, agent_id: &str, m: FromAgent) {
     let _ = acd.send(cmd);
 }
 
-async fn snapshot(shared: &Shared) -> Option<(Vec<crate::acd::QueueSnapshot>, Vec<crate::acd::AgentSnapshot>)> {
+async fn snapshot(
+    shared: &Shared,
+) -> Option<(
+    Vec<crate::acd::QueueSnapshot>,
+    Vec<crate::acd::AgentSnapshot>,
+)> {
     let acd = shared.acd.as_ref()?;
     let (tx, rx) = oneshot::channel();
     acd.send(AcdCmd::Snapshot { reply: tx }).ok()?;

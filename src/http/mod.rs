@@ -197,7 +197,9 @@ pub fn report_query(
             .map(|d| d.and_utc())
             .unwrap_or(now)
     });
-    let to = parse_time("to", &to.map(str::to_string))?.unwrap_or(now).min(now);
+    let to = parse_time("to", &to.map(str::to_string))?
+        .unwrap_or(now)
+        .min(now);
     let interval = Interval::parse(interval.unwrap_or("15m")).map_err(|e| e.to_string())?;
     let q = ReportQuery {
         from,
@@ -242,7 +244,10 @@ async fn reports(
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             tracing::error!(error = %e, "report");
-            return error(StatusCode::SERVICE_UNAVAILABLE, "the call store is unavailable");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the call store is unavailable",
+            );
         }
         Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
     };

@@ -114,6 +114,13 @@ impl SipTask {
             local,
         };
         shared.sip_up.store(true, Ordering::SeqCst);
+        // A scanner or a flood from one address must not starve real callers: each source gets
+        // a token bucket; what exceeds it is dropped before any parsing.
+        let mut limiter = crate::sip::ratelimit::RateLimiter::new(
+            shared.config.sip_rate_per_source,
+            shared.config.sip_rate_per_source.saturating_mul(2),
+            100_000,
+        );
         let mut buf = vec![0u8; message::MAX_MESSAGE + 1];
         loop {
             let deadline = layer.poll_timeout().map(|t| shared.clock.to_tokio(t));
@@ -121,6 +128,9 @@ impl SipTask {
                 r = udp.recv_from(&mut buf) => match r {
                     Ok((n, from)) => {
                         let now = shared.clock.now();
+                        if !limiter.allow(now, from.ip()) {
+                            continue;
+                        }
                         if let Some(bytes) = buf.get(..n) {
                             layer.handle_datagram(now, Peer { transport: Transport::Udp, addr: from }, bytes);
                         }
@@ -133,6 +143,9 @@ impl SipTask {
                     TcpEvent::Closed(addr) => { router.tcp_conns.remove(&addr); }
                     TcpEvent::Data(addr, bytes) => {
                         let now = shared.clock.now();
+                        if !limiter.allow(now, addr.ip()) {
+                            continue;
+                        }
                         layer.handle_datagram(now, Peer { transport: Transport::Tcp, addr }, &bytes);
                     }
                 },
