@@ -326,6 +326,15 @@ impl Config {
         )
     }
 
+    /// Each queue's service-level target, for reports.
+    pub fn queue_targets(&self) -> crate::cdr::report::QueueTargets {
+        let mut t = crate::cdr::report::QueueTargets::default();
+        for q in &self.queues {
+            t.service_level.insert(q.name.clone(), q.service_level);
+        }
+        t
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("switchboard.db")
     }

@@ -84,16 +84,29 @@ enum Cmd {
     PinHash,
     /// Read an agent's password on stdin and print the hash for the config's `agents:`
     PasswordHash,
-    /// Historical report figures (arrives with the reporting work)
+    /// Report figures per interval, queue and agent, from the call records (see README)
     Report {
         #[command(flatten)]
         common: Common,
+        /// Start (RFC 3339); default today 00:00 UTC
         #[arg(long)]
         from: Option<String>,
+        /// End (RFC 3339); default now
         #[arg(long)]
         to: Option<String>,
+        /// 15m, 1h or 1d
+        #[arg(long)]
+        interval: Option<String>,
         #[arg(long)]
         queue: Option<String>,
+        #[arg(long)]
+        agent: Option<String>,
+        #[arg(long)]
+        dialed: Option<String>,
+        /// Interval edges in local time, minutes east of UTC (-180 for São Paulo)
+        #[arg(long = "tz-offset", allow_hyphen_values = true)]
+        tz_offset: Option<i32>,
+        /// table (default), csv or json
         #[arg(long)]
         format: Option<String>,
     },
@@ -128,9 +141,17 @@ fn main() -> ExitCode {
         } => simulate(common, flow, caller, at, input),
         Cmd::PinHash => pin_hash(),
         Cmd::PasswordHash => password_hash(),
-        Cmd::Report { .. } => {
-            Err(anyhow::anyhow!("`switchboard report` arrives with the reporting work (issue 4); `GET /api/calls` serves the records meanwhile"))
-        }
+        Cmd::Report {
+            common,
+            from,
+            to,
+            interval,
+            queue,
+            agent,
+            dialed,
+            tz_offset,
+            format,
+        } => report(common, from, to, interval, queue, agent, dialed, tz_offset, format),
     };
     match result {
         Ok(code) => code,
@@ -325,6 +346,46 @@ fn config_file(given: Option<&std::path::Path>) -> Option<PathBuf> {
             p.is_file().then_some(p)
         }
     }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report(
+    common: Common,
+    from: Option<String>,
+    to: Option<String>,
+    interval: Option<String>,
+    queue: Option<String>,
+    agent: Option<String>,
+    dialed: Option<String>,
+    tz_offset: Option<i32>,
+    format: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    use switchboard::cdr::CdrStore;
+    let config = Config::load(config_file(common.config.as_deref()).as_deref(), &overrides(&common))?;
+    let q = switchboard::http::report_query(
+        from.as_deref(),
+        to.as_deref(),
+        interval.as_deref(),
+        queue,
+        agent,
+        dialed,
+        tz_offset,
+    )
+    .map_err(|m| anyhow::anyhow!(m))?;
+    let db = config.db_path();
+    if !db.exists() {
+        bail!("no call records at {} (is --data right?)", db.display());
+    }
+    let store = switchboard::cdr::SqliteCdrStore::open(&db)?;
+    let records = store.for_report(q.from, q.to)?;
+    let r = switchboard::cdr::report::compute(&records, &[], &q, &config.queue_targets());
+    match format.as_deref().unwrap_or("table") {
+        "table" => print!("{}", switchboard::cdr::report::to_table(&r)),
+        "csv" => print!("{}", switchboard::cdr::report::to_csv(&r)),
+        "json" => println!("{}", serde_json::to_string_pretty(&r)?),
+        other => bail!("--format {other}: use table, csv or json"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn pin_hash() -> anyhow::Result<ExitCode> {

@@ -56,7 +56,13 @@ pub trait CdrStore: Send + Sync {
     /// progress, hung up by `system`. Returns how many were closed.
     fn close_interrupted(&self, now: DateTime<Utc>) -> Result<usize, CdrError>;
     fn ping(&self) -> Result<(), CdrError>;
+    /// Every record, with its events, that entered a queue or started in `[from, to)`: what a
+    /// report over that range needs. At most [`REPORT_MAX_RECORDS`].
+    fn for_report(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<CallRecord>, CdrError>;
 }
+
+/// A report bigger than this many calls must be asked for in smaller ranges.
+pub const REPORT_MAX_RECORDS: usize = 500_000;
 
 #[cfg(test)]
 mod tests;

@@ -226,6 +226,32 @@ impl CdrStore for SqliteCdrStore {
         self.write(rec, false, UPDATE_OPEN_ROW)
     }
 
+    fn for_report(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<CallRecord>, CdrError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS}, events FROM cdr_calls
+             WHERE (enqueued_at >= ?1 AND enqueued_at < ?2) OR (started_at >= ?1 AND started_at < ?2)
+             ORDER BY started_at, rowid
+             LIMIT ?3"
+        ))?;
+        let limit = i64::try_from(super::REPORT_MAX_RECORDS).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![ms(from), ms(to), limit], |r| {
+                Ok((RawRecord::from_row(r)?, r.get::<_, String>(22)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (raw, events) in rows {
+            let mut rec = raw.into_record()?;
+            rec.events = serde_json::from_str(&events).map_err(|e| CdrError::Corrupt {
+                call_id: rec.call_id.clone(),
+                what: format!("events: {e}"),
+            })?;
+            out.push(rec);
+        }
+        Ok(out)
+    }
+
     fn get(&self, call_id: &str) -> Result<Option<CallRecord>, CdrError> {
         let conn = self.conn();
         let row = conn

@@ -255,6 +255,9 @@ mod tests {
         fn close_interrupted(&self, _: DateTime<Utc>) -> Result<usize, CdrError> {
             Ok(0)
         }
+        fn for_report(&self, _: DateTime<Utc>, _: DateTime<Utc>) -> Result<Vec<CallRecord>, CdrError> {
+            Ok(Vec::new())
+        }
         fn ping(&self) -> Result<(), CdrError> {
             Ok(())
         }

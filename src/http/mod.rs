@@ -15,21 +15,32 @@ use serde::Deserialize;
 use crate::cdr::CallQuery;
 use crate::runtime::Shared;
 
+mod agent;
+
 pub fn router(shared: Arc<Shared>) -> Router {
     let api = Router::new()
         .route("/api/calls", get(list_calls))
         .route("/api/calls/{call_id}", get(get_call))
+        .route("/api/reports", get(reports))
+        .route("/api/queues", get(agent::queues))
+        .route("/api/agents", get(agent::agents))
         .route_layer(middleware::from_fn_with_state(
             shared.clone(),
             require_token,
         ));
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/agent", get(agent::page))
+        .route("/agent/agent.js", get(agent::script))
+        .route("/agent/agent.css", get(agent::style))
+        .route("/agent/ring.wav", get(agent::ring))
+        .route("/agent/ws", get(agent::ws))
+        .route("/api/agent/login", axum::routing::post(agent::login))
         .merge(api)
         .with_state(shared)
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
+pub(crate) fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(serde_json::json!({ "error": message }))).into_response()
 }
 
@@ -154,5 +165,98 @@ async fn get_call(State(shared): State<Arc<Shared>>, Path(call_id): Path<String>
             )
         }
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ReportParams {
+    from: Option<String>,
+    to: Option<String>,
+    interval: Option<String>,
+    queue: Option<String>,
+    agent: Option<String>,
+    dialed: Option<String>,
+    tz_offset_minutes: Option<i32>,
+}
+
+/// Builds the report query from request parameters: today (UTC) up to now by default.
+pub fn report_query(
+    from: Option<&str>,
+    to: Option<&str>,
+    interval: Option<&str>,
+    queue: Option<String>,
+    agent: Option<String>,
+    dialed: Option<String>,
+    tz_offset_minutes: Option<i32>,
+) -> Result<crate::cdr::report::ReportQuery, String> {
+    use crate::cdr::report::{Interval, ReportQuery};
+    let now = chrono::Utc::now();
+    let from = parse_time("from", &from.map(str::to_string))?.unwrap_or_else(|| {
+        now.date_naive()
+            .and_hms_opt(0, 0, 0)
+            .map(|d| d.and_utc())
+            .unwrap_or(now)
+    });
+    let to = parse_time("to", &to.map(str::to_string))?.unwrap_or(now).min(now);
+    let interval = Interval::parse(interval.unwrap_or("15m")).map_err(|e| e.to_string())?;
+    let q = ReportQuery {
+        from,
+        to,
+        interval,
+        queue,
+        agent,
+        dialed,
+        tz_offset_minutes: tz_offset_minutes.unwrap_or(0),
+    };
+    q.validate().map_err(|e| e.to_string())?;
+    Ok(q)
+}
+
+async fn reports(
+    State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+    Query(p): Query<ReportParams>,
+) -> Response {
+    let q = match report_query(
+        p.from.as_deref(),
+        p.to.as_deref(),
+        p.interval.as_deref(),
+        p.queue,
+        p.agent,
+        p.dialed,
+        p.tz_offset_minutes,
+    ) {
+        Ok(q) => q,
+        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
+    };
+    let store = shared.cdr_store.clone();
+    let targets = shared.config.queue_targets();
+    let (from, to) = (q.from, q.to);
+    let computed = tokio::task::spawn_blocking(move || {
+        store
+            .for_report(from, to)
+            .map(|records| crate::cdr::report::compute(&records, &[], &q, &targets))
+    })
+    .await;
+    let report = match computed {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "report");
+            return error(StatusCode::SERVICE_UNAVAILABLE, "the call store is unavailable");
+        }
+        Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+    };
+    let wants_csv = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/csv"));
+    if wants_csv {
+        (
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            crate::cdr::report::to_csv(&report),
+        )
+            .into_response()
+    } else {
+        Json(report).into_response()
     }
 }
