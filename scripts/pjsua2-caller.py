@@ -89,6 +89,8 @@ class Caller(pj.Call):
 
     def sample_stats(self):
         # Stream stats vanish with the stream, so sample them while the call is up.
+        if self.disconnected or not self.hasMedia():
+            return
         try:
             stat = self.getStreamStat(0)
             self.rx_packets = max(self.rx_packets, stat.rtcp.rxStat.pkt)
