@@ -282,7 +282,10 @@ fn a_waiting_caller_hears_music_shows_on_the_boards_and_abandons() {
         .and_then(|qs| qs.iter().find(|q| q["name"] == "billing"))
         .cloned()
         .unwrap_or_default();
-    assert_eq!(billing["waiting"], 0, "the abandoned call left the queue: {billing}");
+    assert_eq!(
+        billing["waiting"], 0,
+        "the abandoned call left the queue: {billing}"
+    );
 }
 
 #[test]

@@ -54,7 +54,9 @@ pub fn post_json(addr: SocketAddr, path: &str, body: &Value) -> Result<(u16, Val
         .read_to_end(&mut raw)
         .map_err(|e| format!("read from {addr}: {e}"))?;
     let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").ok_or("no end of HTTP headers")?;
+    let (head, rest) = text
+        .split_once("\r\n\r\n")
+        .ok_or("no end of HTTP headers")?;
     let status = head
         .split_whitespace()
         .nth(1)
