@@ -7,12 +7,14 @@
 //! * [`server`] — spawn `switchboard run` with a test's own flows/accounts, wait for /healthz, logs,
 //!   kill -9 and restart; HTTP helpers for the call records.
 //! * [`phone`] — the softphone: INVITE/ACK/BYE/CANCEL/INFO/OPTIONS/REGISTER over UDP or TCP, RTP.
+//! * [`agent`] — an agent on the console: login, WebSocket, a WebRTC peer with a test tone.
 //! * [`prompts`] — which prompts the caller heard, and RTP continuity.
 //! * [`g711`], [`dtmf`], [`rtp`], [`sipmsg`], [`link`] — the pieces.
 
 // Each test binary uses a different subset of the harness.
 #![allow(dead_code, unused_imports)]
 
+pub mod agent;
 pub mod dtmf;
 pub mod g711;
 pub mod http;

@@ -536,6 +536,11 @@ impl Phone {
         )
     }
 
+    /// Queues 8 kHz audio (e.g. a test tone) after whatever is queued; returns at once.
+    pub fn queue_pcm(&self, pcm: &[i16]) {
+        self.rtp.queue_pcm(pcm);
+    }
+
     /// Every RTP packet received so far, in arrival order.
     pub fn received(&self) -> Vec<RxPacket> {
         self.rtp.received()

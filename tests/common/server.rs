@@ -50,6 +50,8 @@ pub struct ServerOpts {
     pub flows: Vec<(String, String)>,
     pub accounts: Vec<Account>,
     pub extra_args: Vec<String>,
+    /// The server config file's YAML (queues, agents, …), passed as `--config`.
+    pub config: Option<String>,
 }
 
 impl ServerOpts {
@@ -64,6 +66,11 @@ impl ServerOpts {
 
     pub fn account(mut self, account: Account) -> ServerOpts {
         self.accounts.push(account);
+        self
+    }
+
+    pub fn config(mut self, yaml: &str) -> ServerOpts {
+        self.config = Some(yaml.to_string());
         self
     }
 }
@@ -142,6 +149,13 @@ impl Server {
             ));
         }
         std::fs::write(dir.path().join("accounts.csv"), csv).expect("write accounts");
+        let mut extra = opts.extra_args;
+        if let Some(yaml) = &opts.config {
+            let path = dir.path().join("switchboard.yaml");
+            std::fs::write(&path, yaml).expect("write config");
+            extra.push("--config".into());
+            extra.push(path.display().to_string());
+        }
         let log_path = dir.path().join("server.log");
         let mut server = Server {
             child: None,
@@ -150,7 +164,7 @@ impl Server {
             rtp_ports: free_rtp_range(),
             dir,
             log_path,
-            extra: opts.extra_args,
+            extra,
         };
         server.spawn();
         server
