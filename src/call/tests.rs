@@ -297,13 +297,13 @@ fn a_queue_step_waits_with_music_and_announcements_then_bridges_the_agent() {
     );
     let cmds = drain(&mut c);
     let music_id = match cmds.as_slice() {
-        [Command::Play { id, prompts }] if prompts == &[moh.clone()] => *id,
+        [Command::Play { id, prompts }] if prompts == std::slice::from_ref(&moh) => *id,
         other => panic!("music on hold expected: {other:?}"),
     };
     // The music loops.
     c.playback_done(t(24_000), music_id, false);
     assert!(
-        matches!(drain(&mut c).as_slice(), [Command::Play { prompts, .. }] if prompts == &[moh.clone()])
+        matches!(drain(&mut c).as_slice(), [Command::Play { prompts, .. }] if prompts == std::slice::from_ref(&moh))
     );
 
     // Thirty seconds in, the position is announced over the music, then the music comes back.
@@ -330,7 +330,7 @@ fn a_queue_step_waits_with_music_and_announcements_then_bridges_the_agent() {
     assert_eq!(names, ["queue-position", "3"]);
     c.playback_done(t(36_000), ann_id, false);
     assert!(
-        matches!(drain(&mut c).as_slice(), [Command::Play { prompts, .. }] if prompts == &[moh.clone()])
+        matches!(drain(&mut c).as_slice(), [Command::Play { prompts, .. }] if prompts == std::slice::from_ref(&moh))
     );
 
     // Other keys do nothing; the agent answers; the music stops and the audio is bridged.
