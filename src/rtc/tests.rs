@@ -112,7 +112,8 @@ fn assert_stream_intact(got: &[(Vec<u8>, u32)], salt: u8) {
     }
 }
 
-#[tokio::test]
+// On the multi-threaded runtime the server uses, so the stack's tasks really run in parallel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audio_crosses_both_ways_byte_exact_with_contiguous_timestamps() {
     let (mut browser, mut leg) = connected_pair().await;
     let (at_browser, at_leg) = exchange(&mut browser, &mut leg).await;
