@@ -314,12 +314,12 @@ impl Peer {
     ) -> Result<String, RtcError> {
         let mut gathered = self.shared.gathered.subscribe();
         self.pc.set_local_description(desc).await.map_err(stack)?;
-        // Only whether it finished: the watch guard must not live across the next await, or
-        // this future stops being Send and cannot run on the runtime's worker threads.
-        let timed_out = tokio::time::timeout(GATHER_TIMEOUT, gathered.wait_for(|g| *g))
+        // Reduced to a bool at once: the watch guard must not live across the awaits below, or
+        // this future stops being Send.
+        let in_time = tokio::time::timeout(GATHER_TIMEOUT, gathered.wait_for(|g| *g))
             .await
-            .is_err();
-        if timed_out {
+            .is_ok();
+        if !in_time {
             tracing::warn!(
                 timeout_ms = GATHER_TIMEOUT.as_millis() as u64,
                 "ICE gathering incomplete; sending the candidates gathered so far"
@@ -382,7 +382,7 @@ impl Peer {
             // Queued audio is delivered before the close that followed it.
             biased;
             event = self.events.recv() => event,
-            _ = self.closed.wait_for(|c| *c) => None,
+            () = closed(&mut self.closed) => None,
         };
         if event.is_none() {
             self.finished = true;
@@ -416,6 +416,12 @@ impl Drop for Peer {
             }
         }
     }
+}
+
+/// Resolves once the connection is closed (or its state is gone).
+async fn closed(rx: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not Send; dropping it here keeps `recv` spawnable.
+    let _ = rx.wait_for(|c| *c).await.map(|_| ());
 }
 
 async fn ssrc_of(track: &TrackLocalStaticRTP) -> Result<u32, RtcError> {

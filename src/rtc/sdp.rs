@@ -34,16 +34,13 @@ pub fn parse(sdp: &str, offer: bool) -> Result<RTCSessionDescription, RtcError> 
     } else {
         RTCSessionDescription::answer(sdp)
     };
-    // The parser's message names the line it choked on, never the credentials in it.
-    parsed.map_err(|e| RtcError::MalformedSdp(e.to_string()))
+    parsed.map_err(malformed)
 }
 
 /// The PCMU and telephone-event payload types of the first live audio section, or
 /// `NoCommonCodec` when no audio section carries PCMU.
 pub fn audio_pts(desc: &RTCSessionDescription) -> Result<AudioPts, RtcError> {
-    let parsed = desc
-        .unmarshal()
-        .map_err(|e| RtcError::MalformedSdp(e.to_string()))?;
+    let parsed = desc.unmarshal().map_err(malformed)?;
     parsed
         .media_descriptions
         .iter()
@@ -63,9 +60,7 @@ pub fn audio_pts(desc: &RTCSessionDescription) -> Result<AudioPts, RtcError> {
 pub fn restrict_offer_to_pcmu(
     offer: &RTCSessionDescription,
 ) -> Result<RTCSessionDescription, RtcError> {
-    let mut parsed = offer
-        .unmarshal()
-        .map_err(|e| RtcError::MalformedSdp(e.to_string()))?;
+    let mut parsed = offer.unmarshal().map_err(malformed)?;
     for m in parsed
         .media_descriptions
         .iter_mut()
@@ -115,6 +110,19 @@ pub fn advertise_public(sdp: &str, public: IpAddr) -> String {
         }
     }
     out
+}
+
+/// The parser quotes the text it choked on, which came from an untrusted page: it is cut short
+/// and stripped of control characters before it can reach a log line.
+fn malformed(e: impl std::fmt::Display) -> RtcError {
+    const MAX_CHARS: usize = 120;
+    let text: String = e
+        .to_string()
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(MAX_CHARS)
+        .collect();
+    RtcError::MalformedSdp(text)
 }
 
 fn is_live_audio(m: &MediaDescription) -> bool {
@@ -259,5 +267,17 @@ mod tests {
              a=candidate:2 1 udp 1694498815 198.51.100.9 40000 typ srflx raddr 10.0.0.5 rport 40000\r\n\
              a=ice-ufrag:x\r\n"
         );
+    }
+
+    #[test]
+    fn parser_complaints_quoting_the_page_are_bounded_and_single_line() {
+        let hostile = format!("v=0\r\n{}\u{1b}[2J\r\n", "q".repeat(10_000));
+        match parse(&hostile, true) {
+            Err(RtcError::MalformedSdp(msg)) => {
+                assert!(msg.chars().count() <= 120, "{} chars", msg.len());
+                assert!(!msg.chars().any(char::is_control), "{msg:?}");
+            }
+            other => panic!("expected MalformedSdp, got {other:?}"),
+        }
     }
 }

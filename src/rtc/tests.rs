@@ -39,9 +39,17 @@ async fn next_signal(next: impl AsyncFnMut() -> Option<RtcEvent>) -> Option<RtcE
 }
 
 async fn connected_pair() -> (RtcTestPeer, RtcLeg) {
-    let cfg = RtcConfig::default();
-    let (mut browser, offer) = RtcTestPeer::offer(&cfg).await.expect("offer");
-    let (mut leg, answer) = RtcLeg::answer(&cfg, &offer).await.expect("answer");
+    // Set up on other tasks, as the server does: these futures must be Send.
+    let (mut browser, offer) =
+        tokio::spawn(async { RtcTestPeer::offer(&RtcConfig::default()).await })
+            .await
+            .expect("offer task")
+            .expect("offer");
+    let (mut leg, answer) =
+        tokio::spawn(async move { RtcLeg::answer(&RtcConfig::default(), &offer).await })
+            .await
+            .expect("answer task")
+            .expect("answer");
     browser.accept_answer(&answer).await.expect("accept answer");
     assert_eq!(
         next_signal(async || leg.recv().await).await,
@@ -104,7 +112,8 @@ fn assert_stream_intact(got: &[(Vec<u8>, u32)], salt: u8) {
     }
 }
 
-#[tokio::test]
+// On the multi-threaded runtime the server uses, so the stack's tasks really run in parallel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audio_crosses_both_ways_byte_exact_with_contiguous_timestamps() {
     let (mut browser, mut leg) = connected_pair().await;
     let (at_browser, at_leg) = exchange(&mut browser, &mut leg).await;
@@ -117,7 +126,8 @@ async fn audio_crosses_both_ways_byte_exact_with_contiguous_timestamps() {
 #[tokio::test]
 async fn closing_the_leg_hangs_up_the_browser() {
     let (mut browser, leg) = connected_pair().await;
-    leg.close().await;
+    // On another task, as the bridge will: the leg and its futures must be Send.
+    tokio::spawn(leg.close()).await.expect("close task");
     assert_eq!(
         next_signal(async || browser.recv().await).await,
         Some(RtcEvent::Closed)
@@ -132,12 +142,24 @@ async fn closing_the_leg_hangs_up_the_browser() {
 #[tokio::test]
 async fn closing_the_browser_hangs_up_the_leg() {
     let (browser, mut leg) = connected_pair().await;
+    // The leg waits on its own task, as in the bridge (which needs RtcLeg::recv to be Send).
+    let leg_side = tokio::spawn(async move {
+        let first = timeout(DEADLINE, async {
+            loop {
+                match leg.recv().await {
+                    Some(RtcEvent::Audio { .. }) => continue,
+                    other => return other,
+                }
+            }
+        })
+        .await
+        .expect("no event before the deadline");
+        (first, leg.recv().await)
+    });
     browser.close().await;
-    assert_eq!(
-        next_signal(async || leg.recv().await).await,
-        Some(RtcEvent::Closed)
-    );
-    assert_eq!(leg.recv().await, None, "nothing after Closed");
+    let (first, after) = leg_side.await.expect("leg task");
+    assert_eq!(first, Some(RtcEvent::Closed));
+    assert_eq!(after, None, "nothing after Closed");
 }
 
 #[tokio::test]
@@ -224,7 +246,13 @@ async fn an_offer_with_only_opus_has_no_common_codec() {
             }
         })
         .collect();
-    let result = RtcLeg::answer(&RtcConfig::default(), &opus_only).await;
+    let result = tokio::spawn(async move {
+        RtcLeg::answer(&RtcConfig::default(), &opus_only)
+            .await
+            .map(|_| ())
+    })
+    .await
+    .expect("answer task");
     assert!(matches!(result, Err(RtcError::NoCommonCodec)), "{result:?}");
 }
 
