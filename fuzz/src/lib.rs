@@ -15,8 +15,11 @@ use switchboard::sip::transaction::{TimerConfig, TransactionLayer, TxEvent};
 use switchboard::sip::{self, Peer, Transport};
 use switchboard::time::Instant;
 
+/// One fuzz target: takes any bytes, fails only by panicking.
+pub type Target = fn(&[u8]);
+
 /// The targets by name, as `scripts/fuzz` and the stable runner know them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("sip_message", sip_message),
     ("sdp", sdp),
     ("rtp", rtp),
@@ -25,7 +28,8 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
 ];
 
 fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 5060))
+    s.parse()
+        .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 5060))
 }
 
 /// A datagram or TCP frame: the message parser, TCP framing, and the transaction layer (which
@@ -61,7 +65,7 @@ pub fn sip_message(data: &[u8]) {
             while layer.poll_transmit().is_some() {}
             match layer.poll_timeout() {
                 Some(deadline) if deadline > now => now = deadline,
-                _ => now = now + std::time::Duration::from_secs(40),
+                _ => now += std::time::Duration::from_secs(40),
             }
             layer.handle_timeout(now);
         }
@@ -109,7 +113,7 @@ pub fn rtp(data: &[u8]) {
     let stranger = addr("198.51.100.9:4000");
     let mut now = Instant::from_millis(0);
     for (i, packet) in data.split(|b| *b == 0xFF).enumerate().take(256) {
-        now = now + std::time::Duration::from_millis(20);
+        now += std::time::Duration::from_millis(20);
         let from = if i % 7 == 6 { stranger } else { peer };
         s.on_datagram(now, from, packet);
         while s.poll_transmit(now).is_some() {}

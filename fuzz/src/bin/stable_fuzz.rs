@@ -13,13 +13,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use switchboard_fuzz::TARGETS;
+use switchboard_fuzz::{Target, TARGETS};
 
 /// Inputs larger than this are cut: every parser under test refuses more than 64 KiB anyway.
 const MAX_INPUT: usize = 70_000;
 
 /// Fragments worth splicing into text protocols: separators, numbers at the edges of their
 /// ranges, and the header names and keywords the parsers branch on.
+#[rustfmt::skip]
 const TOKENS: &[&[u8]] = &[
     b"\r\n", b"\n", b"\r\n\r\n", b" ", b"\t", b":", b";", b",", b"=", b"<", b">", b"\"", b"\\",
     b"/", b"@", b"%", b"%00", b"0", b"-1", b"255", b"256", b"65535", b"65536", b"4294967295",
@@ -127,11 +128,11 @@ fn fnv(bytes: &[u8]) -> u64 {
     })
 }
 
-fn run(target: fn(&[u8]), input: &[u8]) -> bool {
+fn run(target: Target, input: &[u8]) -> bool {
     std::panic::catch_unwind(|| target(input)).is_ok()
 }
 
-fn fuzz(name: &str, target: fn(&[u8]), secs: u64, seed_dir: &Path, artifacts: &Path) -> ExitCode {
+fn fuzz(name: &str, target: Target, secs: u64, seed_dir: &Path, artifacts: &Path) -> ExitCode {
     let mut seeds = read_dir_files(seed_dir);
     if seeds.is_empty() {
         seeds.push(Vec::new());
@@ -157,16 +158,22 @@ fn fuzz(name: &str, target: fn(&[u8]), secs: u64, seed_dir: &Path, artifacts: &P
             }
             let path = artifacts.join(format!("crash-{:016x}", fnv(&input)));
             match std::fs::write(&path, &input) {
-                Ok(()) => eprintln!("{name}: CRASH after {execs} inputs; reproducer: {}", path.display()),
+                Ok(()) => eprintln!(
+                    "{name}: CRASH after {execs} inputs; reproducer: {}",
+                    path.display()
+                ),
                 Err(e) => eprintln!("{name}: CRASH after {execs} inputs; could not save it: {e}"),
             }
             return ExitCode::FAILURE;
         }
-        if execs % 256 == 0 && Instant::now() >= deadline {
+        if execs.is_multiple_of(256) && Instant::now() >= deadline {
             break;
         }
     }
-    println!("{name}: {execs} inputs in {secs} s, no crash ({} seeds)", seeds.len());
+    println!(
+        "{name}: {execs} inputs in {secs} s, no crash ({} seeds)",
+        seeds.len()
+    );
     ExitCode::SUCCESS
 }
 
@@ -179,7 +186,13 @@ fn main() -> ExitCode {
                 eprintln!("unknown target {name:?} or bad seconds {secs:?}");
                 return ExitCode::from(2);
             };
-            fuzz(name, target, secs, Path::new(seed_dir), Path::new(artifacts))
+            fuzz(
+                name,
+                target,
+                secs,
+                Path::new(seed_dir),
+                Path::new(artifacts),
+            )
         }
         ["replay", name, ref files @ ..] => {
             let Some(target) = find(name) else {
