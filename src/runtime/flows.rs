@@ -148,13 +148,14 @@ pub async fn watch(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
 
 /// The admin edits the accounts CSV like the flows: a broken edit is refused, the old list stays.
 fn reload_accounts(shared: &Shared) {
-    use std::sync::Mutex;
-    static LAST: Mutex<Option<(PathBuf, SystemTime)>> = Mutex::new(None);
     let path = &shared.config.accounts;
     let Ok(mtime) = std::fs::metadata(path).and_then(|m| m.modified()) else {
         return;
     };
-    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    let mut last = shared
+        .accounts_seen
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     let changed = match &*last {
         Some((p, t)) => p != path || *t != mtime,
         None => {

@@ -72,6 +72,8 @@ pub struct Shared {
     /// Agents' console sessions: token → (agent id, expiry).
     pub agent_tokens:
         std::sync::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>,
+    /// The accounts file and its modification time when last loaded, so edits are noticed.
+    pub accounts_seen: std::sync::Mutex<Option<(std::path::PathBuf, std::time::SystemTime)>>,
 }
 
 /// What a call needs to know about its queue while it waits.
@@ -224,6 +226,7 @@ pub async fn start(config: Config) -> Result<Running, RuntimeError> {
         acd: acd_enabled.then_some(acd_tx),
         rtc: config.rtc.clone(),
         agent_tokens: std::sync::Mutex::new(std::collections::HashMap::new()),
+        accounts_seen: std::sync::Mutex::new(None),
         ports: ports::PortAllocator::new(config.rtp_ports),
         prompts: prompts::PromptCache::default(),
         clock: clock::Clock::new(),
