@@ -59,6 +59,10 @@ pub struct Config {
     pub rtc: crate::rtc::RtcConfig,
     /// Where the configuration came from, for messages.
     pub source: Option<PathBuf>,
+    /// `webhooks:` — where call and agent events are POSTed.
+    pub webhooks: Vec<crate::runtime::webhooks::WebhookConfig>,
+    /// `metrics.public: true` lets `/metrics` be scraped without the API token.
+    pub metrics_public: bool,
 }
 
 impl Default for Config {
@@ -83,6 +87,8 @@ impl Default for Config {
             agents: Vec::new(),
             rtc: crate::rtc::RtcConfig::default(),
             source: None,
+            webhooks: Vec::new(),
+            metrics_public: false,
         }
     }
 }
@@ -104,6 +110,14 @@ struct FileConfig {
     queues: Option<Vec<crate::acd::QueueConfig>>,
     agents: Option<Vec<crate::acd::AgentConfig>>,
     rtc: Option<RtcSection>,
+    webhooks: Option<Vec<crate::runtime::webhooks::WebhookConfig>>,
+    metrics: Option<MetricsSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsSection {
+    public: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -299,6 +313,16 @@ impl Config {
             if let Some(p) = r.ports {
                 self.rtc.port_range = Some(parse_port_range(&p)?);
             }
+        }
+        if let Some(w) = fc.webhooks {
+            let problems: Vec<String> = w.iter().flat_map(|h| h.problems()).collect();
+            if !problems.is_empty() {
+                return Err(ConfigError::Invalid(problems.join("\n")));
+            }
+            self.webhooks = w;
+        }
+        if let Some(m) = fc.metrics {
+            self.metrics_public = m.public.unwrap_or(false);
         }
         let problems = crate::acd::validate(&self.queues, &self.agents);
         if !problems.is_empty() {

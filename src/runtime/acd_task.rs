@@ -504,6 +504,10 @@ impl Task {
                         _ => None,
                     };
                     let state = snake(&format!("{state:?}"));
+                    self.shared.webhooks.emit(
+                        "agent.state",
+                        serde_json::json!({ "agent_id": agent_id, "state": state }),
+                    );
                     self.to_agent(
                         &agent_id,
                         AgentMsg::State {

@@ -197,6 +197,10 @@ async fn call(t: NewCallTask) {
 
     let started = clock.now();
     tracing::info!(from = %from, to = %to, flow = %flow.name, codec = ?negotiated.codec, "call started");
+    shared.webhooks.emit(
+        "call.started",
+        serde_json::json!({ "call_id": call_id, "from": from, "to": to, "flow": flow.name }),
+    );
     let mut ctl = CallController::new(
         flow,
         prompts,
@@ -354,6 +358,7 @@ async fn call(t: NewCallTask) {
                     pop,
                 } => match shared.acd.as_ref() {
                     Some(acd) => {
+                        shared.webhooks.emit("call.queued", serde_json::json!({ "call_id": call_id, "queue": queue, "priority": priority }));
                         let req = CallRequest {
                             call_id: call_id.clone(),
                             queue,
@@ -417,6 +422,7 @@ async fn call(t: NewCallTask) {
                 Command::CdrUpdate(rec) => shared.cdr.update(*rec),
                 Command::CdrFinish(rec) => {
                     tracing::info!(disposition = ?rec.disposition, hangup_by = ?rec.hangup_by, path = ?rec.ivr_path, "call ended");
+                    super::events::call_ended(&shared, &rec, session.as_ref().map(|s| s.stats()));
                     shared.cdr.finish(*rec);
                 }
             }
@@ -580,6 +586,7 @@ async fn call(t: NewCallTask) {
                             let _ = agent.send(AgentMsg::AnswerSdp { call_id: call_id.clone(), sdp });
                             let _ = agent.send(AgentMsg::Connected { call_id: call_id.clone() });
                             agent_side = Some(AgentSide { leg, agent, relaying: false });
+                            shared.webhooks.emit("call.answered", serde_json::json!({ "call_id": call_id, "agent_id": agent_id }));
                             ctl.agent_connected(now, &agent_id);
                         }
                         Ok((leg, _)) => {

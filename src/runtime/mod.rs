@@ -12,11 +12,14 @@
 pub mod acd_task;
 pub mod call_task;
 pub mod clock;
+mod events;
 pub mod flows;
+pub mod metrics;
 pub mod offline;
 pub mod ports;
 pub mod prompts;
 pub mod sip_task;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -74,6 +77,10 @@ pub struct Shared {
         std::sync::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>,
     /// The accounts file and its modification time when last loaded, so edits are noticed.
     pub accounts_seen: std::sync::Mutex<Option<(std::path::PathBuf, std::time::SystemTime)>>,
+    /// Counters for `GET /metrics`.
+    pub metrics: metrics::Metrics,
+    /// Events for the configured webhooks; `emit` never blocks.
+    pub webhooks: webhooks::Webhooks,
 }
 
 /// What a call needs to know about its queue while it waits.
@@ -227,6 +234,8 @@ pub async fn start(config: Config) -> Result<Running, RuntimeError> {
         rtc: config.rtc.clone(),
         agent_tokens: std::sync::Mutex::new(std::collections::HashMap::new()),
         accounts_seen: std::sync::Mutex::new(None),
+        metrics: metrics::Metrics::default(),
+        webhooks: webhooks::Webhooks::new(&config.webhooks),
         ports: ports::PortAllocator::new(config.rtp_ports),
         prompts: prompts::PromptCache::default(),
         clock: clock::Clock::new(),
@@ -284,6 +293,7 @@ pub async fn start(config: Config) -> Result<Running, RuntimeError> {
     }));
 
     tasks.push(tokio::spawn(flows::watch(shared.clone(), stop_rx.clone())));
+    webhooks::spawn(shared.clone(), stop_rx.clone());
 
     tracing::info!(sip = %sip_addr, http = %http_addr, "switchboard is up");
     Ok(Running {

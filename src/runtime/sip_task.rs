@@ -361,6 +361,7 @@ impl Router {
         peer: Peer,
         req: rsip::Request,
     ) {
+        self.shared.metrics.sip_request(&req.method.to_string());
         let msg = rsip::SipMessage::Request(req.clone());
         let Some(call_id) = message::call_id(&msg) else {
             self.reply(layer, &key, &req, 400, &[]);
