@@ -462,6 +462,14 @@ impl CallController {
                 Action::Transfer { step, target } => {
                     self.not_available(now, "transfer", &step, &target);
                 }
+                Action::Survey { step, score, bad } => {
+                    self.record.survey = Some(score);
+                    self.event(
+                        now,
+                        "survey",
+                        serde_json::json!({ "step": step, "score": score, "bad": bad }),
+                    );
+                }
                 Action::Hangup { reason } => {
                     self.sync_ivr_state();
                     let disposition = self.disposition_for(Some(&reason));
@@ -517,5 +525,7 @@ impl CallController {
     }
 }
 
+#[cfg(test)]
+mod survey_tests;
 #[cfg(test)]
 mod tests;

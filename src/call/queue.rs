@@ -386,6 +386,17 @@ impl CallController {
         if !connected || self.is_ended() {
             return;
         }
+        if self.interp.continues_after_agent() {
+            // The flow goes on (a survey): the caller stays, the agent's audio goes.
+            if let Some(since) = self.queueing.take().and_then(|q| q.connected_since()) {
+                self.record.talk_ms = Some(now.saturating_since(since).as_millis() as i64);
+            }
+            self.commands.push_back(Command::Unbridge);
+            self.queue_event(now, "agent_hung_up", serde_json::json!({}));
+            self.interp.handle(now, Event::AgentHungUp);
+            self.pump(now);
+            return;
+        }
         self.commands.push_back(Command::Hangup);
         self.finish(now, Disposition::Completed, crate::cdr::HangupBy::Agent);
     }

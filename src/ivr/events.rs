@@ -140,6 +140,8 @@ pub enum Event {
     },
     /// The caller hung up: finish at once.
     Hangup,
+    /// The agent hung up first: a queue step with `after_agent` continues there.
+    AgentHungUp,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -189,5 +191,11 @@ pub enum Action {
     },
     Hangup {
         reason: EndReason,
+    },
+    /// A survey step took a score; `bad` when it is below the step's `bad_below`.
+    Survey {
+        step: String,
+        score: i64,
+        bad: bool,
     },
 }

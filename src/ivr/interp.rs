@@ -178,6 +178,17 @@ impl Interpreter {
                 }
             }
             Event::Hangup => self.finish_quietly(EndReason::CallerHangup),
+            Event::AgentHungUp => {
+                if self.state == State::Parked {
+                    match self.step_kind() {
+                        Some(StepKind::Queue(q)) => match q.after_agent.clone() {
+                            Some(e) => self.goto = Some(e),
+                            None => self.finish_quietly(EndReason::Completed),
+                        },
+                        _ => self.finish_quietly(EndReason::Completed),
+                    }
+                }
+            }
         }
         self.run(now);
     }
@@ -216,6 +227,12 @@ impl Interpreter {
     /// Flattened variables: `caller`, `account.tier`, `digits.x`, `vars.a.b`. Never the PIN.
     pub fn vars(&self) -> &BTreeMap<String, String> {
         &self.vars
+    }
+
+    /// True while parked at a queue step that has `after_agent`: the call outlives the agent.
+    pub fn continues_after_agent(&self) -> bool {
+        self.state == State::Parked
+            && matches!(self.step_kind(), Some(StepKind::Queue(q)) if q.after_agent.is_some())
     }
 
     pub fn auth(&self) -> AuthState {
@@ -329,7 +346,7 @@ impl Interpreter {
             StepKind::Play { prompts, next } => {
                 self.play(prompts, false, Then::Goto(next.clone()));
             }
-            StepKind::Menu(_) | StepKind::Collect(_) | StepKind::Pin(_) => {
+            StepKind::Menu(_) | StepKind::Collect(_) | StepKind::Pin(_) | StepKind::Survey(_) => {
                 self.gather = Gather::default();
                 self.prompt_for_input(now, &[]);
             }
@@ -478,6 +495,7 @@ impl Interpreter {
     fn input_settings(&self) -> Option<(Vec<PlayItem>, Duration)> {
         match self.step_kind()? {
             StepKind::Menu(m) => Some((m.prompt.clone(), m.timeout)),
+            StepKind::Survey(s) => Some((s.prompt.clone(), s.timeout)),
             StepKind::Collect(c) => Some((c.prompt.clone(), c.rules.timeout)),
             StepKind::Pin(p) => Some((p.prompt.clone(), p.rules.timeout)),
             _ => None,
@@ -583,6 +601,26 @@ impl Interpreter {
                     }
                 }
             },
+            StepKind::Survey(s) => match s.options.get(&c) {
+                Some(score) => {
+                    let bad = s.bad_below.is_some_and(|b| *score < b);
+                    self.vars.insert("survey".to_string(), score.to_string());
+                    self.actions.push_back(Action::Survey {
+                        step: self.current.clone().unwrap_or_default(),
+                        score: *score,
+                        bad,
+                    });
+                    self.goto = Some(s.next.clone());
+                }
+                None => {
+                    self.gather.tries += 1;
+                    if self.gather.tries > s.retries {
+                        self.goto = Some(s.next.clone());
+                    } else {
+                        self.prompt_for_input(now, &s.invalid_prompt);
+                    }
+                }
+            },
             StepKind::Collect(Collect { rules, .. }) | StepKind::Pin(PinStep { rules, .. }) => {
                 if rules.terminator == Some(c) {
                     self.complete(now);
@@ -618,6 +656,15 @@ impl Interpreter {
                 if self.gather.tries > m.retries {
                     self.no_input_exit = true;
                     self.goto = Some(m.on_timeout.clone());
+                } else {
+                    self.prompt_for_input(now, &[]);
+                }
+            }
+            StepKind::Survey(s) => {
+                self.gather.tries += 1;
+                if self.gather.tries > s.retries {
+                    self.no_input_exit = true;
+                    self.goto = Some(s.next.clone());
                 } else {
                     self.prompt_for_input(now, &[]);
                 }

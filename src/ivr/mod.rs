@@ -29,6 +29,13 @@
 //!   <json> | error }`, and `expect: { callback: <queue> }`; `at` defaults to
 //!   2026-01-05T12:00:00Z and `caller` to `anonymous`.
 //!
+//! * queue: `after_agent: <step>` — where the caller goes when the AGENT hangs up first (without
+//!   it the call ends then). `survey: { prompt, options: { "<key>": <score> }, bad_below, timeout
+//!   (5s), retries (1), invalid_prompt }` with `next` (also taken after no answer): the score lands
+//!   on the record (`survey`) and in `vars.survey`; below `bad_below` raises `survey.bad`.
+//!   `tests:` may `expect: { survey: <score> | none }`; input left when a queue with `after_agent`
+//!   is reached is typed after a simulated agent hangs up.
+//!
 //! A missing `next` hangs up (with a warning); a missing `on_timeout`/`on_fail` hangs up quietly.
 pub mod check;
 pub mod events;
@@ -75,3 +82,5 @@ mod check_tests;
 pub(crate) mod interp_tests;
 #[cfg(test)]
 mod spec_tests;
+#[cfg(test)]
+mod survey_tests;

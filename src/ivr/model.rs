@@ -154,6 +154,7 @@ pub enum StepKind {
         vars: Vec<(String, Template)>,
         next: Exit,
     },
+    Survey(Survey),
 }
 
 impl StepKind {
@@ -171,6 +172,7 @@ impl StepKind {
             StepKind::Transfer { .. } => "transfer",
             StepKind::Record(_) => "record",
             StepKind::Set { .. } => "set",
+            StepKind::Survey(_) => "survey",
         }
     }
 
@@ -178,7 +180,11 @@ impl StepKind {
     pub fn is_input(&self) -> bool {
         matches!(
             self,
-            StepKind::Menu(_) | StepKind::Collect(_) | StepKind::Pin(_) | StepKind::Record(_)
+            StepKind::Menu(_)
+                | StepKind::Collect(_)
+                | StepKind::Pin(_)
+                | StepKind::Record(_)
+                | StepKind::Survey(_)
         )
     }
 
@@ -202,7 +208,12 @@ impl StepKind {
                 on_open, on_closed, ..
             } => vec![on_open, on_closed],
             StepKind::Lookup(l) => vec![&l.next, &l.on_error],
-            StepKind::Queue(q) => vec![&q.on_timeout],
+            StepKind::Queue(q) => {
+                let mut v = vec![&q.on_timeout];
+                v.extend(q.after_agent.as_ref());
+                v
+            }
+            StepKind::Survey(s) => vec![&s.next],
             StepKind::Transfer { .. } => vec![],
             StepKind::Record(r) => vec![&r.next],
         }
@@ -216,6 +227,7 @@ impl StepKind {
             StepKind::Collect(c) => vec![&c.prompt, &c.invalid_prompt],
             StepKind::Pin(p) => vec![&p.prompt, &p.retry_prompt],
             StepKind::Record(r) => vec![&r.prompt],
+            StepKind::Survey(s) => vec![&s.prompt, &s.invalid_prompt],
             _ => vec![],
         }
     }
@@ -302,6 +314,22 @@ pub struct QueueStep {
     pub skill_pos: BTreeMap<String, Pos>,
     pub timeout: Option<Duration>,
     pub on_timeout: Exit,
+    /// Where the caller goes when the agent hangs up first; `None` ends the call then.
+    pub after_agent: Option<Exit>,
+}
+
+/// A post-call rating: one key maps to a score that lands on the call record.
+#[derive(Clone, Debug)]
+pub struct Survey {
+    pub prompt: Vec<PlayItem>,
+    pub options: BTreeMap<char, i64>,
+    /// Scores below this raise `survey.bad`.
+    pub bad_below: Option<i64>,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub invalid_prompt: Vec<PlayItem>,
+    /// Taken after a score, and after no answer (no score is recorded then).
+    pub next: Exit,
 }
 
 #[derive(Clone, Debug)]
@@ -339,6 +367,8 @@ pub struct Expect {
     pub outcome: Option<String>,
     pub transfer: Option<String>,
     pub callback: Option<String>,
+    /// `expect: { survey: 1 }` — the score recorded; `survey: none` for no score.
+    pub survey: Option<Option<i64>>,
 }
 
 #[derive(Clone, Debug)]

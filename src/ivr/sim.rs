@@ -129,6 +129,8 @@ pub struct SimReport {
     pub auth: AuthState,
     pub account_id: Option<String>,
     pub outcome: Outcome,
+    /// The queue the call reached when the flow went on after the agent (`after_agent`).
+    pub queued: Option<Outcome>,
     pub unused_input: Vec<String>,
     pub duration: Duration,
 }
@@ -217,6 +219,9 @@ struct Sim<'a> {
     played: Vec<String>,
     callback: Option<String>,
     outcome: Option<Outcome>,
+    queued: Option<Outcome>,
+    /// Reached a queue step with `after_agent`, not yet decided.
+    parked: Option<Outcome>,
 }
 
 impl Sim<'_> {
@@ -364,7 +369,18 @@ impl Sim<'_> {
                     timeout,
                 };
                 self.note(o.to_string());
-                self.outcome = Some(o);
+                if self.interp.continues_after_agent() {
+                    // Decided by the main loop: with input left, an agent answers and hangs up.
+                    self.parked = Some(o);
+                } else {
+                    self.outcome = Some(o);
+                }
+            }
+            Action::Survey { score, bad, .. } => {
+                self.note(format!(
+                    "survey score {score}{}",
+                    if bad { " (bad: raises survey.bad)" } else { "" }
+                ));
             }
             Action::Callback { queue, .. } => {
                 self.note(format!("registers a callback in `{queue}`"));
@@ -455,11 +471,25 @@ pub(crate) fn simulate_with(
         played: Vec::new(),
         callback: None,
         outcome: None,
+        queued: None,
+        parked: None,
     };
     let mut inputs = inputs.iter();
     sim.interp.start(sim.now);
     sim.pump();
     for _ in 0..MAX_ITERATIONS {
+        if let Some(o) = sim.parked.take() {
+            if inputs.len() == 0 {
+                sim.outcome = Some(o);
+                break;
+            }
+            // The rest of the input is for what follows the agent (`after_agent`, a survey).
+            sim.note("an agent answers, then hangs up first (after_agent)".to_string());
+            sim.queued = Some(o);
+            sim.interp.handle(sim.now, Event::AgentHungUp);
+            sim.pump();
+            continue;
+        }
         if sim.outcome.is_some() || sim.interp.is_finished() {
             break;
         }
@@ -521,6 +551,7 @@ pub(crate) fn simulate_with(
         auth: sim.interp.auth(),
         account_id: sim.interp.account_id().map(str::to_string),
         outcome,
+        queued: sim.queued,
         unused_input: inputs.cloned().collect(),
         duration: sim.now.saturating_since(Instant::ZERO),
     }

@@ -22,11 +22,12 @@ const KINDS: &[(&str, &[&str])] = &[
     ("branch", &["else"]),
     ("hours", &["on_open", "on_closed"]),
     ("lookup", &["next", "on_error"]),
-    ("queue", &["on_timeout"]),
+    ("queue", &["on_timeout", "after_agent"]),
     ("callback", &["next"]),
     ("transfer", &[]),
     ("record", &["next"]),
     ("set", &["next"]),
+    ("survey", &["next"]),
 ];
 
 const ALL_STEP_KEYS: &[&str] = &[
@@ -43,6 +44,8 @@ const ALL_STEP_KEYS: &[&str] = &[
     "transfer",
     "record",
     "set",
+    "survey",
+    "after_agent",
     "next",
     "on_timeout",
     "on_invalid",
@@ -182,6 +185,7 @@ pub(crate) fn parse_step(cx: &mut Ctx, name: &str, name_pos: Pos, node: &Node) -
         "transfer" => transfer(cx, body?),
         "record" => record(cx, &f, body?, name).map(StepKind::Record),
         "set" => set(cx, &f, body?, name),
+        "survey" => survey(cx, &f, body?, name).map(StepKind::Survey),
         _ => None,
     }
 }
@@ -254,6 +258,62 @@ fn menu(cx: &mut Ctx, step: &Fields, body: &Node, name: &str) -> Option<Menu> {
         invalid_prompt,
         on_timeout,
         on_invalid,
+    })
+}
+
+fn survey(cx: &mut Ctx, step: &Fields, body: &Node, name: &str) -> Option<Survey> {
+    const KEYS: &[&str] = &[
+        "prompt",
+        "options",
+        "bad_below",
+        "timeout",
+        "retries",
+        "invalid_prompt",
+    ];
+    let f = fields(cx, body, Some(KEYS), "a survey")?;
+    let prompt = f
+        .require(cx, "prompt", "a survey")
+        .map(|n| prompts_of(cx, n))
+        .unwrap_or_default();
+    let mut options = BTreeMap::new();
+    if let Some(opts) = f.require(cx, "options", "a survey") {
+        let of = fields(cx, opts, None, "`options`")?;
+        if of.entries().is_empty() {
+            cx.error(of.pos, "a survey needs at least one option");
+        }
+        for (key, key_node, score) in of.entries() {
+            let mut chars = key.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) if values::is_dtmf(c) => {
+                    if let Some(v) =
+                        int_of(cx, score, &format!("the score of `{key}`"), -1000, 1000)
+                    {
+                        options.insert(c, v);
+                    }
+                }
+                _ => cx.error(
+                    key_node.pos,
+                    format!("survey option `{key}` must be one key: 0-9, * or #"),
+                ),
+            }
+        }
+    }
+    let bad_below = match f.get("bad_below") {
+        Some(n) => Some(int_of(cx, n, "`bad_below`", -1000, 1000)?),
+        None => None,
+    };
+    let timeout = opt_duration(cx, &f, "timeout", Duration::from_secs(5))?;
+    let retries = opt_count(cx, &f, "retries", 1, 0, 10)?;
+    let invalid_prompt = opt_prompts(cx, &f, "invalid_prompt");
+    let next = exit_or_hangup(cx, step, "next", name, false)?;
+    Some(Survey {
+        prompt,
+        options,
+        bad_below,
+        timeout,
+        retries,
+        invalid_prompt,
+        next,
     })
 }
 
@@ -596,6 +656,10 @@ fn queue(cx: &mut Ctx, step: &Fields, body: &Node) -> Option<QueueStep> {
         skill_pos: BTreeMap::new(),
         timeout: None,
         on_timeout: exit_or_hangup(cx, step, "on_timeout", name, false)?,
+        after_agent: match exit_key(cx, step, "after_agent") {
+            Some(e) => Some(e?),
+            None => None,
+        },
     };
     let Some(f) = f else { return Some(q) };
     if let Some(n) = f.get("priority") {

@@ -42,6 +42,7 @@ const EXPECT_KEYS: &[&str] = &[
     "ends",
     "transfer",
     "callback",
+    "survey",
 ];
 
 pub(crate) fn parse_tests(
@@ -236,6 +237,12 @@ fn parse_expect(cx: &mut Ctx, node: &Node, steps: &BTreeMap<String, Step>) -> Op
     e.queue = text(cx, "queue")?;
     e.transfer = text(cx, "transfer")?;
     e.callback = text(cx, "callback")?;
+    if let Some(n) = f.get("survey") {
+        e.survey = Some(match str_of(cx, n, "`survey`")?.trim() {
+            "none" => None,
+            _ => Some(int_of(cx, n, "`survey`", -1000, 1000)?),
+        });
+    }
     if let Some(n) = f.get("priority") {
         e.priority = Some(int_of(cx, n, "`priority`", i64::MIN, i64::MAX)?);
     }

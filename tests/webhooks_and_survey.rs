@@ -1,0 +1,187 @@
+//! Webhooks and `/metrics` against the real server. The receiver is a MOCK of the customer's CRM
+//! (tests/common/crm.rs), an external system we do not run.
+
+mod common;
+
+use common::crm::Crm;
+use common::*;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+const FLOW: &str = r##"
+flow: hooks
+numbers: ["7100"]
+language: en
+start: bye
+steps:
+  bye:
+    play: goodbye
+    next: hangup
+"##;
+
+fn config(crm: &Crm, extra: &str) -> String {
+    format!(
+        "webhooks:\n  - url: \"{}\"\n    secret: \"crm-secret\"\n    backoff: 200ms\n{extra}",
+        crm.url()
+    )
+}
+
+fn expected_signature(body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(b"crm-secret").expect("hmac key");
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+/// One call to the goodbye flow; the server hangs up after the prompt.
+fn one_call(server: &Server) -> String {
+    let mut phone = Phone::udp(server);
+    phone.call("7100", CALLER).must();
+    phone.wait_for_bye(secs(15)).must();
+    let id = phone.call_id().to_string();
+    wait_call_record(server, &id, secs(5));
+    id
+}
+
+#[test]
+fn a_call_posts_signed_started_and_ended_events() {
+    let crm = Crm::start(&[]);
+    let server = Server::start(
+        ServerOpts::new()
+            .flow("hooks", FLOW)
+            .config(&config(&crm, "    events: [call.started, call.ended]\n")),
+    );
+    let call_id = one_call(&server);
+    let started = crm.wait_for("call.started", 1, secs(10));
+    let ended = crm.wait_for("call.ended", 1, secs(10));
+    for h in started.iter().chain(&ended) {
+        assert_eq!(
+            h.header("x-switchboard-signature"),
+            Some(expected_signature(&h.body).as_str()),
+            "{:?}",
+            h.headers
+        );
+        assert!(h
+            .header("x-switchboard-delivery")
+            .is_some_and(|d| d.len() >= 16));
+        let v = h.json();
+        assert_eq!(v["data"]["call_id"], call_id.as_str(), "{v}");
+        assert!(v["id"].is_string() && v["at"].is_string(), "{v}");
+    }
+    let end = ended[0].json();
+    assert_eq!(end["type"], "call.ended");
+    assert_eq!(end["data"]["hangup_by"], "system", "{end}");
+    assert!(end["data"]["disposition"].is_string(), "{end}");
+    // Events the hook did not ask for are not sent.
+    assert!(crm.hooks().iter().all(|h| matches!(
+        h.header("x-switchboard-event"),
+        Some("call.started" | "call.ended")
+    )));
+}
+
+#[test]
+fn a_failing_receiver_gets_the_same_delivery_again_until_it_answers_2xx() {
+    let crm = Crm::start(&[500, 503]);
+    let server = Server::start(
+        ServerOpts::new()
+            .flow("hooks", FLOW)
+            .config(&config(&crm, "    events: [call.ended]\n")),
+    );
+    one_call(&server);
+    let got = crm.wait_for("call.ended", 3, secs(15));
+    let ids: Vec<_> = got
+        .iter()
+        .map(|h| h.header("x-switchboard-delivery").unwrap_or("").to_string())
+        .collect();
+    assert_eq!(got.len(), 3, "{ids:?}");
+    assert!(ids.iter().all(|d| d == &ids[0] && !d.is_empty()), "{ids:?}");
+    assert_eq!(got[0].body, got[2].body);
+
+    // The retries and the final success show in /metrics.
+    let text = metrics_text(&server);
+    assert_eq!(
+        sample(
+            &text,
+            "switchboard_webhook_deliveries_total{result=\"retried\"}"
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "switchboard_webhook_deliveries_total{result=\"delivered\"}"
+        ),
+        Some(1.0)
+    );
+}
+
+fn metrics_text(server: &Server) -> String {
+    let r = common::http::get(server.http, "/metrics", Some(common::http::API_TOKEN)).must();
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.text()
+}
+
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn metrics_count_calls_and_need_the_token() {
+    let crm = Crm::start(&[]);
+    let server = Server::start(
+        ServerOpts::new()
+            .flow("hooks", FLOW)
+            .config(&config(&crm, "")),
+    );
+    let anonymous = common::http::get(server.http, "/metrics", None).must();
+    assert_eq!(anonymous.status, 401);
+    one_call(&server);
+    one_call(&server);
+    let text = metrics_text(&server);
+    let total: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("switchboard_calls_total{"))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum();
+    assert_eq!(total, 2.0, "{text}");
+    assert_eq!(
+        sample(&text, "switchboard_active_calls"),
+        Some(0.0),
+        "{text}"
+    );
+    assert!(
+        sample(&text, "switchboard_sip_requests_total{method=\"INVITE\"}").unwrap_or(0.0) >= 2.0
+    );
+    assert!(
+        sample(&text, "switchboard_rtp_packets_total{direction=\"out\"}").unwrap_or(0.0) > 10.0,
+        "{text}"
+    );
+    // Every sample is `name{labels} value`; comments are HELP or TYPE.
+    for l in text.lines() {
+        if let Some(c) = l.strip_prefix("# ") {
+            assert!(c.starts_with("HELP ") || c.starts_with("TYPE "), "{l}");
+            continue;
+        }
+        let (name, v) = l.rsplit_once(' ').unwrap_or(("", ""));
+        assert!(name.starts_with("switchboard_"), "{l}");
+        assert!(v.parse::<f64>().is_ok(), "{l}");
+    }
+}
+
+#[test]
+fn metrics_can_be_public_when_configured() {
+    let server = Server::start(
+        ServerOpts::new()
+            .flow("hooks", FLOW)
+            .config("metrics:\n  public: true\n"),
+    );
+    let r = common::http::get(server.http, "/metrics", None).must();
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("# TYPE switchboard_active_calls gauge"));
+}
