@@ -185,3 +185,74 @@ fn metrics_can_be_public_when_configured() {
     assert_eq!(r.status, 200);
     assert!(r.text().contains("# TYPE switchboard_active_calls gauge"));
 }
+
+const SURVEY_FLOW: &str = r##"
+flow: survey
+numbers: ["7200"]
+language: en
+start: billing
+steps:
+  billing:
+    queue: { name: billing, timeout: 2m }
+    on_timeout: goodbye
+    after_agent: rate
+  rate:
+    survey:
+      prompt: survey
+      options: { "1": 5, "2": 3, "3": 1 }
+      bad_below: 3
+      timeout: 5s
+      retries: 1
+    next: goodbye
+  goodbye:
+    play: goodbye
+    next: hangup
+"##;
+
+#[test]
+fn after_the_agent_hangs_up_a_bad_rating_reaches_the_record_and_the_crm() {
+    use common::agent::{agent_yaml, Agent};
+    let crm = Crm::start(&[]);
+    let pw = "correct horse battery";
+    let cfg = format!(
+        "queues:\n  - name: billing\n    wrap_up: 1s\n    ring_timeout: 10s\nagents:\n{}{}",
+        agent_yaml("alice", pw, &[("billing", 3)], &["billing"]),
+        config(
+            &crm,
+            "    events: [call.answered, survey.bad, agent.state]\n"
+        )
+    );
+    let server = Server::start(ServerOpts::new().flow("survey", SURVEY_FLOW).config(&cfg));
+    let mut alice = Agent::login(&server, "alice", pw).must();
+    alice.set_available().must();
+    crm.wait_for("agent.state", 1, secs(10));
+
+    let prompts = english_prompts(&["survey", "goodbye"]);
+    let mut phone = Phone::udp(&server);
+    phone.call("7200", CALLER).must();
+    let ring = alice.wait_ring(secs(15)).must();
+    let call_id = ring["call_id"].as_str().unwrap_or_default().to_string();
+    alice.answer(&call_id).must();
+    let answered = crm.wait_for("call.answered", 1, secs(15));
+    assert_eq!(answered[0].json()["data"]["agent_id"], "alice");
+
+    alice.hangup(&call_id).must();
+    // The caller is not hung up on: they hear the survey and rate the call 3 (score 1, bad).
+    phone.wait_heard(&prompts, "survey", 1, secs(10)).must();
+    phone.send_digits_rfc4733("3").must();
+    phone.wait_for_bye(secs(15)).must();
+
+    let rec = wait_call_record(&server, &call_id, secs(10));
+    assert_eq!(rec["survey"], 1, "{rec}");
+    assert_eq!(field(&rec, "agent_id"), "alice", "{rec}");
+    assert_path(&rec, &["billing", "rate", "goodbye"]);
+    let bad = crm.wait_for("survey.bad", 1, secs(10));
+    let v = bad[0].json();
+    assert_eq!(v["data"]["score"], 1, "{v}");
+    assert_eq!(v["data"]["call_id"], call_id.as_str(), "{v}");
+    assert_eq!(v["data"]["agent_id"], "alice", "{v}");
+    assert_eq!(
+        bad[0].header("x-switchboard-signature"),
+        Some(expected_signature(&bad[0].body).as_str())
+    );
+}
