@@ -173,7 +173,7 @@ impl RetryPolicy {
         let mut now = start;
         let mut failures = 1;
         while let Some(d) = self.delay_after(failures) {
-            now = now + d;
+            now += d;
             at.push(now);
             failures += 1;
         }
