@@ -469,6 +469,43 @@ mod tests {
         }
     }
 
+    fn load(yaml: &str) -> Result<crate::config::Config, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let path = dir.path().join("switchboard.yaml");
+        std::fs::write(&path, yaml).map_err(|e| e.to_string())?;
+        crate::config::Config::load(Some(&path), &Default::default()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_config_file_takes_webhooks_and_metrics_and_refuses_mistakes() {
+        let c = load(
+            "webhooks:\n  - url: http://crm.example/h\n    secret: s1\n    events: all\n  - url: https://b.example/h\n    secret: s2\n    events: [survey.bad]\n    max_attempts: 3\n    backoff: 500ms\nmetrics:\n  public: true\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.webhooks.len(), 2);
+        assert!(c.webhooks[0].events.wants("call.started"));
+        assert!(!c.webhooks[1].events.wants("call.started"));
+        assert_eq!(
+            c.webhooks[1].policy().delay_after(1),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(c.webhooks[1].policy().max_attempts, 3);
+        assert!(c.metrics_public);
+        assert!(!load("max_calls: 5\n")
+            .map(|c| c.metrics_public)
+            .unwrap_or(true));
+
+        let e = load("webhooks:\n  - url: http://x/h\n    secret: s\n    events: [call.endd]\n")
+            .err()
+            .unwrap_or_default();
+        assert!(e.contains("call.endd"), "{e}");
+        let e = load("webhooks:\n  - url: http://x/h\n    secret: s\n    retries: 3\n")
+            .err()
+            .unwrap_or_default();
+        assert!(e.contains("retries"), "{e}");
+        assert!(!e.contains("secret: s"), "{e}");
+    }
+
     #[test]
     fn filters_and_config_checks() {
         let only = EventFilter::Only(vec!["call.ended".into(), "survey.bad".into()]);
