@@ -233,6 +233,7 @@ async fn call(t: NewCallTask) {
     let mut recording_id: Option<u64> = None;
     let mut acked = false;
     let mut agent_side: Option<AgentSide> = None;
+    let mut survey_sent = false;
 
     loop {
         // Everything the controller asked for, then the packets that are due.
@@ -419,10 +420,18 @@ async fn call(t: NewCallTask) {
                         });
                     }
                 }
-                Command::CdrUpdate(rec) => shared.cdr.update(*rec),
+                Command::CdrUpdate(rec) => {
+                    super::events::record_updated(&shared, &rec, &mut survey_sent);
+                    shared.cdr.update(*rec)
+                }
                 Command::CdrFinish(rec) => {
                     tracing::info!(disposition = ?rec.disposition, hangup_by = ?rec.hangup_by, path = ?rec.ivr_path, "call ended");
-                    super::events::call_ended(&shared, &rec, session.as_ref().map(|s| s.stats()));
+                    super::events::call_ended(
+                        &shared,
+                        &rec,
+                        session.as_ref().map(|s| s.stats()),
+                        &mut survey_sent,
+                    );
                     shared.cdr.finish(*rec);
                 }
             }

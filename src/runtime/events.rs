@@ -31,14 +31,24 @@ pub fn bad_survey(rec: &CallRecord) -> Option<serde_json::Value> {
     }))
 }
 
-pub fn call_ended(shared: &Shared, rec: &CallRecord, rtp: Option<SessionStats>) {
+/// A record update mid-call: a bad rating is raised as soon as the flow moves past the survey,
+/// once (`sent` remembers it for the call).
+pub fn record_updated(shared: &Shared, rec: &CallRecord, sent: &mut bool) {
+    if *sent {
+        return;
+    }
+    if let Some(data) = bad_survey(rec) {
+        *sent = true;
+        shared.webhooks.emit("survey.bad", data);
+    }
+}
+
+pub fn call_ended(shared: &Shared, rec: &CallRecord, rtp: Option<SessionStats>, sent: &mut bool) {
     shared.metrics.call_ended(rec.disposition);
     if let Some(s) = rtp {
         shared.metrics.rtp(s.received, s.sent, s.lost);
     }
-    if let Some(data) = bad_survey(rec) {
-        shared.webhooks.emit("survey.bad", data);
-    }
+    record_updated(shared, rec, sent);
     shared.webhooks.emit("call.ended", call_ended_data(rec));
 }
 
