@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub mod supervisors;
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -59,6 +61,8 @@ pub struct Config {
     pub rtc: crate::rtc::RtcConfig,
     /// Where the configuration came from, for messages.
     pub source: Option<PathBuf>,
+    /// Who may open the dashboard (see `config/supervisors.rs`).
+    pub supervisors: Vec<supervisors::SupervisorConfig>,
 }
 
 impl Default for Config {
@@ -83,6 +87,7 @@ impl Default for Config {
             agents: Vec::new(),
             rtc: crate::rtc::RtcConfig::default(),
             source: None,
+            supervisors: Vec::new(),
         }
     }
 }
@@ -104,6 +109,7 @@ struct FileConfig {
     queues: Option<Vec<crate::acd::QueueConfig>>,
     agents: Option<Vec<crate::acd::AgentConfig>>,
     rtc: Option<RtcSection>,
+    supervisors: Option<Vec<supervisors::SupervisorConfig>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -300,7 +306,11 @@ impl Config {
                 self.rtc.port_range = Some(parse_port_range(&p)?);
             }
         }
-        let problems = crate::acd::validate(&self.queues, &self.agents);
+        if let Some(s) = fc.supervisors {
+            self.supervisors = s;
+        }
+        let mut problems = crate::acd::validate(&self.queues, &self.agents);
+        problems.extend(supervisors::validate(&self.supervisors));
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems.join("\n")));
         }

@@ -74,6 +74,10 @@ pub struct Shared {
         std::sync::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>,
     /// The accounts file and its modification time when last loaded, so edits are noticed.
     pub accounts_seen: std::sync::Mutex<Option<(std::path::PathBuf, std::time::SystemTime)>>,
+    /// The live board, published by the ACD task for the dashboards.
+    pub board: watch::Sender<acd_task::Board>,
+    /// Supervisors' sessions and today's figures for the dashboard.
+    pub dashboard: crate::http::DashboardState,
 }
 
 /// What a call needs to know about its queue while it waits.
@@ -227,6 +231,8 @@ pub async fn start(config: Config) -> Result<Running, RuntimeError> {
         rtc: config.rtc.clone(),
         agent_tokens: std::sync::Mutex::new(std::collections::HashMap::new()),
         accounts_seen: std::sync::Mutex::new(None),
+        board: watch::channel(acd_task::Board::default()).0,
+        dashboard: crate::http::DashboardState::default(),
         ports: ports::PortAllocator::new(config.rtp_ports),
         prompts: prompts::PromptCache::default(),
         clock: clock::Clock::new(),
