@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::cdr::report::{Interval, ReportQuery};
+use crate::runtime::acd_task::{AcdCmd, Board};
 use crate::runtime::Shared;
 
 use super::error;
@@ -260,13 +261,18 @@ pub async fn ws(
 
 async fn session(shared: Arc<Shared>, token: String, tz: i32, mut socket: WebSocket) {
     let mut board_rx = shared.board.subscribe();
+    // The ACD task publishes only changes; a new watcher starts from a snapshot of now.
+    let mut first = fresh_board(&shared).await;
     let mut today = today_for(&shared, tz).await;
     let mut refresh = tokio::time::interval(TODAY_TTL);
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut send_now = true;
     loop {
         if send_now {
-            let board = board_rx.borrow_and_update().clone();
+            let board = match first.take() {
+                Some(b) => b,
+                None => board_rx.borrow_and_update().clone(),
+            };
             let msg = serde_json::json!({
                 "type": "board",
                 "queues": board.queues,
@@ -311,6 +317,14 @@ async fn session(shared: Arc<Shared>, token: String, tz: i32, mut socket: WebSoc
             },
         }
     }
+}
+
+async fn fresh_board(shared: &Shared) -> Option<Board> {
+    let acd = shared.acd.as_ref()?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    acd.send(AcdCmd::Snapshot { reply: tx }).ok()?;
+    let (queues, agents) = rx.await.ok()?;
+    Some(Board { queues, agents })
 }
 
 /// Today's figures for the offset, from the cache or computed off the async threads.
