@@ -93,7 +93,10 @@ fn wait_board(ws: &mut Ws, timeout: Duration, what: &str, pred: impl Fn(&Value) 
             Err(e) => panic!("socket error waiting for {what}: {e}"),
         }
     }
-    panic!("no board with {what} within {timeout:?}; last boards: {:?}", seen.iter().rev().take(3).collect::<Vec<_>>());
+    panic!(
+        "no board with {what} within {timeout:?}; last boards: {:?}",
+        seen.iter().rev().take(3).collect::<Vec<_>>()
+    );
 }
 
 fn billing(board: &Value) -> &Value {
@@ -112,10 +115,22 @@ fn the_board_and_reports_need_the_api_token_or_a_supervisor_not_an_agent() {
     let server = server();
     for path in ["/api/queues", "/api/agents", "/api/reports"] {
         assert_eq!(status(&server, path, None), 401, "{path} without a token");
-        assert_eq!(status(&server, path, Some("guess")), 401, "{path} with a wrong token");
-        assert_eq!(status(&server, path, Some(API_TOKEN)), 200, "{path} with the API token");
+        assert_eq!(
+            status(&server, path, Some("guess")),
+            401,
+            "{path} with a wrong token"
+        );
+        assert_eq!(
+            status(&server, path, Some(API_TOKEN)),
+            200,
+            "{path} with the API token"
+        );
     }
-    assert_eq!(status(&server, "/dashboard", None), 200, "the page itself is public");
+    assert_eq!(
+        status(&server, "/dashboard", None),
+        200,
+        "the page itself is public"
+    );
 
     let (code, body) = post_json(
         server.http,
@@ -153,7 +168,11 @@ fn the_board_and_reports_need_the_api_token_or_a_supervisor_not_an_agent() {
 
     let (code, _) = post_logout(&server, &sup);
     assert_eq!(code, 204);
-    assert_eq!(status(&server, "/api/queues", Some(&sup)), 401, "logged out");
+    assert_eq!(
+        status(&server, "/api/queues", Some(&sup)),
+        401,
+        "logged out"
+    );
 }
 
 fn supervisor_login(server: &Server) -> String {
@@ -196,17 +215,23 @@ fn a_queued_caller_and_their_abandon_are_pushed_to_the_supervisor() {
     assert_eq!(billing(&first)["waiting"], 0, "{first}");
     assert_eq!(first["today"]["abandoned"], 0, "{first}");
     assert!(
-        first["agents"].as_array().is_some_and(|a| a.iter().any(|x| x["id"] == "alice")),
+        first["agents"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["id"] == "alice")),
         "{first}"
     );
 
     let mut phone = Phone::udp(&server);
     phone.call("7100", CALLER).must();
-    let queued = wait_board(&mut ws, secs(10), "billing waiting=1", |b| billing(b)["waiting"] == 1);
+    let queued = wait_board(&mut ws, secs(10), "billing waiting=1", |b| {
+        billing(b)["waiting"] == 1
+    });
     assert_eq!(billing(&queued)["agents"]["logged_out"], 1, "{queued}");
 
     assert_eq!(phone.hangup().must(), 200);
-    wait_board(&mut ws, secs(10), "billing waiting=0", |b| billing(b)["waiting"] == 0);
+    wait_board(&mut ws, secs(10), "billing waiting=0", |b| {
+        billing(b)["waiting"] == 0
+    });
     // The record is written as the call ends and today's figures follow within seconds.
     let today = wait_board(&mut ws, secs(15), "today's abandoned=1", |b| {
         b["today"]["abandoned"] == 1

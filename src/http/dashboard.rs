@@ -241,7 +241,11 @@ pub async fn ws(
     Query(p): Query<WsParams>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let header_str = |name| headers.get(name).and_then(|v: &header::HeaderValue| v.to_str().ok());
+    let header_str = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &header::HeaderValue| v.to_str().ok())
+    };
     if !same_origin(header_str(header::ORIGIN), header_str(header::HOST)) {
         return error(StatusCode::FORBIDDEN, "cross-origin WebSocket refused");
     }
@@ -376,12 +380,14 @@ fn compute_today(shared: &Shared, tz: i32, now: DateTime<Utc>) -> Result<Today, 
         tz_offset_minutes: tz,
     };
     q.validate().map_err(|e| e.to_string())?;
-    let records = shared
+    let mut records = shared
         .cdr_store
         .for_report(from, now)
         .map_err(|e| e.to_string())?;
-    let report =
-        crate::cdr::report::compute(&records, &[], &q, &shared.config.queue_targets());
+    // A call still waiting is on the live board; counted here it would read as a service-level
+    // failure the moment it arrives. It joins today's figures when it ends.
+    records.retain(|r| r.ended_at.is_some());
+    let report = crate::cdr::report::compute(&records, &[], &q, &shared.config.queue_targets());
     Ok(today_from(&report, date))
 }
 
@@ -424,10 +430,22 @@ mod tests {
 
     #[test]
     fn only_this_servers_pages_may_open_the_socket() {
-        assert!(same_origin(Some("http://127.0.0.1:8080"), Some("127.0.0.1:8080")));
-        assert!(same_origin(Some("https://Board.example"), Some("board.example")));
-        assert!(!same_origin(Some("http://evil.example"), Some("127.0.0.1:8080")));
-        assert!(!same_origin(Some("http://127.0.0.1:8080.evil"), Some("127.0.0.1:8080")));
+        assert!(same_origin(
+            Some("http://127.0.0.1:8080"),
+            Some("127.0.0.1:8080")
+        ));
+        assert!(same_origin(
+            Some("https://Board.example"),
+            Some("board.example")
+        ));
+        assert!(!same_origin(
+            Some("http://evil.example"),
+            Some("127.0.0.1:8080")
+        ));
+        assert!(!same_origin(
+            Some("http://127.0.0.1:8080.evil"),
+            Some("127.0.0.1:8080")
+        ));
         assert!(!same_origin(Some("null"), Some("127.0.0.1:8080")));
         assert!(!same_origin(Some("http://127.0.0.1:8080"), None));
         // Not a browser: nothing to protect from.

@@ -84,8 +84,25 @@ fn board_key(b: &Board) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     for q in &b.queues {
         let a = &q.agents;
-        (&q.name, q.waiting, q.callbacks, q.entered, q.answered, q.abandoned, q.timed_out).hash(&mut h);
-        (a.logged_out, a.available, a.away, a.ringing, a.on_call, a.wrap_up).hash(&mut h);
+        (
+            &q.name,
+            q.waiting,
+            q.callbacks,
+            q.entered,
+            q.answered,
+            q.abandoned,
+            q.timed_out,
+        )
+            .hash(&mut h);
+        (
+            a.logged_out,
+            a.available,
+            a.away,
+            a.ringing,
+            a.on_call,
+            a.wrap_up,
+        )
+            .hash(&mut h);
     }
     for a in &b.agents {
         (&a.id, a.state, &a.call_id).hash(&mut h);
@@ -651,4 +668,38 @@ fn snake(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acd::{Acd, AgentConfig, QueueConfig};
+    use crate::time::Instant;
+
+    #[test]
+    fn the_board_changes_with_counts_and_states_not_with_ticking_times() {
+        let agent = AgentConfig {
+            id: "ana".into(),
+            name: "Ana".into(),
+            password_hash: String::new(),
+            skills: Default::default(),
+            queues: vec!["billing".into()],
+        };
+        let mut acd = Acd::new(vec![QueueConfig::new("billing")], vec![agent]);
+        let board = |acd: &Acd, ms| Board {
+            queues: acd.queues_snapshot(Instant::from_millis(ms)),
+            agents: acd.agents_snapshot(Instant::from_millis(ms)),
+        };
+        let start = board_key(&board(&acd, 0));
+        assert_eq!(start, board_key(&board(&acd, 60_000)), "time alone");
+        acd.agent_login(Instant::from_millis(1_000), "ana");
+        let logged_in = board_key(&board(&acd, 1_000));
+        assert_ne!(start, logged_in, "an agent logged in");
+        acd.set_available(Instant::from_millis(2_000), "ana");
+        assert_ne!(
+            logged_in,
+            board_key(&board(&acd, 2_000)),
+            "she is available"
+        );
+    }
 }
