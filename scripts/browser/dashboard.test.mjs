@@ -6,12 +6,14 @@
 //
 //   node dashboard.test.mjs --base http://127.0.0.1:8080 --supervisor mia --password pw \
 //        --queue billing --date 2026-11-22 --expect-offered 3,1,2,1,1 \
-//        [--ready-file PATH] [--screenshot PATH] [--artifacts DIR] [--chromium PATH]
+//        [--ready-file PATH] [--restart-file PATH] [--screenshot PATH] [--artifacts DIR] [--chromium PATH]
 //
 // --expect-offered: the offered count of each bar of --date, in time order (all queues).
 // --ready-file is written once the board is live, so the script can place the call; the test then
 // waits for the queue to show 1 waiting, takes --screenshot, and waits for 0 waiting and
-// today's abandoned to reach 1 (the caller hangs up unanswered).
+// today's abandoned to reach 1 (the caller hangs up unanswered). With --restart-file it then
+// writes that file and expects "reconnecting", a new sign-in and live again (the script restarts
+// the server).
 import { chromium } from 'playwright-core';
 import { writeFile, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -37,6 +39,7 @@ function parseArgs(argv) {
       case '--screenshot': o.screenshot = v(); break;
       case '--artifacts': o.artifacts = v(); break;
       case '--chromium': o.chromium = v(); break;
+      case '--restart-file': o.restartFile = v(); break;
       case '--call-timeout-ms': o.callTimeoutMs = Number(v()); break;
       default: throw new Error(`unknown argument ${a}`);
     }
@@ -133,5 +136,23 @@ await check('the caller hangs up: 0 waiting and one abandoned today', async () =
     `${sel('kpi-abandoned')} .v`, { timeout: 20000 });
   if (!(await page.evaluate(() => window.__sameDocument === true))) throw new Error('the page was reloaded');
 });
+if (o.restartFile) {
+  // Sessions live in the server's memory: after a restart the page reconnects, finds its login
+  // gone, and asks for it again instead of retrying for ever.
+  await check('a restarted server: "reconnecting", then a new sign-in, then live again', async () => {
+    await writeFile(o.restartFile, 'restart\n');
+    console.log('RESTART');
+    await page.waitForSelector(`${sel('conn')}[data-state="reconnecting"]`, { timeout: 20000 });
+    await page.waitForSelector(`${sel('login')}:not([hidden])`, { timeout: 40000 });
+    const msg = await page.textContent(sel('login-error'));
+    if (!/expired/.test(msg)) throw new Error(`the sign-in says ${JSON.stringify(msg)}`);
+    await page.fill(sel('login-id'), o.supervisor);
+    await page.fill(sel('login-password'), o.password);
+    await page.click(sel('login-submit'));
+    await page.waitForSelector(`${sel('conn')}[data-state="live"]`, { timeout: 15000 });
+    await page.waitForSelector(`${queueCard}[data-waiting="0"]`, { timeout: 10000 });
+    if (!(await page.evaluate(() => window.__sameDocument === true))) throw new Error('the page was reloaded');
+  });
+}
 await browser.close();
 console.log('dashboard.test: all passed');
