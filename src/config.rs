@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub mod supervisors;
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -63,6 +65,8 @@ pub struct Config {
     pub webhooks: Vec<crate::runtime::webhooks::WebhookConfig>,
     /// `metrics.public: true` lets `/metrics` be scraped without the API token.
     pub metrics_public: bool,
+    /// Who may open the dashboard (see `config/supervisors.rs`).
+    pub supervisors: Vec<supervisors::SupervisorConfig>,
 }
 
 impl Default for Config {
@@ -89,6 +93,7 @@ impl Default for Config {
             source: None,
             webhooks: Vec::new(),
             metrics_public: false,
+            supervisors: Vec::new(),
         }
     }
 }
@@ -112,6 +117,7 @@ struct FileConfig {
     rtc: Option<RtcSection>,
     webhooks: Option<Vec<crate::runtime::webhooks::WebhookConfig>>,
     metrics: Option<MetricsSection>,
+    supervisors: Option<Vec<supervisors::SupervisorConfig>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -324,7 +330,11 @@ impl Config {
         if let Some(m) = fc.metrics {
             self.metrics_public = m.public.unwrap_or(false);
         }
-        let problems = crate::acd::validate(&self.queues, &self.agents);
+        if let Some(s) = fc.supervisors {
+            self.supervisors = s;
+        }
+        let mut problems = crate::acd::validate(&self.queues, &self.agents);
+        problems.extend(supervisors::validate(&self.supervisors));
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems.join("\n")));
         }

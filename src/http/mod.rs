@@ -17,17 +17,26 @@ use crate::runtime::Shared;
 
 mod agent;
 mod metrics;
+mod dashboard;
+
+pub use dashboard::DashboardState;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     let api = Router::new()
         .route("/api/calls", get(list_calls))
         .route("/api/calls/{call_id}", get(get_call))
+        .route_layer(middleware::from_fn_with_state(
+            shared.clone(),
+            require_token,
+        ));
+    // The board and the reports: the API token or a supervisor's login.
+    let supervised = Router::new()
         .route("/api/reports", get(reports))
         .route("/api/queues", get(agent::queues))
         .route("/api/agents", get(agent::agents))
         .route_layer(middleware::from_fn_with_state(
             shared.clone(),
-            require_token,
+            dashboard::require_supervisor,
         ));
     Router::new()
         .route("/healthz", get(healthz))
@@ -37,8 +46,21 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/agent/ring.wav", get(agent::ring))
         .route("/agent/ws", get(agent::ws))
         .route("/api/agent/login", axum::routing::post(agent::login))
+        .route("/dashboard", get(dashboard::page))
+        .route("/dashboard/dashboard.js", get(dashboard::script))
+        .route("/dashboard/dashboard.css", get(dashboard::style))
+        .route("/dashboard/ws", get(dashboard::ws))
+        .route(
+            "/api/supervisor/login",
+            axum::routing::post(dashboard::login),
+        )
+        .route(
+            "/api/supervisor/logout",
+            axum::routing::post(dashboard::logout),
+        )
         .merge(api)
         .merge(metrics::router())
+        .merge(supervised)
         .with_state(shared)
 }
 

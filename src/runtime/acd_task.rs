@@ -65,6 +65,51 @@ pub enum AgentMsg {
     Replaced,
 }
 
+/// The live board (queues and agents) as the dashboard shows it. The ACD task publishes it in
+/// `Shared::board` whenever something a supervisor would see changes, at most every
+/// [`BOARD_MIN_GAP`]; times in it are relative to when it was published.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Board {
+    pub queues: Vec<QueueSnapshot>,
+    pub agents: Vec<AgentSnapshot>,
+}
+
+/// Under churn the dashboard gets at most four boards a second.
+pub const BOARD_MIN_GAP: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// What changes the board as a supervisor sees it: counts and states, not the ticking times
+/// (the page ticks those itself).
+fn board_key(b: &Board) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for q in &b.queues {
+        let a = &q.agents;
+        (
+            &q.name,
+            q.waiting,
+            q.callbacks,
+            q.entered,
+            q.answered,
+            q.abandoned,
+            q.timed_out,
+        )
+            .hash(&mut h);
+        (
+            a.logged_out,
+            a.available,
+            a.away,
+            a.ringing,
+            a.on_call,
+            a.wrap_up,
+        )
+            .hash(&mut h);
+    }
+    for a in &b.agents {
+        (&a.id, a.state, &a.call_id).hash(&mut h);
+    }
+    h.finish()
+}
+
 pub enum AcdCmd {
     Enqueue {
         req: CallRequest,
@@ -143,6 +188,10 @@ struct Task {
     agents: HashMap<String, (u64, mpsc::UnboundedSender<AgentMsg>)>,
     /// offer id → (call, agent)
     offers: HashMap<u64, (String, String)>,
+    /// The last board published, by [`board_key`], and when; whether a newer one waits for the gap.
+    board_key: Option<u64>,
+    board_sent: Option<tokio::time::Instant>,
+    board_due: bool,
 }
 
 pub fn spawn(
@@ -158,6 +207,9 @@ pub fn spawn(
             calls: HashMap::new(),
             agents: HashMap::new(),
             offers: HashMap::new(),
+            board_key: None,
+            board_sent: None,
+            board_due: false,
         };
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
         loop {
@@ -176,9 +228,16 @@ pub fn spawn(
                     t.acd.handle_timeout(shared.clock.now());
                 }
                 _ = tick.tick() => t.broadcast_boards(),
+                _ = async {
+                    match t.board_sent.filter(|_| t.board_due) {
+                        Some(at) => tokio::time::sleep_until(at + BOARD_MIN_GAP).await,
+                        None => std::future::pending::<()>().await,
+                    }
+                } => {}
                 _ = stop.wait_for(|s| *s) => break,
             }
             t.drain();
+            t.publish_board();
         }
     });
 }
@@ -550,6 +609,37 @@ impl Task {
         );
     }
 
+    /// Publishes the board for the dashboards when it changed, unless one went out less than
+    /// [`BOARD_MIN_GAP`] ago; then it is due and the loop wakes for it.
+    fn publish_board(&mut self) {
+        if self.shared.board.receiver_count() == 0 {
+            // Nobody watches: the next watcher starts from a fresh board.
+            self.board_key = None;
+            return;
+        }
+        let now = self.now();
+        let board = Board {
+            queues: self.acd.queues_snapshot(now),
+            agents: self.acd.agents_snapshot(now),
+        };
+        let key = board_key(&board);
+        if self.board_key == Some(key) && !self.board_due {
+            return;
+        }
+        let at = tokio::time::Instant::now();
+        if self
+            .board_sent
+            .is_some_and(|sent| at.duration_since(sent) < BOARD_MIN_GAP)
+        {
+            self.board_due = true;
+            return;
+        }
+        self.board_key = Some(key);
+        self.board_sent = Some(at);
+        self.board_due = false;
+        self.shared.board.send_replace(board);
+    }
+
     fn broadcast_boards(&self) {
         if self.agents.is_empty() {
             return;
@@ -582,4 +672,38 @@ fn snake(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acd::{Acd, AgentConfig, QueueConfig};
+    use crate::time::Instant;
+
+    #[test]
+    fn the_board_changes_with_counts_and_states_not_with_ticking_times() {
+        let agent = AgentConfig {
+            id: "ana".into(),
+            name: "Ana".into(),
+            password_hash: String::new(),
+            skills: Default::default(),
+            queues: vec!["billing".into()],
+        };
+        let mut acd = Acd::new(vec![QueueConfig::new("billing")], vec![agent]);
+        let board = |acd: &Acd, ms| Board {
+            queues: acd.queues_snapshot(Instant::from_millis(ms)),
+            agents: acd.agents_snapshot(Instant::from_millis(ms)),
+        };
+        let start = board_key(&board(&acd, 0));
+        assert_eq!(start, board_key(&board(&acd, 60_000)), "time alone");
+        acd.agent_login(Instant::from_millis(1_000), "ana");
+        let logged_in = board_key(&board(&acd, 1_000));
+        assert_ne!(start, logged_in, "an agent logged in");
+        acd.set_available(Instant::from_millis(2_000), "ana");
+        assert_ne!(
+            logged_in,
+            board_key(&board(&acd, 2_000)),
+            "she is available"
+        );
+    }
 }

@@ -81,6 +81,10 @@ pub struct Shared {
     pub metrics: metrics::Metrics,
     /// Events for the configured webhooks; `emit` never blocks.
     pub webhooks: webhooks::Webhooks,
+    /// The live board, published by the ACD task for the dashboards.
+    pub board: watch::Sender<acd_task::Board>,
+    /// Supervisors' sessions and today's figures for the dashboard.
+    pub dashboard: crate::http::DashboardState,
 }
 
 /// What a call needs to know about its queue while it waits.
@@ -236,6 +240,8 @@ pub async fn start(config: Config) -> Result<Running, RuntimeError> {
         accounts_seen: std::sync::Mutex::new(None),
         metrics: metrics::Metrics::default(),
         webhooks: webhooks::Webhooks::new(&config.webhooks),
+        board: watch::channel(acd_task::Board::default()).0,
+        dashboard: crate::http::DashboardState::default(),
         ports: ports::PortAllocator::new(config.rtp_ports),
         prompts: prompts::PromptCache::default(),
         clock: clock::Clock::new(),
