@@ -229,6 +229,7 @@ async fn call(t: NewCallTask) {
     let mut recording_id: Option<u64> = None;
     let mut acked = false;
     let mut agent_side: Option<AgentSide> = None;
+    let mut hangup_all = shared.hangup_all.subscribe();
 
     loop {
         // Everything the controller asked for, then the packets that are due.
@@ -303,6 +304,8 @@ async fn call(t: NewCallTask) {
                     let auth = shared.auth.clone();
                     let tx = job_tx.clone();
                     let cid = call_id.clone();
+                    let limiter_shared = shared.clone();
+                    let source = peer.addr.ip();
                     tokio::task::spawn_blocking(move || {
                         let key = match key {
                             AccountKey::Phone(p) => AuthKey::Phone(p),
@@ -321,6 +324,10 @@ async fn call(t: NewCallTask) {
                             Verdict::Invalid { .. } => PinOutcome::Invalid,
                             Verdict::Locked { .. } => PinOutcome::Locked,
                         };
+                        if !matches!(outcome, PinOutcome::Ok { .. }) {
+                            let now = limiter_shared.clock.now();
+                            limiter_shared.auth_limiter.failed(source, now);
+                        }
                         let _ = tx.send(JobDone::Pin(id, outcome));
                     });
                 }
@@ -620,6 +627,14 @@ async fn call(t: NewCallTask) {
                         }
                         ctl.agent_hung_up(now);
                     }
+                }
+            }
+            _ = hangup_all.wait_for(|h| *h) => {
+                // The drain after SIGTERM ran out: the system ends the call.
+                ctl.failed(clock.now(), "server shutting down");
+                if acked {
+                    let bye = dialog.request(rsip::Method::Bye, None);
+                    let _ = sip.send(SipCmd::Request { call_id: call_id.clone(), peer: dialog.peer, request: bye });
                 }
             }
             _ = async {

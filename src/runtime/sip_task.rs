@@ -367,6 +367,20 @@ impl Router {
             return;
         };
         let in_dialog = message::to_tag(&msg).is_some();
+        // A source blocked for failed authentications gets nothing new (403: a transaction
+        // must end, and the rate limit keeps the answers from being an amplifier); its calls
+        // already up may still hang up.
+        if !self.calls.contains_key(&call_id)
+            && req.method != rsip::Method::Ack
+            && self
+                .shared
+                .auth_limiter
+                .is_blocked(peer.addr.ip(), self.shared.clock.now())
+        {
+            self.shared.auth_limiter.refused();
+            self.reply(layer, &key, &req, 403, &[]);
+            return;
+        }
         match req.method {
             rsip::Method::Invite if self.calls.contains_key(&call_id) => {
                 self.send_to_call(&call_id, CallIn::Request { key, request: req });
@@ -444,6 +458,12 @@ impl Router {
         let to = message::request_uri_user(&req)
             .or_else(|| message::to_user(&msg))
             .unwrap_or_default();
+        if !self.shared.config.trunk_allow.allows(peer.addr.ip()) {
+            tracing::info!(%call_id, source = %peer.addr.ip(), "INVITE from a source not in sip.trunk_allow");
+            self.reply(layer, &key, &req, 403, &[]);
+            self.rejected(&req, &call_id, &from, &to, "source not allowed");
+            return;
+        }
         if self.shared.draining.load(Ordering::Relaxed)
             || self.shared.active_calls() >= self.shared.config.max_calls
         {

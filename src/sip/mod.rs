@@ -7,6 +7,7 @@
 //! * [`sdp`] — RFC 4566 descriptions and RFC 3264 offer/answer for G.711 + telephone-event.
 
 pub mod dialog;
+pub mod allowlist;
 pub mod digest;
 pub mod message;
 pub mod ratelimit;
