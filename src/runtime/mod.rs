@@ -152,6 +152,8 @@ impl Running {
             // Long enough for the BYEs to leave and the records to be finished.
             self.wait_for_no_calls(std::time::Duration::from_secs(5))
                 .await;
+            // The BYEs are queued in the SIP task; give it a moment to send them.
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         }
         self.shutdown().await;
     }
