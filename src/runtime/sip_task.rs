@@ -128,11 +128,17 @@ impl SipTask {
                 r = udp.recv_from(&mut buf) => match r {
                     Ok((n, from)) => {
                         let now = shared.clock.now();
-                        if !limiter.allow(now, from.ip()) {
-                            continue;
-                        }
-                        if let Some(bytes) = buf.get(..n) {
-                            layer.handle_datagram(now, Peer { transport: Transport::Udp, addr: from }, bytes);
+                        accept_udp(&mut limiter, &mut layer, now, from, buf.get(..n));
+                        // Under a flood most datagrams are dropped unread: emptying the socket
+                        // in a burst keeps the kernel queue short, so a real caller's packet is
+                        // not lost behind the flood's.
+                        for _ in 0..UDP_BURST {
+                            match udp.try_recv_from(&mut buf) {
+                                Ok((n, from)) => {
+                                    accept_udp(&mut limiter, &mut layer, now, from, buf.get(..n));
+                                }
+                                Err(_) => break,
+                            }
                         }
                     }
                     // ICMP errors surface here on Linux; they concern one peer, not the socket.
@@ -194,6 +200,31 @@ impl SipTask {
             }
         }
         shared.sip_up.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Datagrams read in one go after a wake-up, before timers and commands get their turn.
+const UDP_BURST: usize = 512;
+
+fn accept_udp(
+    limiter: &mut crate::sip::ratelimit::RateLimiter,
+    layer: &mut TransactionLayer,
+    now: crate::time::Instant,
+    from: SocketAddr,
+    bytes: Option<&[u8]>,
+) {
+    if !limiter.allow(now, from.ip()) {
+        return;
+    }
+    if let Some(bytes) = bytes {
+        layer.handle_datagram(
+            now,
+            Peer {
+                transport: Transport::Udp,
+                addr: from,
+            },
+            bytes,
+        );
     }
 }
 

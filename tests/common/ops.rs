@@ -70,3 +70,83 @@ fn sip(method: &str, uri: &str, n: u64, local: SocketAddr) -> String {
          Content-Length: 0\r\n\r\n"
     )
 }
+
+/// Sends one INVITE with a G.711 offer from a socket on `from_ip`; the final status (None if
+/// nothing final came within `timeout`) and the Call-ID used.
+pub fn invite_from(
+    from_ip: &str,
+    server: SocketAddr,
+    to: &str,
+    timeout: Duration,
+) -> (Option<u16>, String) {
+    request_from(from_ip, server, "INVITE", to, timeout)
+}
+
+/// Sends `method` (INVITE with a G.711 offer, anything else bare) from a socket on `from_ip`,
+/// retransmitting like a phone would; the final status and the Call-ID used.
+pub fn request_from(
+    from_ip: &str,
+    server: SocketAddr,
+    method: &str,
+    to: &str,
+    timeout: Duration,
+) -> (Option<u16>, String) {
+    let n: u64 = rand::random();
+    let call_id = format!("req{n}@{from_ip}");
+    (try_request(from_ip, server, method, to, timeout, n, &call_id), call_id)
+}
+
+fn try_request(
+    from_ip: &str,
+    server: SocketAddr,
+    method: &str,
+    to: &str,
+    timeout: Duration,
+    n: u64,
+    call_id: &str,
+) -> Option<u16> {
+    let sock = UdpSocket::bind(format!("{from_ip}:0")).ok()?;
+    let local = sock.local_addr().ok()?;
+    sock.set_read_timeout(Some(Duration::from_millis(200))).ok()?;
+    let mut sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
+        ip = local.ip(),
+        port = local.port() + 2
+    );
+    let content_type = if method == "INVITE" {
+        "Content-Type: application/sdp\r\n"
+    } else {
+        sdp.clear();
+        ""
+    };
+    let msg = format!(
+        "{method} sip:{to}@{server} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKinv{n}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:+5511900000000@{local}>;tag=i{n}\r\nTo: <sip:{to}@{server}>\r\n\
+         Call-ID: {call_id}\r\nCSeq: 1 {method}\r\nContact: <sip:caller@{local}>\r\n\
+         {content_type}Content-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    let deadline = Instant::now() + timeout;
+    let mut next_send = Instant::now();
+    let mut buf = vec![0u8; 65536];
+    while Instant::now() < deadline {
+        if Instant::now() >= next_send {
+            sock.send_to(msg.as_bytes(), server).ok()?;
+            next_send = Instant::now() + Duration::from_millis(500);
+        }
+        if let Ok((len, _)) = sock.recv_from(&mut buf) {
+            let text = String::from_utf8_lossy(buf.get(..len).unwrap_or_default()).into_owned();
+            let status: Option<u16> = text
+                .strip_prefix("SIP/2.0 ")
+                .and_then(|r| r.get(..3))
+                .and_then(|c| c.parse().ok());
+            match status {
+                Some(s) if s >= 200 => return Some(s),
+                Some(_) => next_send = deadline,
+                None => {}
+            }
+        }
+    }
+    None
+}
