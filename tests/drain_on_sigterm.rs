@@ -62,13 +62,18 @@ fn sigterm_refuses_new_calls_lets_the_current_one_finish_and_exits_zero() {
         .invite("7000", CALLER, common::sipmsg::DESK_PHONE_CODECS)
         .must();
     assert_eq!(status, 503, "a new call during the drain is refused");
-    assert!(server.is_running(), "the call in progress keeps the server up");
+    assert!(
+        server.is_running(),
+        "the call in progress keeps the server up"
+    );
 
     // The first caller is still being served: the prompt keeps coming.
     assert!(first.rtp_arriving_during(Duration::from_millis(300)) > 0);
     assert_eq!(first.hangup().must(), 200);
 
-    let status = server.wait_exit(secs(10)).expect("server exits after the last call");
+    let status = server
+        .wait_exit(secs(10))
+        .expect("server exits after the last call");
     assert_eq!(status.code(), Some(0), "exit status {status}");
 
     server.restart();

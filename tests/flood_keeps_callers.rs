@@ -58,7 +58,10 @@ fn callers_get_through_while_another_address_floods() {
         "the flooder was not rate-limited: {report:?}"
     );
     for t in &setup_times {
-        assert!(*t < secs(8), "call setup took {t:?} during the flood ({setup_times:?})");
+        assert!(
+            *t < secs(8),
+            "call setup took {t:?} during the flood ({setup_times:?})"
+        );
     }
     let health = common::http::get(server.http, "/healthz", None).must();
     assert_eq!(health.status, 200, "{}", health.text());
@@ -107,7 +110,9 @@ fn a_source_that_guesses_pins_is_blocked_and_other_sources_are_not() {
     let prompts = english_prompts(&["enter-pin", "pin-invalid", "goodbye"]);
     let mut guesser = Phone::udp(&server);
     guesser.call("7000", CALLER).must();
-    guesser.wait_heard(&prompts, "enter-pin", 1, secs(10)).must();
+    guesser
+        .wait_heard(&prompts, "enter-pin", 1, secs(10))
+        .must();
     for (i, pin) in GUESSES.iter().enumerate() {
         if i > 0 {
             guesser

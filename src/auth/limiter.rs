@@ -129,10 +129,16 @@ mod tests {
         assert!(!l.failed(guesser, at(0)));
         assert!(!l.failed(guesser, at(1)));
         assert!(!l.is_blocked(guesser, at(1)), "two typos are not an attack");
-        assert!(l.failed(guesser, at(2)), "the third failure in the window blocks");
+        assert!(
+            l.failed(guesser, at(2)),
+            "the third failure in the window blocks"
+        );
         assert!(l.is_blocked(guesser, at(3)));
         assert!(l.is_blocked(guesser, at(2 + 1799)));
-        assert!(!l.is_blocked(guesser, at(2 + 1800)), "the block ends on time");
+        assert!(
+            !l.is_blocked(guesser, at(2 + 1800)),
+            "the block ends on time"
+        );
         l.failed(honest, at(3));
         assert!(!l.is_blocked(honest, at(3)));
         let s = l.stats();

@@ -264,7 +264,9 @@ impl Pending<'_> {
                 "CDR store failing: keeping call records in memory and retrying");
         }
         self.items.push_back((op, rec));
-        self.stats.pending.store(self.items.len(), Ordering::Relaxed);
+        self.stats
+            .pending
+            .store(self.items.len(), Ordering::Relaxed);
     }
 
     /// Writes what it can, in order; stops at the first failure and backs off further.
@@ -277,10 +279,10 @@ impl Pending<'_> {
                 }
                 Err(error) => {
                     self.stats.failures.fetch_add(1, Ordering::Relaxed);
-                    self.backoff = self.backoff.saturating_mul(2).clamp(
-                        self.min_backoff.max(Duration::from_millis(1)),
-                        MAX_BACKOFF,
-                    );
+                    self.backoff = self
+                        .backoff
+                        .saturating_mul(2)
+                        .clamp(self.min_backoff.max(Duration::from_millis(1)), MAX_BACKOFF);
                     tracing::warn!(%error, pending = self.items.len(),
                         retry_in_ms = u64::try_from(self.backoff.as_millis()).unwrap_or(u64::MAX),
                         "CDR store still failing");
@@ -294,7 +296,9 @@ impl Pending<'_> {
                 tracing::info!(written = before, "CDR store back: queued records written");
             }
         }
-        self.stats.pending.store(self.items.len(), Ordering::Relaxed);
+        self.stats
+            .pending
+            .store(self.items.len(), Ordering::Relaxed);
     }
 }
 
@@ -441,7 +445,10 @@ mod tests {
         writer.finish(CallRecord::new("a", Direction::Inbound, "x", "y", t(0)));
         writer.finish(CallRecord::new("b", Direction::Inbound, "x", "y", t(0)));
         writer.flush();
-        assert!(store.calls().is_empty(), "nothing can be written while down");
+        assert!(
+            store.calls().is_empty(),
+            "nothing can be written while down"
+        );
         let s = writer.stats();
         assert_eq!(s.pending, 3, "all three kept, none dropped");
         assert!(s.failures >= 3);
@@ -499,7 +506,7 @@ mod tests {
             stats: &stats,
         };
         for i in 0..MAX_PENDING + 2 {
-            let rec = CallRecord::new(&format!("c{i}"), Direction::Inbound, "x", "y", t(0));
+            let rec = CallRecord::new(format!("c{i}"), Direction::Inbound, "x", "y", t(0));
             q.push(Op::Finish, Box::new(rec));
         }
         assert_eq!(q.items.len(), MAX_PENDING);

@@ -81,6 +81,9 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
         "sip": sip,
         "database": db,
         "active_calls": shared.active_calls(),
+        "cdr_queue": shared.cdr.stats().pending,
+        "cdr_write_failures": shared.cdr.stats().failures,
+        "auth_blocks": shared.auth_limiter.stats().blocks,
     });
     let code = if sip && db && !draining {
         StatusCode::OK

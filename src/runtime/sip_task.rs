@@ -499,7 +499,12 @@ impl Router {
             || self.shared.active_calls() >= self.shared.config.max_calls
         {
             self.reply(layer, &key, &req, 503, &[("Retry-After", "5".to_string())]);
-            self.rejected(&req, &call_id, &from, &to, "overload");
+            let why = if self.shared.draining.load(Ordering::Relaxed) {
+                "shutting down"
+            } else {
+                "overload"
+            };
+            self.rejected(&req, &call_id, &from, &to, why);
             return;
         }
         let Some((flow, prompts)) = self.shared.flows.for_number(&to) else {

@@ -26,9 +26,12 @@ impl Net {
             v4 => v4,
         };
         match (self.addr, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => {
-                prefix_eq(u128::from(n.to_bits()), u128::from(a.to_bits()), 32, self.prefix)
-            }
+            (IpAddr::V4(n), IpAddr::V4(a)) => prefix_eq(
+                u128::from(n.to_bits()),
+                u128::from(a.to_bits()),
+                32,
+                self.prefix,
+            ),
             (IpAddr::V6(n), IpAddr::V6(a)) => prefix_eq(n.to_bits(), a.to_bits(), 128, self.prefix),
             _ => false,
         }
@@ -96,7 +99,10 @@ mod tests {
         let Ok(l) = l else { panic!("{l:?}") };
         assert!(l.allows(ip("203.0.113.9")));
         assert!(l.allows(ip("127.0.0.1")));
-        assert!(l.allows(ip("::ffff:203.0.113.200")), "v4-mapped peers match v4 blocks");
+        assert!(
+            l.allows(ip("::ffff:203.0.113.200")),
+            "v4-mapped peers match v4 blocks"
+        );
         assert!(l.allows(ip("2001:db8:1:ffff::5")));
         assert!(!l.allows(ip("203.0.114.1")));
         assert!(!l.allows(ip("127.0.0.2")));
@@ -106,15 +112,33 @@ mod tests {
     #[test]
     fn an_empty_list_admits_everyone_and_zero_prefix_matches_all() {
         let empty: [&str; 0] = [];
-        assert_eq!(AllowList::parse(&empty).map(|l| l.allows(ip("8.8.8.8"))), Ok(true));
-        assert_eq!(AllowList::parse(&["0.0.0.0/0"]).map(|l| l.allows(ip("8.8.8.8"))), Ok(true));
-        assert_eq!(AllowList::parse(&["0.0.0.0/0"]).map(|l| l.allows(ip("::1"))), Ok(false));
+        assert_eq!(
+            AllowList::parse(&empty).map(|l| l.allows(ip("8.8.8.8"))),
+            Ok(true)
+        );
+        assert_eq!(
+            AllowList::parse(&["0.0.0.0/0"]).map(|l| l.allows(ip("8.8.8.8"))),
+            Ok(true)
+        );
+        assert_eq!(
+            AllowList::parse(&["0.0.0.0/0"]).map(|l| l.allows(ip("::1"))),
+            Ok(false)
+        );
     }
 
     #[test]
     fn mistakes_are_reported_not_ignored() {
-        assert!(matches!(AllowList::parse(&["10.0.0.0/33"]), Err(AllowListError::Prefix(_))));
-        assert!(matches!(AllowList::parse(&["example.com"]), Err(AllowListError::Syntax(_))));
-        assert!(matches!(AllowList::parse(&["10.0.0.0/x"]), Err(AllowListError::Syntax(_))));
+        assert!(matches!(
+            AllowList::parse(&["10.0.0.0/33"]),
+            Err(AllowListError::Prefix(_))
+        ));
+        assert!(matches!(
+            AllowList::parse(&["example.com"]),
+            Err(AllowListError::Syntax(_))
+        ));
+        assert!(matches!(
+            AllowList::parse(&["10.0.0.0/x"]),
+            Err(AllowListError::Syntax(_))
+        ));
     }
 }

@@ -6,8 +6,8 @@
 //! * [`digest`] — answering a trunk's 401/407 challenge (RFC 2617 / RFC 8760 digest).
 //! * [`sdp`] — RFC 4566 descriptions and RFC 3264 offer/answer for G.711 + telephone-event.
 
-pub mod dialog;
 pub mod allowlist;
+pub mod dialog;
 pub mod digest;
 pub mod message;
 pub mod ratelimit;

@@ -93,7 +93,10 @@ pub fn request_from(
 ) -> (Option<u16>, String) {
     let n: u64 = rand::random();
     let call_id = format!("req{n}@{from_ip}");
-    (try_request(from_ip, server, method, to, timeout, n, &call_id), call_id)
+    (
+        try_request(from_ip, server, method, to, timeout, n, &call_id),
+        call_id,
+    )
 }
 
 fn try_request(
@@ -107,7 +110,8 @@ fn try_request(
 ) -> Option<u16> {
     let sock = UdpSocket::bind(format!("{from_ip}:0")).ok()?;
     let local = sock.local_addr().ok()?;
-    sock.set_read_timeout(Some(Duration::from_millis(200))).ok()?;
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .ok()?;
     let mut sdp = format!(
         "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
          m=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
