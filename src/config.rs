@@ -67,6 +67,12 @@ pub struct Config {
     pub metrics_public: bool,
     /// Who may open the dashboard (see `config/supervisors.rs`).
     pub supervisors: Vec<supervisors::SupervisorConfig>,
+    /// `security:` failed-authentication limits per source address.
+    pub security: crate::auth::SecurityPolicy,
+    /// `sip.trunk_allow`: sources allowed to send INVITEs; empty = everyone (labs only).
+    pub trunk_allow: crate::sip::allowlist::AllowList,
+    /// `shutdown.drain_timeout`: how long calls in progress may go on after SIGTERM.
+    pub drain_timeout: Duration,
 }
 
 impl Default for Config {
@@ -94,6 +100,9 @@ impl Default for Config {
             webhooks: Vec::new(),
             metrics_public: false,
             supervisors: Vec::new(),
+            security: crate::auth::SecurityPolicy::default(),
+            trunk_allow: crate::sip::allowlist::AllowList::default(),
+            drain_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -118,12 +127,28 @@ struct FileConfig {
     webhooks: Option<Vec<crate::runtime::webhooks::WebhookConfig>>,
     metrics: Option<MetricsSection>,
     supervisors: Option<Vec<supervisors::SupervisorConfig>>,
+    security: Option<SecuritySection>,
+    shutdown: Option<ShutdownSection>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MetricsSection {
     public: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecuritySection {
+    auth_failures: Option<u32>,
+    window: Option<String>,
+    block_for: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShutdownSection {
+    drain_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -145,6 +170,7 @@ struct SipSection {
     listen: Option<String>,
     public_ip: Option<String>,
     rate_per_source: Option<u32>,
+    trunk_allow: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -241,6 +267,10 @@ impl Config {
             if let Some(r) = sip.rate_per_source {
                 self.sip_rate_per_source = r.max(1);
             }
+            if let Some(list) = sip.trunk_allow {
+                self.trunk_allow = crate::sip::allowlist::AllowList::parse(&list)
+                    .map_err(|e| ConfigError::Invalid(format!("sip.trunk_allow: {e}")))?;
+            }
             if let Some(ip) = sip.public_ip {
                 self.public_ip = Some(ip.parse().map_err(|_| {
                     ConfigError::Invalid(format!("sip.public_ip: `{ip}` is not an IP address"))
@@ -291,6 +321,7 @@ impl Config {
                 })?;
             }
         }
+        self.apply_security(fc.security, fc.shutdown)?;
         if let Some(n) = fc.max_calls {
             self.max_calls = n;
         }
@@ -337,6 +368,37 @@ impl Config {
         problems.extend(supervisors::validate(&self.supervisors));
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems.join("\n")));
+        }
+        Ok(())
+    }
+
+    fn apply_security(
+        &mut self,
+        sec: Option<SecuritySection>,
+        shutdown: Option<ShutdownSection>,
+    ) -> Result<(), ConfigError> {
+        let dur = |key: &str, v: &str| {
+            parse_duration(v)
+                .ok_or_else(|| ConfigError::Invalid(format!("{key}: bad duration `{v}`")))
+        };
+        if let Some(s) = sec {
+            if let Some(n) = s.auth_failures {
+                if n == 0 {
+                    return Err(ConfigError::Invalid(
+                        "security.auth_failures must be at least 1".into(),
+                    ));
+                }
+                self.security.auth_failures = n;
+            }
+            if let Some(w) = s.window {
+                self.security.window = dur("security.window", &w)?;
+            }
+            if let Some(w) = s.block_for {
+                self.security.block_for = dur("security.block_for", &w)?;
+            }
+        }
+        if let Some(t) = shutdown.and_then(|s| s.drain_timeout) {
+            self.drain_timeout = dur("shutdown.drain_timeout", &t)?;
         }
         Ok(())
     }

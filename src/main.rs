@@ -186,10 +186,12 @@ fn run(
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
+        let drain = config.drain_timeout;
         let running = switchboard::runtime::start(config).await?;
         shutdown_signal().await;
-        tracing::info!("stopping: flushing call records");
-        running.shutdown().await;
+        tracing::info!("stopping: draining calls, then flushing call records");
+        running.drain(drain).await;
+        tracing::info!("stopped");
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)

@@ -5,10 +5,12 @@
 //! `spawn_blocking`. PINs are only ever compared, never stored, logged or put in an error.
 
 mod accounts;
+pub mod limiter;
 mod lockout;
 mod pin;
 
 pub use accounts::{Account, Accounts, AccountsError, AccountsProblem};
+pub use limiter::{AuthLimiter, LimiterStats, SecurityPolicy};
 pub use lockout::{Attempt, AttemptOutcome, KeyKind};
 pub use pin::{
     hash_password, hash_pin, verify_password, verify_pin, verify_unknown_user, PIN_MAX_DIGITS,

@@ -13,7 +13,7 @@ pub use record::{
     format_ts, AuthStatus, CallEvent, CallQuery, CallRecord, Direction, Disposition, HangupBy,
 };
 pub use sqlite::SqliteCdrStore;
-pub use writer::CdrWriter;
+pub use writer::{CdrWriter, WriterStats};
 
 use chrono::{DateTime, Utc};
 

@@ -1,8 +1,9 @@
 //! Keeps SQLite off the async threads: call tasks hand records to a channel and one std thread
 //! owning the store writes them in order.
 
-use std::collections::HashMap;
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -37,7 +38,32 @@ enum Msg {
 pub struct CdrWriter {
     tx: Option<Sender<Msg>>,
     thread: Option<JoinHandle<()>>,
+    stats: Arc<Stats>,
 }
+
+/// What the writer has been through, for /healthz and the logs.
+#[derive(Debug, Default)]
+struct Stats {
+    /// Records waiting for the store to come back.
+    pending: AtomicUsize,
+    /// Writes the store refused (each retry counts).
+    failures: AtomicU64,
+    /// Records dropped because the waiting queue was full.
+    lost: AtomicU64,
+}
+
+/// A snapshot of [`CdrWriter::stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    pub pending: usize,
+    pub failures: u64,
+    pub lost: u64,
+}
+
+/// Records kept in memory while the store is down; beyond this the oldest go (with an error).
+const MAX_PENDING: usize = 100_000;
+/// The longest wait between two attempts at a store that keeps failing.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for CdrWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -64,13 +90,16 @@ impl CdrWriter {
 
     fn spawn_with(store: Arc<dyn CdrStore>, retry: Retry) -> CdrWriter {
         let (tx, rx) = mpsc::channel();
+        let stats = Arc::new(Stats::default());
+        let thread_stats = stats.clone();
         let thread = std::thread::Builder::new()
             .name("cdr-writer".into())
-            .spawn(move || run(&*store, &rx, retry));
+            .spawn(move || run(&*store, &rx, retry, &thread_stats));
         match thread {
             Ok(handle) => CdrWriter {
                 tx: Some(tx),
                 thread: Some(handle),
+                stats,
             },
             Err(e) => {
                 // Without a thread every record would vanish: say so loudly, once per write.
@@ -78,8 +107,18 @@ impl CdrWriter {
                 CdrWriter {
                     tx: None,
                     thread: None,
+                    stats,
                 }
             }
+        }
+    }
+
+    /// Records waiting for the store, failed writes, records lost to a full queue.
+    pub fn stats(&self) -> WriterStats {
+        WriterStats {
+            pending: self.stats.pending.load(Ordering::Relaxed),
+            failures: self.stats.failures.load(Ordering::Relaxed),
+            lost: self.stats.lost.load(Ordering::Relaxed),
         }
     }
 
@@ -95,7 +134,8 @@ impl CdrWriter {
         self.send(Op::Finish, rec);
     }
 
-    /// Blocks until everything queued before this call has been written (or given up on).
+    /// Blocks until everything queued before this call has been written, or — while the store
+    /// is failing — has had one more try and is kept in memory for later.
     pub fn flush(&self) {
         let (ack_tx, ack_rx) = mpsc::channel();
         if let Some(tx) = &self.tx {
@@ -135,8 +175,29 @@ impl Drop for CdrWriter {
     }
 }
 
-fn run(store: &dyn CdrStore, rx: &Receiver<Msg>, retry: Retry) {
-    while let Ok(first) = rx.recv() {
+fn run(store: &dyn CdrStore, rx: &Receiver<Msg>, retry: Retry, stats: &Stats) {
+    let mut q = Pending {
+        items: VecDeque::new(),
+        backoff: retry.backoff,
+        min_backoff: retry.backoff,
+        stats,
+    };
+    loop {
+        let first = if q.items.is_empty() {
+            match rx.recv() {
+                Ok(m) => m,
+                Err(_) => break,
+            }
+        } else {
+            match rx.recv_timeout(q.backoff.max(Duration::from_millis(1))) {
+                Ok(m) => m,
+                Err(RecvTimeoutError::Timeout) => {
+                    q.retry(store);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        };
         // Drain whatever else is already queued so superseded updates can be skipped: a call
         // that sends an update per digit should not cost a write per digit when the disk is slow.
         let mut batch = vec![first];
@@ -158,36 +219,121 @@ fn run(store: &dyn CdrStore, rx: &Receiver<Msg>, retry: Retry) {
         for (msg, skip) in batch.into_iter().zip(superseded) {
             match msg {
                 Msg::Write(_, _) if skip => {}
-                Msg::Write(op, rec) => write_with_retry(store, op, &rec, retry),
+                // Behind records already waiting, a new one waits too: a call's begin must
+                // never land after its finish.
+                Msg::Write(op, rec) if !q.items.is_empty() => q.push(op, rec),
+                Msg::Write(op, rec) => {
+                    if !write_with_retry(store, op, &rec, retry, stats) {
+                        q.push(op, rec);
+                    }
+                }
                 Msg::Flush(ack) => {
+                    q.retry(store);
                     let _ = ack.send(());
                 }
             }
         }
     }
+    // Shutting down: one last try, then say exactly what could not be saved.
+    q.retry(store);
+    for (op, rec) in &q.items {
+        tracing::error!(call_id = %rec.call_id, op = op.name(),
+            "CDR store still failing at shutdown; record not saved");
+    }
 }
 
-fn write_with_retry(store: &dyn CdrStore, op: Op, rec: &CallRecord, retry: Retry) {
+/// Records the store refused, oldest first, retried with exponential back-off.
+struct Pending<'a> {
+    items: VecDeque<(Op, Box<CallRecord>)>,
+    backoff: Duration,
+    min_backoff: Duration,
+    stats: &'a Stats,
+}
+
+impl Pending<'_> {
+    fn push(&mut self, op: Op, rec: Box<CallRecord>) {
+        if self.items.len() >= MAX_PENDING {
+            if let Some((op, old)) = self.items.pop_front() {
+                self.stats.lost.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(call_id = %old.call_id, op = op.name(), queued = MAX_PENDING,
+                    "CDR store down too long: queue full, oldest record dropped");
+            }
+        }
+        if self.items.is_empty() {
+            tracing::error!(call_id = %rec.call_id,
+                "CDR store failing: keeping call records in memory and retrying");
+        }
+        self.items.push_back((op, rec));
+        self.stats
+            .pending
+            .store(self.items.len(), Ordering::Relaxed);
+    }
+
+    /// Writes what it can, in order; stops at the first failure and backs off further.
+    fn retry(&mut self, store: &dyn CdrStore) {
+        let before = self.items.len();
+        while let Some((op, rec)) = self.items.front() {
+            match write_once(store, *op, rec) {
+                Ok(()) => {
+                    self.items.pop_front();
+                }
+                Err(error) => {
+                    self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    self.backoff = self
+                        .backoff
+                        .saturating_mul(2)
+                        .clamp(self.min_backoff.max(Duration::from_millis(1)), MAX_BACKOFF);
+                    tracing::warn!(%error, pending = self.items.len(),
+                        retry_in_ms = u64::try_from(self.backoff.as_millis()).unwrap_or(u64::MAX),
+                        "CDR store still failing");
+                    break;
+                }
+            }
+        }
+        if self.items.is_empty() {
+            self.backoff = self.min_backoff;
+            if before > 0 {
+                tracing::info!(written = before, "CDR store back: queued records written");
+            }
+        }
+        self.stats
+            .pending
+            .store(self.items.len(), Ordering::Relaxed);
+    }
+}
+
+fn write_once(store: &dyn CdrStore, op: Op, rec: &CallRecord) -> Result<(), CdrError> {
+    match op {
+        Op::Begin => store.begin(rec),
+        Op::Update => store.update(rec),
+        Op::Finish => store.finish(rec),
+    }
+}
+
+/// A few quick tries for a passing hiccup (a locked database); false hands the record to the
+/// pending queue.
+fn write_with_retry(
+    store: &dyn CdrStore,
+    op: Op,
+    rec: &CallRecord,
+    retry: Retry,
+    stats: &Stats,
+) -> bool {
     let attempts = retry.attempts.max(1);
     for attempt in 1..=attempts {
-        let result: Result<(), CdrError> = match op {
-            Op::Begin => store.begin(rec),
-            Op::Update => store.update(rec),
-            Op::Finish => store.finish(rec),
-        };
-        match result {
-            Ok(()) => return,
-            Err(error) if attempt < attempts => {
-                tracing::warn!(call_id = %rec.call_id, op = op.name(), attempt, %error,
-                    "CDR write failed; retrying");
-                std::thread::sleep(retry.backoff.saturating_mul(attempt));
-            }
+        match write_once(store, op, rec) {
+            Ok(()) => return true,
             Err(error) => {
-                tracing::error!(call_id = %rec.call_id, op = op.name(), attempts, %error,
-                    "CDR write failed; giving the record up");
+                stats.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(call_id = %rec.call_id, op = op.name(), attempt, %error,
+                    "CDR write failed");
+                if attempt < attempts {
+                    std::thread::sleep(retry.backoff.saturating_mul(attempt));
+                }
             }
         }
     }
+    false
 }
 
 #[cfg(test)]
@@ -202,9 +348,11 @@ mod tests {
         DateTime::from_timestamp_millis(ms).unwrap_or_default()
     }
 
-    /// Fails the first `fail_first` writes, then records what it was asked to write.
+    /// Fails the first `fail_first` writes, and every write while `down`; records what it
+    /// was asked to write otherwise.
     struct Flaky {
         fail_first: Mutex<u32>,
+        down: std::sync::atomic::AtomicBool,
         calls: Mutex<Vec<(Op, String, Vec<String>)>>,
     }
 
@@ -212,11 +360,18 @@ mod tests {
         fn new(fail_first: u32) -> Self {
             Flaky {
                 fail_first: Mutex::new(fail_first),
+                down: std::sync::atomic::AtomicBool::new(false),
                 calls: Mutex::new(Vec::new()),
             }
         }
+        fn set_down(&self, down: bool) {
+            self.down.store(down, Ordering::SeqCst);
+        }
         fn op(&self, op: Op, rec: &CallRecord) -> Result<(), CdrError> {
             let mut left = self.fail_first.lock().unwrap_or_else(|e| e.into_inner());
+            if self.down.load(Ordering::SeqCst) {
+                return Err(CdrError::Open("disk full".into()));
+            }
             if *left > 0 {
                 *left -= 1;
                 return Err(CdrError::Corrupt {
@@ -282,14 +437,81 @@ mod tests {
     }
 
     #[test]
-    fn gives_up_after_the_retry_budget_and_keeps_going() {
-        let store = Arc::new(Flaky::new(3));
+    fn a_record_the_store_refuses_waits_and_lands_once_the_store_is_back() {
+        let store = Arc::new(Flaky::new(0));
         let writer = CdrWriter::spawn_with(store.clone(), NO_WAIT);
-        writer.finish(CallRecord::new("lost", Direction::Inbound, "a", "b", t(0)));
-        writer.finish(CallRecord::new("next", Direction::Inbound, "a", "b", t(0)));
+        store.set_down(true);
+        writer.begin(CallRecord::new("a", Direction::Inbound, "x", "y", t(0)));
+        writer.finish(CallRecord::new("a", Direction::Inbound, "x", "y", t(0)));
+        writer.finish(CallRecord::new("b", Direction::Inbound, "x", "y", t(0)));
         writer.flush();
-        let ids: Vec<String> = store.calls().into_iter().map(|c| c.1).collect();
-        assert_eq!(ids, vec!["next".to_string()]);
+        assert!(
+            store.calls().is_empty(),
+            "nothing can be written while down"
+        );
+        let s = writer.stats();
+        assert_eq!(s.pending, 3, "all three kept, none dropped");
+        assert!(s.failures >= 3);
+        store.set_down(false);
+        writer.flush();
+        let got: Vec<(Op, String)> = store.calls().into_iter().map(|c| (c.0, c.1)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (Op::Begin, "a".to_string()),
+                (Op::Finish, "a".to_string()),
+                (Op::Finish, "b".to_string())
+            ],
+            "each record once, in the order the calls produced them"
+        );
+        assert_eq!(writer.stats().pending, 0);
+        assert_eq!(writer.stats().lost, 0);
+    }
+
+    #[test]
+    fn the_writer_retries_on_its_own_without_a_flush() {
+        let store = Arc::new(Flaky::new(0));
+        let writer = CdrWriter::spawn_with(store.clone(), NO_WAIT);
+        store.set_down(true);
+        writer.finish(CallRecord::new("late", Direction::Inbound, "x", "y", t(0)));
+        writer.flush();
+        store.set_down(false);
+        // The back-off timer, not a flush or a new record, must bring the record in.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while store.calls().is_empty() && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        assert_eq!(store.calls().len(), 1);
+    }
+
+    #[test]
+    fn dropping_the_writer_makes_a_last_attempt() {
+        let store = Arc::new(Flaky::new(0));
+        let writer = CdrWriter::spawn_with(store.clone(), NO_WAIT);
+        store.set_down(true);
+        writer.finish(CallRecord::new("s", Direction::Inbound, "x", "y", t(0)));
+        writer.flush();
+        store.set_down(false);
+        drop(writer);
+        assert_eq!(store.calls().len(), 1);
+    }
+
+    #[test]
+    fn the_waiting_queue_is_bounded_and_counts_what_it_drops() {
+        let stats = Stats::default();
+        let mut q = Pending {
+            items: VecDeque::new(),
+            backoff: Duration::ZERO,
+            min_backoff: Duration::ZERO,
+            stats: &stats,
+        };
+        for i in 0..MAX_PENDING + 2 {
+            let rec = CallRecord::new(format!("c{i}"), Direction::Inbound, "x", "y", t(0));
+            q.push(Op::Finish, Box::new(rec));
+        }
+        assert_eq!(q.items.len(), MAX_PENDING);
+        assert_eq!(stats.lost.load(Ordering::Relaxed), 2);
+        assert_eq!(q.items.front().map(|x| x.1.call_id.as_str()), Some("c2"));
     }
 
     #[test]
@@ -331,7 +553,7 @@ mod tests {
         let _ = tx.send(Msg::Write(Op::Update, Box::new(other)));
         drop(tx);
         let store = Flaky::new(0);
-        run(&store, &rx, NO_WAIT);
+        run(&store, &rx, NO_WAIT, &Stats::default());
         let calls = store.calls();
         let summary: Vec<(Op, &str, usize)> = calls
             .iter()

@@ -99,13 +99,17 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
     let db = tokio::task::spawn_blocking(move || s.cdr_store.ping().is_ok())
         .await
         .unwrap_or(false);
+    let draining = shared.draining.load(Ordering::Relaxed);
     let body = serde_json::json!({
-        "status": if sip && db { "ok" } else { "degraded" },
+        "status": if draining { "draining" } else if sip && db { "ok" } else { "degraded" },
         "sip": sip,
         "database": db,
         "active_calls": shared.active_calls(),
+        "cdr_queue": shared.cdr.stats().pending,
+        "cdr_write_failures": shared.cdr.stats().failures,
+        "auth_blocks": shared.auth_limiter.stats().blocks,
     });
-    let code = if sip && db {
+    let code = if sip && db && !draining {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

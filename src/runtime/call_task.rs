@@ -234,6 +234,7 @@ async fn call(t: NewCallTask) {
     let mut acked = false;
     let mut agent_side: Option<AgentSide> = None;
     let mut survey_sent = false;
+    let mut hangup_all = shared.hangup_all.subscribe();
 
     loop {
         // Everything the controller asked for, then the packets that are due.
@@ -308,6 +309,8 @@ async fn call(t: NewCallTask) {
                     let auth = shared.auth.clone();
                     let tx = job_tx.clone();
                     let cid = call_id.clone();
+                    let limiter_shared = shared.clone();
+                    let source = peer.addr.ip();
                     tokio::task::spawn_blocking(move || {
                         let key = match key {
                             AccountKey::Phone(p) => AuthKey::Phone(p),
@@ -326,6 +329,10 @@ async fn call(t: NewCallTask) {
                             Verdict::Invalid { .. } => PinOutcome::Invalid,
                             Verdict::Locked { .. } => PinOutcome::Locked,
                         };
+                        if !matches!(outcome, PinOutcome::Ok { .. }) {
+                            let now = limiter_shared.clock.now();
+                            limiter_shared.auth_limiter.failed(source, now);
+                        }
                         let _ = tx.send(JobDone::Pin(id, outcome));
                     });
                 }
@@ -636,6 +643,14 @@ async fn call(t: NewCallTask) {
                         }
                         ctl.agent_hung_up(now);
                     }
+                }
+            }
+            _ = hangup_all.wait_for(|h| *h) => {
+                // The drain after SIGTERM ran out: the system ends the call.
+                ctl.failed(clock.now(), "server shutting down");
+                if acked {
+                    let bye = dialog.request(rsip::Method::Bye, None);
+                    let _ = sip.send(SipCmd::Request { call_id: call_id.clone(), peer: dialog.peer, request: bye });
                 }
             }
             _ = async {

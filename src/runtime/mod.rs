@@ -85,6 +85,11 @@ pub struct Shared {
     pub board: watch::Sender<acd_task::Board>,
     /// Supervisors' sessions and today's figures for the dashboard.
     pub dashboard: crate::http::DashboardState,
+    /// Failed authentications per source: PIN today; the registrar and trunk auth call
+    /// `auth_limiter.failed(ip, shared.clock.now())` and `is_blocked(ip, now)` too.
+    pub auth_limiter: crate::auth::AuthLimiter,
+    /// Set once at the end of a drain: every call still up is hung up by the system.
+    pub hangup_all: watch::Sender<bool>,
 }
 
 /// What a call needs to know about its queue while it waits.
@@ -137,6 +142,44 @@ pub struct Running {
 }
 
 impl Running {
+    /// SIGTERM: refuse new calls (503) and let calls in progress go on for up to `timeout`;
+    /// then hang up the rest (BYE, `hangup_by: system`), stop, and flush the records.
+    pub async fn drain(self, timeout: std::time::Duration) {
+        self.shared.draining.store(true, Ordering::SeqCst);
+        let calls = self.shared.active_calls();
+        if calls > 0 {
+            tracing::info!(
+                calls,
+                timeout_s = timeout.as_secs(),
+                "draining: new calls get 503; waiting for calls in progress"
+            );
+        }
+        if !self.wait_for_no_calls(timeout).await {
+            tracing::warn!(
+                calls = self.shared.active_calls(),
+                "drain timeout: hanging up the calls still in progress"
+            );
+            self.shared.hangup_all.send_replace(true);
+            // Long enough for the BYEs to leave and the records to be finished.
+            self.wait_for_no_calls(std::time::Duration::from_secs(5))
+                .await;
+            // The BYEs are queued in the SIP task; give it a moment to send them.
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        self.shutdown().await;
+    }
+
+    async fn wait_for_no_calls(&self, timeout: std::time::Duration) -> bool {
+        let until = tokio::time::Instant::now() + timeout;
+        while self.shared.active_calls() > 0 {
+            if tokio::time::Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        true
+    }
+
     /// Stop accepting work, flush the records, and return.
     pub async fn shutdown(self) {
         self.shared.draining.store(true, Ordering::SeqCst);
@@ -255,6 +298,8 @@ pub async fn start(config: Config) -> Result<Running, RuntimeError> {
         http_client,
         api_token,
         local_ip,
+        auth_limiter: crate::auth::AuthLimiter::new(config.security),
+        hangup_all: watch::channel(false).0,
         config,
     });
 

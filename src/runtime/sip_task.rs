@@ -128,11 +128,17 @@ impl SipTask {
                 r = udp.recv_from(&mut buf) => match r {
                     Ok((n, from)) => {
                         let now = shared.clock.now();
-                        if !limiter.allow(now, from.ip()) {
-                            continue;
-                        }
-                        if let Some(bytes) = buf.get(..n) {
-                            layer.handle_datagram(now, Peer { transport: Transport::Udp, addr: from }, bytes);
+                        accept_udp(&mut limiter, &mut layer, now, from, buf.get(..n));
+                        // Under a flood most datagrams are dropped unread: emptying the socket
+                        // in a burst keeps the kernel queue short, so a real caller's packet is
+                        // not lost behind the flood's.
+                        for _ in 0..UDP_BURST {
+                            match udp.try_recv_from(&mut buf) {
+                                Ok((n, from)) => {
+                                    accept_udp(&mut limiter, &mut layer, now, from, buf.get(..n));
+                                }
+                                Err(_) => break,
+                            }
                         }
                     }
                     // ICMP errors surface here on Linux; they concern one peer, not the socket.
@@ -194,6 +200,31 @@ impl SipTask {
             }
         }
         shared.sip_up.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Datagrams read in one go after a wake-up, before timers and commands get their turn.
+const UDP_BURST: usize = 512;
+
+fn accept_udp(
+    limiter: &mut crate::sip::ratelimit::RateLimiter,
+    layer: &mut TransactionLayer,
+    now: crate::time::Instant,
+    from: SocketAddr,
+    bytes: Option<&[u8]>,
+) {
+    if !limiter.allow(now, from.ip()) {
+        return;
+    }
+    if let Some(bytes) = bytes {
+        layer.handle_datagram(
+            now,
+            Peer {
+                transport: Transport::Udp,
+                addr: from,
+            },
+            bytes,
+        );
     }
 }
 
@@ -368,6 +399,20 @@ impl Router {
             return;
         };
         let in_dialog = message::to_tag(&msg).is_some();
+        // A source blocked for failed authentications gets nothing new (403: a transaction
+        // must end, and the rate limit keeps the answers from being an amplifier); its calls
+        // already up may still hang up.
+        if !self.calls.contains_key(&call_id)
+            && req.method != rsip::Method::Ack
+            && self
+                .shared
+                .auth_limiter
+                .is_blocked(peer.addr.ip(), self.shared.clock.now())
+        {
+            self.shared.auth_limiter.refused();
+            self.reply(layer, &key, &req, 403, &[]);
+            return;
+        }
         match req.method {
             rsip::Method::Invite if self.calls.contains_key(&call_id) => {
                 self.send_to_call(&call_id, CallIn::Request { key, request: req });
@@ -445,11 +490,22 @@ impl Router {
         let to = message::request_uri_user(&req)
             .or_else(|| message::to_user(&msg))
             .unwrap_or_default();
+        if !self.shared.config.trunk_allow.allows(peer.addr.ip()) {
+            tracing::info!(%call_id, source = %peer.addr.ip(), "INVITE from a source not in sip.trunk_allow");
+            self.reply(layer, &key, &req, 403, &[]);
+            self.rejected(&req, &call_id, &from, &to, "source not allowed");
+            return;
+        }
         if self.shared.draining.load(Ordering::Relaxed)
             || self.shared.active_calls() >= self.shared.config.max_calls
         {
             self.reply(layer, &key, &req, 503, &[("Retry-After", "5".to_string())]);
-            self.rejected(&req, &call_id, &from, &to, "overload");
+            let why = if self.shared.draining.load(Ordering::Relaxed) {
+                "shutting down"
+            } else {
+                "overload"
+            };
+            self.rejected(&req, &call_id, &from, &to, why);
             return;
         }
         let Some((flow, prompts)) = self.shared.flows.for_number(&to) else {

@@ -6,6 +6,7 @@
 //! * [`digest`] — answering a trunk's 401/407 challenge (RFC 2617 / RFC 8760 digest).
 //! * [`sdp`] — RFC 4566 descriptions and RFC 3264 offer/answer for G.711 + telephone-event.
 
+pub mod allowlist;
 pub mod dialog;
 pub mod digest;
 pub mod message;

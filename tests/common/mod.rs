@@ -20,6 +20,7 @@ pub mod dtmf;
 pub mod g711;
 pub mod http;
 pub mod link;
+pub mod ops;
 pub mod phone;
 pub mod prompts;
 pub mod rtp;
