@@ -59,6 +59,10 @@ pub struct Config {
     pub rtc: crate::rtc::RtcConfig,
     /// Where the configuration came from, for messages.
     pub source: Option<PathBuf>,
+    /// Call recordings older than this are deleted; `None` keeps them.
+    pub recording_retention: Option<Duration>,
+    /// The longest call recording; the rest of a longer conversation is not recorded.
+    pub recording_max: Duration,
 }
 
 impl Default for Config {
@@ -83,6 +87,8 @@ impl Default for Config {
             agents: Vec::new(),
             rtc: crate::rtc::RtcConfig::default(),
             source: None,
+            recording_retention: None,
+            recording_max: Duration::from_secs(2 * 3600),
         }
     }
 }
@@ -104,6 +110,16 @@ struct FileConfig {
     queues: Option<Vec<crate::acd::QueueConfig>>,
     agents: Option<Vec<crate::acd::AgentConfig>>,
     rtc: Option<RtcSection>,
+    recordings: Option<RecordingsSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordingsSection {
+    /// `30d`, `12h`, ...; absent keeps recordings for ever.
+    retention: Option<String>,
+    /// `2h` by default.
+    max_length: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -300,6 +316,18 @@ impl Config {
                 self.rtc.port_range = Some(parse_port_range(&p)?);
             }
         }
+        if let Some(r) = fc.recordings {
+            if let Some(v) = r.retention {
+                self.recording_retention = Some(parse_days(&v).ok_or_else(|| {
+                    ConfigError::Invalid(format!("recordings.retention: bad duration `{v}`"))
+                })?);
+            }
+            if let Some(v) = r.max_length {
+                self.recording_max = parse_duration(&v).ok_or_else(|| {
+                    ConfigError::Invalid(format!("recordings.max_length: bad duration `{v}`"))
+                })?;
+            }
+        }
         let problems = crate::acd::validate(&self.queues, &self.agents);
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems.join("\n")));
@@ -388,6 +416,14 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
         "h" => Some(Duration::from_secs(n.checked_mul(3600)?)),
         _ => None,
+    }
+}
+
+/// [`parse_duration`] plus days (`30d`), for retention periods.
+pub fn parse_days(s: &str) -> Option<Duration> {
+    match s.trim().strip_suffix('d') {
+        Some(n) => Some(Duration::from_secs(n.parse::<u64>().ok()?.checked_mul(86_400)?)),
+        None => parse_duration(s),
     }
 }
 

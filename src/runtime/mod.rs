@@ -16,6 +16,7 @@ pub mod flows;
 pub mod offline;
 pub mod ports;
 pub mod prompts;
+pub mod retention;
 pub mod sip_task;
 
 use std::net::SocketAddr;
@@ -284,6 +285,8 @@ pub async fn start(config: Config) -> Result<Running, RuntimeError> {
     }));
 
     tasks.push(tokio::spawn(flows::watch(shared.clone(), stop_rx.clone())));
+    // Detached: it holds no state a shutdown must flush.
+    tokio::spawn(retention::run(shared.clone()));
 
     tracing::info!(sip = %sip_addr, http = %http_addr, "switchboard is up");
     Ok(Running {
