@@ -180,10 +180,10 @@ mod tests {
         std::fs::write(dir.join("call-1-1.wav"), b"voicemail").unwrap();
         std::fs::write(dir.join("readme.txt"), b"admin's").unwrap();
         let mut rec = CallRecord::new(
-            "call-1".into(),
+            "call-1",
             Direction::Inbound,
-            "+1".into(),
-            "+2".into(),
+            "+1",
+            "+2",
             chrono::Utc::now(),
         );
         rec.recording = Some(name.clone());
