@@ -422,7 +422,9 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 /// [`parse_duration`] plus days (`30d`), for retention periods.
 pub fn parse_days(s: &str) -> Option<Duration> {
     match s.trim().strip_suffix('d') {
-        Some(n) => Some(Duration::from_secs(n.parse::<u64>().ok()?.checked_mul(86_400)?)),
+        Some(n) => Some(Duration::from_secs(
+            n.parse::<u64>().ok()?.checked_mul(86_400)?,
+        )),
         None => parse_duration(s),
     }
 }
@@ -472,5 +474,27 @@ mod tests {
         assert_eq!(parse_duration("fast"), None);
         assert!(parse_port_range("20000-20999").is_ok());
         assert!(parse_port_range("300-200").is_err());
+    }
+
+    #[test]
+    fn recording_keys_read_days_and_queues_opt_in() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let f = dir.path().join("sb.yaml");
+        std::fs::write(
+            &f,
+            "recordings:\n  retention: 30d\n  max_length: 1h\nqueues:\n  - name: sales\n    record: true\n  - name: support\n",
+        )
+        .expect("w");
+        let c = Config::load(Some(&f), &Overrides::default()).expect("loads");
+        assert_eq!(
+            c.recording_retention,
+            Some(Duration::from_secs(30 * 86_400))
+        );
+        assert_eq!(c.recording_max, Duration::from_secs(3600));
+        assert!(c.queues[0].record && !c.queues[1].record);
+        let d = Config::load(None, &Overrides::default()).expect("defaults");
+        assert_eq!(d.recording_retention, None, "kept unless configured");
+        std::fs::write(&f, "recordings:\n  retention: soon\n").expect("w");
+        assert!(Config::load(Some(&f), &Overrides::default()).is_err());
     }
 }

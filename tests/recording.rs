@@ -81,7 +81,11 @@ fn wav_channels(wav: &[u8]) -> (Vec<u8>, Vec<u8>) {
         .chunks_exact(2)
         .map(|b| i16::from_le_bytes([b[0], b[1]]))
         .collect();
-    let left = samples.iter().step_by(2).map(|&s| Law::Mu.encode(s)).collect();
+    let left = samples
+        .iter()
+        .step_by(2)
+        .map(|&s| Law::Mu.encode(s))
+        .collect();
     let right = samples
         .iter()
         .skip(1)
@@ -113,10 +117,18 @@ fn recorded_call_has_caller_left_agent_right_and_only_the_token_may_fetch_it() {
             .into_iter()
             .filter(|p| p.at >= since && p.pt == 101)
             .collect();
-        if ev.iter().filter(|p| p.payload.len() >= 4 && p.payload[1] & 0x80 != 0).count() >= 3 {
+        if ev
+            .iter()
+            .filter(|p| p.payload.len() >= 4 && p.payload[1] & 0x80 != 0)
+            .count()
+            >= 3
+        {
             break ev;
         }
-        assert!(Instant::now() < deadline, "no RFC 4733 end packets at the caller");
+        assert!(
+            Instant::now() < deadline,
+            "no RFC 4733 end packets at the caller"
+        );
     };
     assert!(events.iter().all(|p| p.ts == events[0].ts), "one key press");
     let digit = common::dtmf::parse_event(&events[0].payload).expect("event");
@@ -124,9 +136,16 @@ fn recorded_call_has_caller_left_agent_right_and_only_the_token_may_fetch_it() {
 
     assert_eq!(phone.hangup().must(), 200);
     let record = wait_call_record(&server, &call_id, secs(10));
-    let file = record["recording"].as_str().expect("recording linked").to_string();
+    let file = record["recording"]
+        .as_str()
+        .expect("recording linked")
+        .to_string();
     assert!(
-        record["events"].as_array().unwrap().iter().any(|e| e["kind"] == "recording"),
+        record["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "recording"),
         "{record}"
     );
     let path = format!("/api/calls/{}/recording", server::percent_encode(&call_id));
@@ -138,7 +157,12 @@ fn recorded_call_has_caller_left_agent_right_and_only_the_token_may_fetch_it() {
         if r.status == 200 {
             break r;
         }
-        assert!(Instant::now() < deadline, "no recording: {} {}", r.status, r.text());
+        assert!(
+            Instant::now() < deadline,
+            "no recording: {} {}",
+            r.status,
+            r.text()
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     let header = |name: &str| {
@@ -151,20 +175,32 @@ fn recorded_call_has_caller_left_agent_right_and_only_the_token_may_fetch_it() {
     assert_eq!(header("content-type"), "audio/wav");
     assert!(header("content-disposition").contains(&file));
     let (left, right) = wav_channels(&wav.body);
-    assert!(tone_windows(&left, CALLER_HZ) >= 10, "the caller on the left");
-    assert!(tone_windows(&right, AGENT_HZ) >= 10, "the agent on the right");
+    assert!(
+        tone_windows(&left, CALLER_HZ) >= 10,
+        "the caller on the left"
+    );
+    assert!(
+        tone_windows(&right, AGENT_HZ) >= 10,
+        "the agent on the right"
+    );
     assert_eq!(tone_windows(&left, AGENT_HZ), 0, "no agent on the left");
     assert_eq!(tone_windows(&right, CALLER_HZ), 0, "no caller on the right");
 
     assert_eq!(http::get(server.http, &path, None).must().status, 401);
     assert_eq!(
-        http::get(server.http, &path, Some(&alice.token)).must().status,
+        http::get(server.http, &path, Some(&alice.token))
+            .must()
+            .status,
         403
     );
     assert_eq!(
-        http::get(server.http, "/api/calls/nope/recording", Some(http::API_TOKEN))
-            .must()
-            .status,
+        http::get(
+            server.http,
+            "/api/calls/nope/recording",
+            Some(http::API_TOKEN)
+        )
+        .must()
+        .status,
         404
     );
 }
@@ -193,9 +229,10 @@ fn retention_deletes_the_recording_and_the_cdr_says_so() {
     let path = format!("/api/calls/{}", server::percent_encode(&call_id));
     loop {
         let (_, rec) = http_get_json(&server, &path);
-        let deleted = rec["events"]
-            .as_array()
-            .is_some_and(|e| e.iter().any(|e| e["kind"] == "recording_deleted" && e["detail"]["file"] == file.as_str()));
+        let deleted = rec["events"].as_array().is_some_and(|e| {
+            e.iter()
+                .any(|e| e["kind"] == "recording_deleted" && e["detail"]["file"] == file.as_str())
+        });
         if deleted {
             assert!(rec["recording"].is_null(), "{rec}");
             break;

@@ -217,7 +217,8 @@ impl CdrStore for SqliteCdrStore {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let rows = {
-            let mut stmt = tx.prepare("SELECT call_id, events FROM cdr_calls WHERE recording = ?1")?;
+            let mut stmt =
+                tx.prepare("SELECT call_id, events FROM cdr_calls WHERE recording = ?1")?;
             let rows = stmt
                 .query_map(params![file], |r| {
                     Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))

@@ -78,12 +78,19 @@ async fn recording(
         Ok(Ok(None)) => return error(StatusCode::NOT_FOUND, "no call with this id"),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "reading a call");
-            return error(StatusCode::SERVICE_UNAVAILABLE, "the call store is unavailable");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the call store is unavailable",
+            );
         }
         Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
     };
     let dir = shared.config.recordings_dir();
-    let Some(path) = rec.recording.as_deref().and_then(|n| recording_path(&dir, n)) else {
+    let Some(path) = rec
+        .recording
+        .as_deref()
+        .and_then(|n| recording_path(&dir, n))
+    else {
         return error(StatusCode::NOT_FOUND, "this call has no recording");
     };
     // Read whole: the crate has no stream adapter for axum bodies; a recording is bounded by
@@ -99,7 +106,10 @@ async fn recording(
         .to_string();
     let mut resp = Body::from(bytes).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("audio/wav"));
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("audio/wav"),
+    );
     if let Ok(v) = format!("attachment; filename=\"{name}\"").parse() {
         h.insert(header::CONTENT_DISPOSITION, v);
     }

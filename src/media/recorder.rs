@@ -28,7 +28,9 @@ impl StereoRecorder {
     pub fn new(max_samples: usize) -> Self {
         StereoRecorder {
             samples: Vec::with_capacity(
-                max_samples.min(60 * super::SAMPLE_RATE as usize).saturating_mul(2),
+                max_samples
+                    .min(60 * super::SAMPLE_RATE as usize)
+                    .saturating_mul(2),
             ),
             max_frames: max_samples / FRAME_SAMPLES,
             frames: 0,

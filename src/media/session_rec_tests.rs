@@ -40,7 +40,15 @@ fn caller_packet(seq: u16, pcm: &[i16]) -> Vec<u8> {
     let mut payload = Vec::new();
     g711::encode_into(Law::Mu, pcm, &mut payload);
     let mut out = Vec::new();
-    rtp::write(0, false, seq, u32::from(seq) * 160, 0x1234, &payload, &mut out);
+    rtp::write(
+        0,
+        false,
+        seq,
+        u32::from(seq) * 160,
+        0x1234,
+        &payload,
+        &mut out,
+    );
     out
 }
 
@@ -95,7 +103,11 @@ fn lost_caller_packets_leave_silence_in_place_not_a_shift() {
         tick(&mut s, n);
     }
     let (left, right) = channels(&s.stop_call_recording().unwrap());
-    assert_eq!(left.len(), 30 * FRAME_SAMPLES, "one frame per slot, loss or not");
+    assert_eq!(
+        left.len(),
+        30 * FRAME_SAMPLES,
+        "one frame per slot, loss or not"
+    );
     let frame_energy = |k: usize| energy(&left[k * FRAME_SAMPLES..(k + 1) * FRAME_SAMPLES]);
     for k in 0..30 {
         if (10..15).contains(&k) {

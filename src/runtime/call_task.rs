@@ -650,7 +650,9 @@ async fn call(t: NewCallTask) {
     if let Some(samples) = session.as_mut().and_then(|s| s.stop_call_recording()) {
         let dir = shared.config.recordings_dir();
         let name = super::retention::recording_name(&call_id);
-        tokio::task::spawn_blocking(move || super::retention::write_call_recording(&dir, &name, &samples));
+        tokio::task::spawn_blocking(move || {
+            super::retention::write_call_recording(&dir, &name, &samples)
+        });
     }
 }
 

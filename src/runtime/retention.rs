@@ -179,13 +179,7 @@ mod tests {
         assert!(write_call_recording(&dir, &name, &[1, 2, 3, 4]));
         std::fs::write(dir.join("call-1-1.wav"), b"voicemail").unwrap();
         std::fs::write(dir.join("readme.txt"), b"admin's").unwrap();
-        let mut rec = CallRecord::new(
-            "call-1",
-            Direction::Inbound,
-            "+1",
-            "+2",
-            chrono::Utc::now(),
-        );
+        let mut rec = CallRecord::new("call-1", Direction::Inbound, "+1", "+2", chrono::Utc::now());
         rec.recording = Some(name.clone());
         store.begin(&rec).unwrap();
         store.finish(&rec).unwrap();
