@@ -73,6 +73,10 @@ pub struct Config {
     pub trunk_allow: crate::sip::allowlist::AllowList,
     /// `shutdown.drain_timeout`: how long calls in progress may go on after SIGTERM.
     pub drain_timeout: Duration,
+    /// Call recordings older than this are deleted; `None` keeps them.
+    pub recording_retention: Option<Duration>,
+    /// The longest call recording; the rest of a longer conversation is not recorded.
+    pub recording_max: Duration,
 }
 
 impl Default for Config {
@@ -103,6 +107,8 @@ impl Default for Config {
             security: crate::auth::SecurityPolicy::default(),
             trunk_allow: crate::sip::allowlist::AllowList::default(),
             drain_timeout: Duration::from_secs(30),
+            recording_retention: None,
+            recording_max: Duration::from_secs(2 * 3600),
         }
     }
 }
@@ -129,6 +135,7 @@ struct FileConfig {
     supervisors: Option<Vec<supervisors::SupervisorConfig>>,
     security: Option<SecuritySection>,
     shutdown: Option<ShutdownSection>,
+    recordings: Option<RecordingsSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,6 +156,15 @@ struct SecuritySection {
 #[serde(deny_unknown_fields)]
 struct ShutdownSection {
     drain_timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordingsSection {
+    /// `30d`, `12h`, ...; absent keeps recordings for ever.
+    retention: Option<String>,
+    /// `2h` by default.
+    max_length: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -366,6 +382,18 @@ impl Config {
         }
         let mut problems = crate::acd::validate(&self.queues, &self.agents);
         problems.extend(supervisors::validate(&self.supervisors));
+        if let Some(r) = fc.recordings {
+            if let Some(v) = r.retention {
+                self.recording_retention = Some(parse_days(&v).ok_or_else(|| {
+                    ConfigError::Invalid(format!("recordings.retention: bad duration `{v}`"))
+                })?);
+            }
+            if let Some(v) = r.max_length {
+                self.recording_max = parse_duration(&v).ok_or_else(|| {
+                    ConfigError::Invalid(format!("recordings.max_length: bad duration `{v}`"))
+                })?;
+            }
+        }
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems.join("\n")));
         }
@@ -487,6 +515,16 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     }
 }
 
+/// [`parse_duration`] plus days (`30d`), for retention periods.
+pub fn parse_days(s: &str) -> Option<Duration> {
+    match s.trim().strip_suffix('d') {
+        Some(n) => Some(Duration::from_secs(
+            n.parse::<u64>().ok()?.checked_mul(86_400)?,
+        )),
+        None => parse_duration(s),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -532,5 +570,27 @@ mod tests {
         assert_eq!(parse_duration("fast"), None);
         assert!(parse_port_range("20000-20999").is_ok());
         assert!(parse_port_range("300-200").is_err());
+    }
+
+    #[test]
+    fn recording_keys_read_days_and_queues_opt_in() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let f = dir.path().join("sb.yaml");
+        std::fs::write(
+            &f,
+            "recordings:\n  retention: 30d\n  max_length: 1h\nqueues:\n  - name: sales\n    record: true\n  - name: support\n",
+        )
+        .expect("w");
+        let c = Config::load(Some(&f), &Overrides::default()).expect("loads");
+        assert_eq!(
+            c.recording_retention,
+            Some(Duration::from_secs(30 * 86_400))
+        );
+        assert_eq!(c.recording_max, Duration::from_secs(3600));
+        assert!(c.queues[0].record && !c.queues[1].record);
+        let d = Config::load(None, &Overrides::default()).expect("defaults");
+        assert_eq!(d.recording_retention, None, "kept unless configured");
+        std::fs::write(&f, "recordings:\n  retention: soon\n").expect("w");
+        assert!(Config::load(Some(&f), &Overrides::default()).is_err());
     }
 }

@@ -47,6 +47,9 @@ pub struct QueueConfig {
     /// YAML reads a bare `0` as a number, so digits are accepted quoted or not.
     #[serde(default, deserialize_with = "opt_key")]
     pub exit_key: Option<char>,
+    /// Record the conversation with the agent (caller left, agent right).
+    #[serde(default)]
+    pub record: bool,
 }
 
 /// After waiting `after`, every skill need drops to at most `level` (0 means "no longer needed").
@@ -111,6 +114,7 @@ impl QueueConfig {
             ring_timeout: default_ring_timeout(),
             relax: Vec::new(),
             exit_key: None,
+            record: false,
         }
     }
 

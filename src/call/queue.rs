@@ -359,6 +359,18 @@ impl CallController {
             .push_back(Command::CdrUpdate(Box::new(self.record.clone())));
     }
 
+    /// The runtime started recording the conversation into `file` (relative to the recordings
+    /// directory): the record links it from now on, so even a crash leaves the link.
+    pub fn call_recording_started(&mut self, now: Instant, file: &str) {
+        if self.record.recording.as_deref() == Some(file) {
+            return;
+        }
+        self.record.recording = Some(file.to_string());
+        self.queue_event(now, "recording", serde_json::json!({ "file": file }));
+        self.commands
+            .push_back(Command::CdrUpdate(Box::new(self.record.clone())));
+    }
+
     /// The agent put the caller on hold or took them off it.
     pub fn hold(&mut self, now: Instant, on: bool) {
         let Some(q) = self.queueing.as_mut() else {

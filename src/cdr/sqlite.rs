@@ -213,6 +213,36 @@ const UPDATE_OPEN_ROW: &str = "DO UPDATE SET direction = excluded.direction,
      WHERE cdr_calls.open = 1";
 
 impl CdrStore for SqliteCdrStore {
+    fn recording_deleted(&self, file: &str, at: DateTime<Utc>) -> Result<usize, CdrError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let rows = {
+            let mut stmt =
+                tx.prepare("SELECT call_id, events FROM cdr_calls WHERE recording = ?1")?;
+            let rows = stmt
+                .query_map(params![file], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows
+        };
+        for (call_id, events) in &rows {
+            let mut ev: Vec<CallEvent> = serde_json::from_str(events).unwrap_or_default();
+            ev.push(CallEvent {
+                at,
+                kind: "recording_deleted".into(),
+                detail: serde_json::json!({ "file": file, "reason": "retention" }),
+            });
+            let events = serde_json::to_string(&stored_events(&ev))?;
+            tx.execute(
+                "UPDATE cdr_calls SET recording = NULL, events = ?2 WHERE call_id = ?1",
+                params![call_id, events],
+            )?;
+        }
+        tx.commit()?;
+        Ok(rows.len())
+    }
+
     fn begin(&self, rec: &CallRecord) -> Result<(), CdrError> {
         // A retried begin must not roll back progress an update already wrote.
         self.write(rec, true, "DO NOTHING")

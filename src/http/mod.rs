@@ -20,6 +20,7 @@ mod metrics;
 mod dashboard;
 
 pub use dashboard::DashboardState;
+mod recording;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     let api = Router::new()
@@ -61,6 +62,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .merge(api)
         .merge(metrics::router())
         .merge(supervised)
+        .merge(recording::routes())
         .with_state(shared)
 }
 

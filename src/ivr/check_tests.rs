@@ -146,6 +146,17 @@ fn malformed_durations_point_inside_the_value() {
         flow.unwrap().answer_delay,
         std::time::Duration::from_millis(500)
     );
+    let (flow, _) = report(&format!(
+        "record_calls: true\n{HEAD}  a: {{ play: x, next: hangup }}\n"
+    ));
+    assert!(flow.unwrap().record_calls);
+    let (flow, _) = report(&format!("{HEAD}  a: {{ play: x, next: hangup }}\n"));
+    assert!(!flow.unwrap().record_calls, "off unless asked");
+    one_error(
+        &format!("record_calls: maybe\n{HEAD}  a: {{ play: x, next: hangup }}\n"),
+        "1:15",
+        "`record_calls`",
+    );
 }
 
 #[test]

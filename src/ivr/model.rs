@@ -81,6 +81,8 @@ pub struct Flow {
     pub steps: BTreeMap<String, Step>,
     pub tests: Vec<FlowTest>,
     pub(crate) pos: FlowPositions,
+    /// Extension key `record_calls`: the conversation with an agent is recorded (two channels).
+    pub record_calls: bool,
 }
 
 #[derive(Clone, Debug, Default)]

@@ -355,6 +355,7 @@ const FLOW_KEYS: &[&str] = &[
     "steps",
     "tests",
     "answer_delay",
+    "record_calls",
 ];
 
 /// Parses one flow file's tree. The flow comes back even when something fatal was found (the
@@ -429,6 +430,11 @@ fn parse_flow_inner(cx: &mut Ctx, root: &Node) -> Option<Flow> {
         }
     };
 
+    let record_calls = match f.get("record_calls") {
+        Some(n) => bool_of(cx, n, "`record_calls`").unwrap_or(false),
+        None => false,
+    };
+
     let mut steps = BTreeMap::new();
     if let Some(steps_node) = f.require(cx, "steps", "a flow file") {
         if let Some(sf) = fields(cx, steps_node, None, "`steps`") {
@@ -479,6 +485,7 @@ fn parse_flow_inner(cx: &mut Ctx, root: &Node) -> Option<Flow> {
         steps,
         tests,
         pos,
+        record_calls,
     })
 }
 

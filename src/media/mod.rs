@@ -7,9 +7,11 @@
 //! Tests drive the same code with virtual time.
 
 pub mod dtmf;
+pub mod dtmf_send;
 pub mod g711;
 pub mod goertzel;
 pub mod player;
+pub mod recorder;
 pub mod rtp;
 pub mod session;
 pub mod wav;

@@ -8,9 +8,11 @@
 //! packets into digits and counts loss.
 
 use super::dtmf::Rfc4733Receiver;
+use super::dtmf_send::{DtmfSender, DtmfSlot};
 use super::g711::{self, Law};
 use super::goertzel::InbandDetector;
 use super::player::{Player, Samples};
+use super::recorder::StereoRecorder;
 use super::{rtp, FRAME_SAMPLES};
 use crate::time::Instant;
 use core::net::SocketAddr;
@@ -149,6 +151,9 @@ pub struct RtpSession {
     packet: Vec<u8>,
     decoded: Vec<i16>,
     bridge: Option<Bridge>,
+    call_rec: Option<StereoRecorder>,
+    dtmf_out: DtmfSender,
+    heard: Vec<i16>,
 }
 
 /// Audio relayed between this leg and another (an agent's browser), always as µ-law towards the
@@ -224,6 +229,9 @@ impl RtpSession {
             packet: Vec::with_capacity(rtp::HEADER_LEN + FRAME_SAMPLES),
             decoded: Vec::with_capacity(FRAME_SAMPLES),
             bridge: None,
+            call_rec: None,
+            dtmf_out: DtmfSender::default(),
+            heard: Vec::with_capacity(FRAME_SAMPLES),
             cfg,
         }
     }
@@ -272,6 +280,9 @@ impl RtpSession {
                     source: DigitSource::Inband,
                 });
             }
+        }
+        if let Some(r) = self.call_rec.as_mut() {
+            r.caller_audio(&self.decoded);
         }
         if let Some(b) = self.bridge.as_mut() {
             let frame = if self.cfg.law == Law::Mu {
@@ -353,22 +364,61 @@ impl RtpSession {
             let ts = self.ts;
             self.slot += 1;
             self.ts = self.ts.wrapping_add(FRAME_SAMPLES as u32);
-            let was_audio = std::mem::replace(&mut self.last_audio, info.audio);
-            let Some(to) = self.remote else { continue };
-            self.payload.clear();
-            if let Some(frame) = relayed {
-                self.payload.extend_from_slice(&frame);
-            } else if info.audio {
-                g711::encode_into(self.cfg.law, &self.frame, &mut self.payload);
-            } else {
-                self.payload.resize(FRAME_SAMPLES, self.cfg.law.silence());
+            // A key being sent takes the slot: the audio of this slot is dropped, not delayed.
+            let mut event = None;
+            let mut tone = false;
+            match self.dtmf_out.next_slot(ts) {
+                Some(DtmfSlot::Event {
+                    payload,
+                    first,
+                    start_ts,
+                }) => {
+                    self.payload.clear();
+                    self.payload.extend_from_slice(payload);
+                    event = Some((first, start_ts));
+                }
+                Some(DtmfSlot::Tone(pcm)) => {
+                    self.frame = [0; FRAME_SAMPLES];
+                    for (d, s) in self.frame.iter_mut().zip(pcm) {
+                        *d = *s;
+                    }
+                    tone = true;
+                }
+                None => {}
             }
-            let marker = !self.sent_any || (info.audio && !was_audio);
+            let relayed = relayed.filter(|_| event.is_none() && !tone);
+            let audio = event.is_none() && (tone || info.audio);
+            if let Some(rec) = self.call_rec.as_mut() {
+                self.heard.clear();
+                if let Some(frame) = relayed.as_ref() {
+                    g711::decode_into(self.cfg.law, frame, &mut self.heard);
+                } else if audio {
+                    self.heard.extend_from_slice(&self.frame);
+                }
+                rec.slot(Some(&self.heard));
+            }
+            let was_audio = std::mem::replace(&mut self.last_audio, audio);
+            let Some(to) = self.remote else { continue };
+            let (pt, pkt_ts, marker) = match (event, self.cfg.dtmf_payload_type) {
+                (Some((first, start_ts)), Some(pt)) => (pt, start_ts, first),
+                _ => {
+                    self.payload.clear();
+                    if let Some(frame) = relayed {
+                        self.payload.extend_from_slice(&frame);
+                    } else if audio {
+                        g711::encode_into(self.cfg.law, &self.frame, &mut self.payload);
+                    } else {
+                        self.payload.resize(FRAME_SAMPLES, self.cfg.law.silence());
+                    }
+                    let marker = !self.sent_any || (audio && !was_audio);
+                    (self.cfg.payload_type, ts, marker)
+                }
+            };
             rtp::write(
-                self.cfg.payload_type,
+                pt,
                 marker,
                 self.seq,
-                ts,
+                pkt_ts,
                 self.cfg.ssrc,
                 &self.payload,
                 &mut self.packet,
@@ -429,6 +479,32 @@ impl RtpSession {
         self.recorder.take().map(|r| r.samples).unwrap_or_default()
     }
 
+    /// Starts the two-channel call recording (see [`StereoRecorder`]), up to `max_samples` per
+    /// channel; one already running carries on.
+    pub fn start_call_recording(&mut self, max_samples: usize) {
+        if self.call_rec.is_none() {
+            self.call_rec = Some(StereoRecorder::new(max_samples));
+        }
+    }
+
+    pub fn is_call_recording(&self) -> bool {
+        self.call_rec.is_some()
+    }
+
+    /// Ends the call recording: interleaved caller (left) / heard (right) samples.
+    pub fn stop_call_recording(&mut self) -> Option<Vec<i16>> {
+        self.call_rec.take().map(StereoRecorder::into_samples)
+    }
+
+    /// Sends one key towards the peer: RFC 4733 events when it negotiated telephone-event,
+    /// otherwise the key's tones in the audio. Keys queue behind each other. False for a key
+    /// that is not DTMF or a full queue.
+    pub fn send_dtmf(&mut self, digit: char, duration: Duration) -> bool {
+        let ms = u32::try_from(duration.as_millis()).unwrap_or(u32::MAX);
+        self.dtmf_out
+            .push(digit, ms, self.cfg.dtmf_payload_type.is_some())
+    }
+
     pub fn poll_event(&mut self) -> Option<MediaEvent> {
         self.events.pop_front()
     }
@@ -486,3 +562,7 @@ fn record(rec: &mut Recorder, ts: u32, pcm: &[i16]) -> Option<usize> {
 #[cfg(test)]
 #[path = "session_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "session_rec_tests.rs"]
+mod rec_tests;

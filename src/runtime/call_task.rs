@@ -107,6 +107,9 @@ async fn next_agent_event(side: &mut Option<AgentSide>) -> Option<RtcEvent> {
     }
 }
 
+/// How long each of the agent's keys is held towards the caller.
+const AGENT_DTMF_MS: u64 = 100;
+
 /// Id for the beep before a recording: its PlaybackDone is ours, not the interpreter's.
 const BEEP_ID: u64 = u64::MAX;
 
@@ -196,6 +199,7 @@ async fn call(t: NewCallTask) {
     };
 
     let started = clock.now();
+    let flow_records = flow.record_calls;
     tracing::info!(from = %from, to = %to, flow = %flow.name, codec = ?negotiated.codec, "call started");
     shared.webhooks.emit(
         "call.started",
@@ -392,6 +396,15 @@ async fn call(t: NewCallTask) {
                 Command::Bridge { .. } => {
                     if let Some(s) = session.as_mut() {
                         s.start_bridge();
+                        let queue_records = ctl.in_queue().is_some_and(|q| {
+                            shared.config.queues.iter().any(|c| c.name == q && c.record)
+                        });
+                        if (flow_records || queue_records) && !s.is_call_recording() {
+                            let max = shared.config.recording_max.as_millis() as usize;
+                            s.start_call_recording(max.saturating_mul(8));
+                            let file = super::retention::recording_name(&call_id);
+                            ctl.call_recording_started(clock.now(), &file);
+                        }
                     }
                     if let Some(a) = agent_side.as_mut() {
                         a.relaying = true;
@@ -581,8 +594,10 @@ async fn call(t: NewCallTask) {
                     }
                     Some(CallIn::Hold(on)) => ctl.hold(now, on),
                     Some(CallIn::AgentDtmf(d)) => {
-                        // Sending DTMF towards the caller needs an RFC 4733 sender on the RTP leg.
-                        tracing::info!(digit = %d, "agent DTMF towards the caller is not sent yet");
+                        let sent = session.as_mut().is_some_and(|s| {
+                            s.send_dtmf(d, std::time::Duration::from_millis(AGENT_DTMF_MS))
+                        });
+                        tracing::debug!(sent, "agent DTMF towards the caller");
                     }
                     Some(CallIn::AckTimeout) => {
                         ctl.failed(now, "no ACK for our 200 OK");
@@ -662,6 +677,13 @@ async fn call(t: NewCallTask) {
                 ctl.handle_timeout(clock.now());
             }
         }
+    }
+    if let Some(samples) = session.as_mut().and_then(|s| s.stop_call_recording()) {
+        let dir = shared.config.recordings_dir();
+        let name = super::retention::recording_name(&call_id);
+        tokio::task::spawn_blocking(move || {
+            super::retention::write_call_recording(&dir, &name, &samples)
+        });
     }
 }
 

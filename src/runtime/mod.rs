@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod offline;
 pub mod ports;
 pub mod prompts;
+pub mod retention;
 pub mod sip_task;
 pub mod webhooks;
 
@@ -345,6 +346,8 @@ pub async fn start(config: Config) -> Result<Running, RuntimeError> {
 
     tasks.push(tokio::spawn(flows::watch(shared.clone(), stop_rx.clone())));
     webhooks::spawn(shared.clone(), stop_rx.clone());
+    // Detached: it holds no state a shutdown must flush.
+    tokio::spawn(retention::run(shared.clone()));
 
     tracing::info!(sip = %sip_addr, http = %http_addr, "switchboard is up");
     Ok(Running {

@@ -368,6 +368,11 @@ impl Agent {
         self.send(json!({"type": "hangup", "call_id": call_id}))
     }
 
+    /// A key on the console's keypad, for the caller's side.
+    pub fn dtmf(&self, call_id: &str, digit: char) -> Result<(), String> {
+        self.send(json!({"type": "dtmf", "call_id": call_id, "digit": digit.to_string()}))
+    }
+
     pub fn decline(&self, call_id: &str) -> Result<(), String> {
         self.send(json!({"type": "decline", "call_id": call_id}))
     }

@@ -1,0 +1,117 @@
+//! `GET /api/calls/{call_id}/recording`: the call's WAV, for the API token only (supervisor
+//! sessions are not part of this build). An agent's console session is refused with 403.
+//!
+//! The file is found through the call's record, never from the URL: the id only selects a
+//! record, and the record's file name must be a recording name under `<data>/recordings/`.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use super::{error, same};
+use crate::runtime::retention::recording_path;
+use crate::runtime::Shared;
+
+pub fn routes() -> Router<Arc<Shared>> {
+    Router::new().route("/api/calls/{call_id}/recording", get(recording))
+}
+
+enum Caller {
+    Admin,
+    Agent,
+    Nobody,
+}
+
+fn who(shared: &Shared, headers: &HeaderMap) -> Caller {
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+    else {
+        return Caller::Nobody;
+    };
+    if same(given.as_bytes(), shared.api_token.as_bytes()) {
+        return Caller::Admin;
+    }
+    let tokens = shared
+        .agent_tokens
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let now = std::time::Instant::now();
+    if tokens.get(given).is_some_and(|(_, exp)| *exp > now) {
+        Caller::Agent
+    } else {
+        Caller::Nobody
+    }
+}
+
+async fn recording(
+    State(shared): State<Arc<Shared>>,
+    Path(call_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match who(&shared, &headers) {
+        Caller::Admin => {}
+        Caller::Agent => {
+            return error(
+                StatusCode::FORBIDDEN,
+                "recordings are for supervisors and the API",
+            )
+        }
+        Caller::Nobody => {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "this route needs `Authorization: Bearer <token>` (see data/api-token)",
+            )
+        }
+    }
+    let store = shared.cdr_store.clone();
+    let id = call_id.clone();
+    let rec = match tokio::task::spawn_blocking(move || store.get(&id)).await {
+        Ok(Ok(Some(rec))) => rec,
+        Ok(Ok(None)) => return error(StatusCode::NOT_FOUND, "no call with this id"),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "reading a call");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the call store is unavailable",
+            );
+        }
+        Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+    };
+    let dir = shared.config.recordings_dir();
+    let Some(path) = rec
+        .recording
+        .as_deref()
+        .and_then(|n| recording_path(&dir, n))
+    else {
+        return error(StatusCode::NOT_FOUND, "this call has no recording");
+    };
+    // Read whole: the crate has no stream adapter for axum bodies; a recording is bounded by
+    // `recordings.max_length` (2 h is about 230 MB).
+    let bytes = match tokio::fs::read(&path).await {
+        Ok(b) => b,
+        Err(_) => return error(StatusCode::NOT_FOUND, "the recording is not on disk"),
+    };
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("recording.wav")
+        .to_string();
+    let mut resp = Body::from(bytes).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("audio/wav"),
+    );
+    if let Ok(v) = format!("attachment; filename=\"{name}\"").parse() {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    resp
+}
