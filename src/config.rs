@@ -59,6 +59,9 @@ pub struct Config {
     pub rtc: crate::rtc::RtcConfig,
     /// Where the configuration came from, for messages.
     pub source: Option<PathBuf>,
+    /// `database:` / `--database`: `postgres://…`, `sqlite:PATH` or a path; none = the SQLite
+    /// file in the data directory.
+    pub database: Option<crate::cdr::DatabaseUrl>,
 }
 
 impl Default for Config {
@@ -83,6 +86,7 @@ impl Default for Config {
             agents: Vec::new(),
             rtc: crate::rtc::RtcConfig::default(),
             source: None,
+            database: None,
         }
     }
 }
@@ -104,6 +108,7 @@ struct FileConfig {
     queues: Option<Vec<crate::acd::QueueConfig>>,
     agents: Option<Vec<crate::acd::AgentConfig>>,
     rtc: Option<RtcSection>,
+    database: Option<crate::cdr::DatabaseUrl>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,6 +162,7 @@ pub struct Overrides {
     pub flows: Option<PathBuf>,
     pub sounds: Option<PathBuf>,
     pub accounts: Option<PathBuf>,
+    pub database: Option<crate::cdr::DatabaseUrl>,
 }
 
 impl Config {
@@ -210,6 +216,9 @@ impl Config {
         if let Some(p) = &ov.accounts {
             cfg.accounts = p.clone();
         }
+        if let Some(d) = &ov.database {
+            cfg.database = Some(d.clone());
+        }
         Ok(cfg)
     }
 
@@ -239,6 +248,9 @@ impl Config {
         }
         if let Some(p) = fc.data_dir {
             self.data_dir = p;
+        }
+        if let Some(d) = fc.database {
+            self.database = Some(d);
         }
         if let Some(p) = fc.flows_dir {
             self.flows_dir = p.clone();

@@ -1,5 +1,5 @@
-//! Keeps SQLite off the async threads: call tasks hand records to a channel and one std thread
-//! owning the store writes them in order.
+//! Keeps the database off the async threads: call tasks hand records (and the ACD its agent state
+//! changes) to a channel and one std thread owning the store writes them in order.
 
 use std::collections::HashMap;
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::record::CallRecord;
-use super::{CdrError, CdrStore};
+use super::{AgentStateChange, CdrError, CdrStore};
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum Op {
@@ -29,6 +29,7 @@ impl Op {
 
 enum Msg {
     Write(Op, Box<CallRecord>),
+    AgentState(AgentStateChange),
     Flush(Sender<()>),
 }
 
@@ -95,6 +96,17 @@ impl CdrWriter {
         self.send(Op::Finish, rec);
     }
 
+    /// Queues an agent state change; changes that arrive together are written in one batch.
+    pub fn agent_state(&self, change: AgentStateChange) {
+        let sent = match &self.tx {
+            Some(tx) => tx.send(Msg::AgentState(change)).is_ok(),
+            None => false,
+        };
+        if !sent {
+            tracing::error!("CDR writer is not running; agent state change lost");
+        }
+    }
+
     /// Blocks until everything queued before this call has been written (or given up on).
     pub fn flush(&self) {
         let (ack_tx, ack_rx) = mpsc::channel();
@@ -112,7 +124,7 @@ impl CdrWriter {
                 .send(Msg::Write(op, Box::new(rec)))
                 .map_err(|e| match e.0 {
                     Msg::Write(_, rec) => rec.call_id,
-                    Msg::Flush(_) => String::new(),
+                    Msg::AgentState(_) | Msg::Flush(_) => String::new(),
                 }),
             None => Err(rec.call_id),
         };
@@ -155,15 +167,20 @@ fn run(store: &dyn CdrStore, rx: &Receiver<Msg>, retry: Retry) {
                 _ => false,
             })
             .collect();
+        let mut states = Vec::new();
         for (msg, skip) in batch.into_iter().zip(superseded) {
             match msg {
                 Msg::Write(_, _) if skip => {}
                 Msg::Write(op, rec) => write_with_retry(store, op, &rec, retry),
+                Msg::AgentState(change) => states.push(change),
                 Msg::Flush(ack) => {
+                    // Everything queued before the flush must be written before the ack.
+                    write_states_with_retry(store, &mut states, retry);
                     let _ = ack.send(());
                 }
             }
         }
+        write_states_with_retry(store, &mut states, retry);
     }
 }
 
@@ -190,6 +207,32 @@ fn write_with_retry(store: &dyn CdrStore, op: Op, rec: &CallRecord, retry: Retry
     }
 }
 
+fn write_states_with_retry(
+    store: &dyn CdrStore,
+    states: &mut Vec<AgentStateChange>,
+    retry: Retry,
+) {
+    if states.is_empty() {
+        return;
+    }
+    let attempts = retry.attempts.max(1);
+    for attempt in 1..=attempts {
+        match store.record_agent_states(states) {
+            Ok(()) => break,
+            Err(error) if attempt < attempts => {
+                tracing::warn!(changes = states.len(), attempt, %error,
+                    "agent state write failed; retrying");
+                std::thread::sleep(retry.backoff.saturating_mul(attempt));
+            }
+            Err(error) => {
+                tracing::error!(changes = states.len(), attempts, %error,
+                    "agent state write failed; giving the changes up");
+            }
+        }
+    }
+    states.clear();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +249,7 @@ mod tests {
     struct Flaky {
         fail_first: Mutex<u32>,
         calls: Mutex<Vec<(Op, String, Vec<String>)>>,
+        states: Mutex<Vec<String>>,
     }
 
     impl Flaky {
@@ -213,6 +257,7 @@ mod tests {
             Flaky {
                 fail_first: Mutex::new(fail_first),
                 calls: Mutex::new(Vec::new()),
+                states: Mutex::new(Vec::new()),
             }
         }
         fn op(&self, op: Op, rec: &CallRecord) -> Result<(), CdrError> {
@@ -264,6 +309,25 @@ mod tests {
         }
         fn ping(&self) -> Result<(), CdrError> {
             Ok(())
+        }
+        fn record_agent_state(&self, c: &AgentStateChange) -> Result<(), CdrError> {
+            let mut left = self.fail_first.lock().unwrap_or_else(|e| e.into_inner());
+            if *left > 0 {
+                *left -= 1;
+                return Err(CdrError::Open("disk on fire".into()));
+            }
+            self.states
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(c.state.clone());
+            Ok(())
+        }
+        fn agent_states(
+            &self,
+            _: DateTime<Utc>,
+            _: DateTime<Utc>,
+        ) -> Result<Vec<AgentStateChange>, CdrError> {
+            Ok(Vec::new())
         }
     }
 
@@ -345,5 +409,40 @@ mod tests {
                 (Op::Update, "d", 0)
             ]
         );
+    }
+
+    fn change(agent: &str, state: &str, at: i64) -> AgentStateChange {
+        AgentStateChange {
+            agent_id: agent.into(),
+            state: state.into(),
+            at: t(at),
+            reason: Some("test".into()),
+        }
+    }
+
+    #[test]
+    fn agent_states_are_written_in_order_and_retried() {
+        let store = Arc::new(Flaky::new(1));
+        let writer = CdrWriter::spawn_with(store.clone(), NO_WAIT);
+        for (i, s) in ["available", "ringing", "on_call", "wrap_up"].iter().enumerate() {
+            writer.agent_state(change("ana", s, i64::try_from(i).unwrap_or(0)));
+        }
+        writer.flush();
+        let got = store.states.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        assert_eq!(got, vec!["available", "ringing", "on_call", "wrap_up"]);
+    }
+
+    #[test]
+    fn agent_states_reach_sqlite_through_the_writer() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = SqliteCdrStore::open(&dir.path().join("s.db"))
+            .map(Arc::new)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let writer = CdrWriter::spawn(store.clone());
+        writer.agent_state(change("ana", "available", 1_000));
+        writer.agent_state(change("ana", "on_call", 2_000));
+        drop(writer);
+        let got = store.agent_states(t(0), t(10_000)).unwrap_or_default();
+        assert_eq!(got, vec![change("ana", "available", 1_000), change("ana", "on_call", 2_000)]);
     }
 }

@@ -143,6 +143,8 @@ struct Task {
     agents: HashMap<String, (u64, mpsc::UnboundedSender<AgentMsg>)>,
     /// offer id → (call, agent)
     offers: HashMap<u64, (String, String)>,
+    /// What caused the events being drained, for the stored agent state changes.
+    cause: &'static str,
 }
 
 pub fn spawn(
@@ -158,6 +160,7 @@ pub fn spawn(
             calls: HashMap::new(),
             agents: HashMap::new(),
             offers: HashMap::new(),
+            cause: "start",
         };
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
         loop {
@@ -173,6 +176,7 @@ pub fn spawn(
                         None => std::future::pending::<()>().await,
                     }
                 } => {
+                    t.cause = "timeout";
                     t.acd.handle_timeout(shared.clock.now());
                 }
                 _ = tick.tick() => t.broadcast_boards(),
@@ -181,6 +185,26 @@ pub fn spawn(
             t.drain();
         }
     });
+}
+
+/// The reason stored with the agent state changes a command causes.
+fn cause_of(cmd: &AcdCmd) -> &'static str {
+    match cmd {
+        AcdCmd::Login { .. } => "login",
+        AcdCmd::Logout { .. } => "logout",
+        AcdCmd::SetState {
+            available: true, ..
+        } => "agent_available",
+        AcdCmd::SetState { .. } => "agent_away",
+        AcdCmd::WrapUpDone { .. } => "wrap_up_done",
+        AcdCmd::Answer { .. } => "answer",
+        AcdCmd::Decline { .. } => "decline",
+        AcdCmd::Enqueue { .. } => "call_queued",
+        AcdCmd::CallEnded { .. } => "call_ended",
+        AcdCmd::Leave { .. } => "caller_left",
+        AcdCmd::Transfer { .. } => "transfer",
+        _ => "command",
+    }
 }
 
 impl Task {
@@ -202,6 +226,7 @@ impl Task {
 
     fn command(&mut self, cmd: AcdCmd) {
         let now = self.now();
+        self.cause = cause_of(&cmd);
         match cmd {
             AcdCmd::Enqueue { req, pop, call } => {
                 let call_id = req.call_id.clone();
@@ -504,6 +529,13 @@ impl Task {
                         _ => None,
                     };
                     let state = snake(&format!("{state:?}"));
+                    let ago = chrono::TimeDelta::from_std(now.saturating_since(since));
+                    self.shared.cdr.agent_state(crate::cdr::AgentStateChange {
+                        agent_id: agent_id.clone(),
+                        state: state.clone(),
+                        at: chrono::Utc::now() - ago.unwrap_or_default(),
+                        reason: Some(self.cause.to_string()),
+                    });
                     self.to_agent(
                         &agent_id,
                         AgentMsg::State {

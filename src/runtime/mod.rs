@@ -25,7 +25,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::auth::{Accounts, Authenticator, LockoutPolicy};
-use crate::cdr::{CdrStore, CdrWriter, SqliteCdrStore};
+use crate::cdr::{CdrStore, CdrWriter};
 use crate::config::Config;
 
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +173,15 @@ fn load_api_token(config: &Config) -> Result<String, RuntimeError> {
     Ok(token)
 }
 
+/// This process among the nodes sharing one PostgreSQL store: its host and SIP address, so a
+/// restarted node closes only the calls it left open itself.
+fn node_name(config: &Config) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    format!("{host}/{}", config.sip_listen)
+}
+
 /// Bind everything and start the tasks. Returns once SIP and HTTP are listening.
 pub async fn start(config: Config) -> Result<Running, RuntimeError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| RuntimeError::DataDir {
@@ -186,7 +195,8 @@ pub async fn start(config: Config) -> Result<Running, RuntimeError> {
 
     let db = config.db_path();
     let store: Arc<dyn CdrStore> =
-        Arc::new(SqliteCdrStore::open(&db).map_err(|e| RuntimeError::Database(e.to_string()))?);
+        crate::cdr::open_store(config.database.as_ref(), &db, &node_name(&config))
+            .map_err(|e| RuntimeError::Database(e.to_string()))?;
     // A previous run that died mid-call left open records: close them before taking new calls.
     match store.close_interrupted(chrono::Utc::now()) {
         Ok(0) => {}

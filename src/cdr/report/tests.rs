@@ -77,6 +77,7 @@ fn change(agent: &str, state: &str, t: DateTime<Utc>) -> AgentStateChange {
         agent_id: agent.into(),
         state: state.into(),
         at: t,
+        reason: None,
     }
 }
 
