@@ -138,7 +138,10 @@ mod tests {
         assert_eq!(url.backend(), Backend::Postgres);
         for shown in [format!("{url:?}"), url.to_string()] {
             assert!(!shown.contains("s3cr3t"), "{shown}");
-            assert!(shown.contains("sb:***@db.example:5432/switchboard"), "{shown}");
+            assert!(
+                shown.contains("sb:***@db.example:5432/switchboard"),
+                "{shown}"
+            );
         }
         let q = DatabaseUrl::new("postgresql://h/db?user=x&password=hunter2&sslmode=disable");
         assert!(!q.to_string().contains("hunter2"), "{q}");

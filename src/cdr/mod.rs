@@ -97,6 +97,8 @@ pub(crate) const MAX_AGENT_FIELD: usize = 200;
 pub const REPORT_MAX_RECORDS: usize = 500_000;
 
 #[cfg(test)]
+pub(crate) mod test_db;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_states;

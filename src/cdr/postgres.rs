@@ -227,7 +227,10 @@ fn migrate(client: &mut Client, component: &str, steps: &[&str]) -> Result<(), C
              switchboard knows ({known}); upgrade switchboard"
         )));
     }
-    for (version, sql) in (1i64..).zip(steps).skip(usize::try_from(current).unwrap_or(0)) {
+    for (version, sql) in (1i64..)
+        .zip(steps)
+        .skip(usize::try_from(current).unwrap_or(0))
+    {
         tx.batch_execute(sql)?;
         tx.execute(
             "INSERT INTO schema_migrations (component, version) VALUES ($1, $2)",

@@ -15,6 +15,8 @@ mod agents;
 mod edge_tests;
 mod format;
 #[cfg(test)]
+mod store_tests;
+#[cfg(test)]
 mod tests;
 
 pub use format::{to_agents_csv, to_csv, to_table};

@@ -423,7 +423,8 @@ impl CdrStore for SqliteCdrStore {
     }
 }
 
-pub(super) const COLUMNS: &str = "call_id, direction, caller, dialed, flow, started_at, answered_at, \
+pub(super) const COLUMNS: &str =
+    "call_id, direction, caller, dialed, flow, started_at, answered_at, \
      ended_at, ivr_path, account_id, auth, queue, priority, enqueued_at, agent_id, \
      agent_answered_at, wait_ms, talk_ms, disposition, hangup_by, recording, survey";
 

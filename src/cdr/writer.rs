@@ -207,11 +207,7 @@ fn write_with_retry(store: &dyn CdrStore, op: Op, rec: &CallRecord, retry: Retry
     }
 }
 
-fn write_states_with_retry(
-    store: &dyn CdrStore,
-    states: &mut Vec<AgentStateChange>,
-    retry: Retry,
-) {
+fn write_states_with_retry(store: &dyn CdrStore, states: &mut Vec<AgentStateChange>, retry: Retry) {
     if states.is_empty() {
         return;
     }
@@ -424,11 +420,18 @@ mod tests {
     fn agent_states_are_written_in_order_and_retried() {
         let store = Arc::new(Flaky::new(1));
         let writer = CdrWriter::spawn_with(store.clone(), NO_WAIT);
-        for (i, s) in ["available", "ringing", "on_call", "wrap_up"].iter().enumerate() {
+        for (i, s) in ["available", "ringing", "on_call", "wrap_up"]
+            .iter()
+            .enumerate()
+        {
             writer.agent_state(change("ana", s, i64::try_from(i).unwrap_or(0)));
         }
         writer.flush();
-        let got = store.states.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let got = store
+            .states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         assert_eq!(got, vec!["available", "ringing", "on_call", "wrap_up"]);
     }
 
@@ -443,6 +446,12 @@ mod tests {
         writer.agent_state(change("ana", "on_call", 2_000));
         drop(writer);
         let got = store.agent_states(t(0), t(10_000)).unwrap_or_default();
-        assert_eq!(got, vec![change("ana", "available", 1_000), change("ana", "on_call", 2_000)]);
+        assert_eq!(
+            got,
+            vec![
+                change("ana", "available", 1_000),
+                change("ana", "on_call", 2_000)
+            ]
+        );
     }
 }

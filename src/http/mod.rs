@@ -237,9 +237,7 @@ async fn reports(
     let computed = tokio::task::spawn_blocking(move || {
         let records = store.for_report(from, to)?;
         let states = store.agent_states(from, to)?;
-        Ok::<_, crate::cdr::CdrError>(crate::cdr::report::compute(
-            &records, &states, &q, &targets,
-        ))
+        Ok::<_, crate::cdr::CdrError>(crate::cdr::report::compute(&records, &states, &q, &targets))
     })
     .await;
     let report = match computed {
