@@ -80,6 +80,20 @@ impl std::fmt::Debug for PgCdrStore {
     }
 }
 
+impl Drop for PgCdrStore {
+    fn drop(&mut self) {
+        // The client's drop blocks on its own runtime, which panics on an async thread (the
+        // last `Arc` may go away inside tokio): drop it on a plain thread instead.
+        let client = self
+            .client
+            .get_mut()
+            .map_or_else(|e| e.into_inner().take(), Option::take);
+        if let Some(client) = client {
+            let _ = std::thread::spawn(move || drop(client)).join();
+        }
+    }
+}
+
 impl PgCdrStore {
     /// Connects and brings the schema up to date. `node` names this switchboard among those
     /// sharing the database (see [`CdrStore::close_interrupted`]).

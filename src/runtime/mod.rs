@@ -194,18 +194,24 @@ pub async fn start(config: Config) -> Result<Running, RuntimeError> {
     })?;
 
     let db = config.db_path();
-    let store: Arc<dyn CdrStore> =
-        crate::cdr::open_store(config.database.as_ref(), &db, &node_name(&config))
-            .map_err(|e| RuntimeError::Database(e.to_string()))?;
-    // A previous run that died mid-call left open records: close them before taking new calls.
-    match store.close_interrupted(chrono::Utc::now()) {
-        Ok(0) => {}
-        Ok(n) => tracing::warn!(
-            records = n,
-            "closed call records left open by a previous run as interrupted"
-        ),
-        Err(e) => tracing::error!(error = %e, "could not close interrupted call records"),
-    }
+    // Blocking (PostgreSQL's client runs its own runtime): never on an async thread.
+    let (database, node, sqlite) = (config.database.clone(), node_name(&config), db.clone());
+    let store: Arc<dyn CdrStore> = tokio::task::spawn_blocking(move || {
+        let store = crate::cdr::open_store(database.as_ref(), &sqlite, &node)?;
+        // A previous run that died mid-call left open records: close them before taking calls.
+        match store.close_interrupted(chrono::Utc::now()) {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                records = n,
+                "closed call records left open by a previous run as interrupted"
+            ),
+            Err(e) => tracing::error!(error = %e, "could not close interrupted call records"),
+        }
+        Ok::<_, crate::cdr::CdrError>(store)
+    })
+    .await
+    .map_err(|e| RuntimeError::Database(e.to_string()))?
+    .map_err(|e| RuntimeError::Database(e.to_string()))?;
     let accounts = if config.accounts.exists() {
         Accounts::load_csv(&config.accounts).map_err(|e| RuntimeError::Accounts(e.to_string()))?
     } else {
