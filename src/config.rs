@@ -77,6 +77,9 @@ pub struct Config {
     pub recording_retention: Option<Duration>,
     /// The longest call recording; the rest of a longer conversation is not recorded.
     pub recording_max: Duration,
+    /// `database:` / `--database`: `postgres://…`, `sqlite:PATH` or a path; none = the SQLite
+    /// file in the data directory.
+    pub database: Option<crate::cdr::DatabaseUrl>,
 }
 
 impl Default for Config {
@@ -109,6 +112,7 @@ impl Default for Config {
             drain_timeout: Duration::from_secs(30),
             recording_retention: None,
             recording_max: Duration::from_secs(2 * 3600),
+            database: None,
         }
     }
 }
@@ -136,6 +140,7 @@ struct FileConfig {
     security: Option<SecuritySection>,
     shutdown: Option<ShutdownSection>,
     recordings: Option<RecordingsSection>,
+    database: Option<crate::cdr::DatabaseUrl>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -219,6 +224,7 @@ pub struct Overrides {
     pub flows: Option<PathBuf>,
     pub sounds: Option<PathBuf>,
     pub accounts: Option<PathBuf>,
+    pub database: Option<crate::cdr::DatabaseUrl>,
 }
 
 impl Config {
@@ -272,6 +278,9 @@ impl Config {
         if let Some(p) = &ov.accounts {
             cfg.accounts = p.clone();
         }
+        if let Some(d) = &ov.database {
+            cfg.database = Some(d.clone());
+        }
         Ok(cfg)
     }
 
@@ -305,6 +314,9 @@ impl Config {
         }
         if let Some(p) = fc.data_dir {
             self.data_dir = p;
+        }
+        if let Some(d) = fc.database {
+            self.database = Some(d);
         }
         if let Some(p) = fc.flows_dir {
             self.flows_dir = p.clone();

@@ -39,6 +39,10 @@ struct Common {
     /// Data directory: SQLite database, recordings (default ./data)
     #[arg(long, global = true)]
     data: Option<PathBuf>,
+    /// Call record store: postgres://user:pass@host/db, sqlite:PATH or a path (default
+    /// DATA/switchboard.db)
+    #[arg(long, global = true)]
+    database: Option<switchboard::cdr::DatabaseUrl>,
 }
 
 #[derive(Subcommand)]
@@ -118,6 +122,7 @@ fn overrides(c: &Common) -> Overrides {
         flows: c.flows.clone(),
         sounds: c.sounds.clone(),
         accounts: c.accounts.clone(),
+        database: c.database.clone(),
         ..Overrides::default()
     }
 }
@@ -364,7 +369,6 @@ fn report(
     tz_offset: Option<i32>,
     format: Option<String>,
 ) -> anyhow::Result<ExitCode> {
-    use switchboard::cdr::CdrStore;
     let config = Config::load(
         config_file(common.config.as_deref()).as_deref(),
         &overrides(&common),
@@ -380,12 +384,13 @@ fn report(
     )
     .map_err(|m| anyhow::anyhow!(m))?;
     let db = config.db_path();
-    if !db.exists() {
+    if config.database.is_none() && !db.exists() {
         bail!("no call records at {} (is --data right?)", db.display());
     }
-    let store = switchboard::cdr::SqliteCdrStore::open(&db)?;
+    let store = switchboard::cdr::open_store(config.database.as_ref(), &db, "report")?;
     let records = store.for_report(q.from, q.to)?;
-    let r = switchboard::cdr::report::compute(&records, &[], &q, &config.queue_targets());
+    let states = store.agent_states(q.from, q.to)?;
+    let r = switchboard::cdr::report::compute(&records, &states, &q, &config.queue_targets());
     match format.as_deref().unwrap_or("table") {
         "table" => print!("{}", switchboard::cdr::report::to_table(&r)),
         "csv" => print!("{}", switchboard::cdr::report::to_csv(&r)),

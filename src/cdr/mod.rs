@@ -1,13 +1,20 @@
 //! Call detail records: one per call, written as the call goes (so a crash leaves an open row that
 //! the next start closes as `interrupted`) and read back by the HTTP API and reports.
 //!
-//! [`CdrStore`] is the seam for a future PostgreSQL store; [`SqliteCdrStore`] is the default, and
-//! [`CdrWriter`] keeps its blocking writes off the async threads.
+//! [`CdrStore`] is the seam between the two backends: [`SqliteCdrStore`] is the embedded default,
+//! [`PgCdrStore`] lets several nodes share one PostgreSQL database, and [`CdrWriter`] keeps their
+//! blocking writes off the async threads. [`open_store`] picks one from `--database`.
 
+mod database;
+mod postgres;
 mod record;
 pub mod report;
 pub(crate) mod sqlite;
 mod writer;
+
+pub use self::postgres::PgCdrStore;
+pub use database::{open_store, DatabaseUrl};
+pub use report::AgentStateChange;
 
 pub use record::{
     format_ts, AuthStatus, CallEvent, CallQuery, CallRecord, Direction, Disposition, HangupBy,
@@ -24,6 +31,8 @@ pub enum CdrError {
     Db(#[from] rusqlite::Error),
     #[error("call record database: {0}")]
     Open(String),
+    #[error("call record database (PostgreSQL): {0}")]
+    Pg(#[from] ::postgres::Error),
     #[error("call record JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error("call record {call_id} is corrupt in the database: {what}")]
@@ -69,10 +78,33 @@ pub trait CdrStore: Send + Sync {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<CallRecord>, CdrError>;
+    /// Keeps one agent state change (for occupancy). Repeating it changes nothing.
+    fn record_agent_state(&self, change: &AgentStateChange) -> Result<(), CdrError>;
+    /// Several at once; a store may write them in one transaction.
+    fn record_agent_states(&self, changes: &[AgentStateChange]) -> Result<(), CdrError> {
+        changes.iter().try_for_each(|c| self.record_agent_state(c))
+    }
+    /// Every change in `[from, to)` plus each agent's last change before `from`, so an interval
+    /// starting mid-state is right; oldest first. At most [`REPORT_MAX_STATES`].
+    fn agent_states(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<AgentStateChange>, CdrError>;
 }
+
+/// Agent state changes one report reads at most.
+pub const REPORT_MAX_STATES: usize = 2_000_000;
+
+/// An agent id or state longer than this is cut before it is stored.
+pub(crate) const MAX_AGENT_FIELD: usize = 200;
 
 /// A report bigger than this many calls must be asked for in smaller ranges.
 pub const REPORT_MAX_RECORDS: usize = 500_000;
 
 #[cfg(test)]
+pub(crate) mod test_db;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_states;

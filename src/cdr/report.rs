@@ -15,6 +15,8 @@ mod agents;
 mod edge_tests;
 mod format;
 #[cfg(test)]
+mod store_tests;
+#[cfg(test)]
 mod tests;
 
 pub use format::{to_agents_csv, to_csv, to_table};
@@ -163,13 +165,16 @@ impl QueueTargets {
 }
 
 /// An agent entered `state` at `at`: one of logged_out, available, away, ringing, on_call,
-/// wrap_up. An unknown state counts as logged in but not handling a call.
+/// wrap_up. An unknown state counts as logged in but not handling a call. `reason` says what
+/// caused it (login, answer, ring_timeout…) when known; it does not change any figure.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct AgentStateChange {
     pub agent_id: String,
     pub state: String,
     #[serde(with = "super::record::ts")]
     pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The figures of one interval for one queue (`queue: None` = all queues together).

@@ -11,7 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use super::record::{
     AuthStatus, CallEvent, CallQuery, CallRecord, Direction, Disposition, HangupBy,
 };
-use super::{CdrError, CdrStore};
+use super::{AgentStateChange, CdrError, CdrStore};
 
 /// Opens `path` (creating its directory) with the settings every component relies on: WAL so the
 /// HTTP readers never block the writer, a busy timeout instead of instant `SQLITE_BUSY`, and
@@ -121,7 +121,61 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX cdr_calls_started ON cdr_calls (started_at);
      CREATE INDEX cdr_calls_queue_started ON cdr_calls (queue, started_at);
      CREATE INDEX cdr_calls_open ON cdr_calls (open) WHERE open = 1;",
+    // Version 2: agent state changes, for occupancy. The unique key makes a retried batch
+    // harmless; `at` leads an index because every report reads a time range.
+    "CREATE TABLE agent_states (
+         id INTEGER PRIMARY KEY,
+         agent_id TEXT NOT NULL,
+         state TEXT NOT NULL,
+         reason TEXT,
+         at INTEGER NOT NULL,
+         UNIQUE (agent_id, at, state)
+     );
+     CREATE INDEX agent_states_at ON agent_states (at);",
 ];
+
+/// The SQL both stores use for [`CdrStore::agent_states`] (`?1`/`$1` = from, `?2`/`$2` = to,
+/// `?3`/`$3` = limit): the range, plus each agent's last change before it.
+pub(super) fn agent_states_sql(p: char) -> String {
+    format!(
+        "SELECT agent_id, state, reason, at, id FROM agent_states
+         WHERE at >= {p}1 AND at < {p}2
+         UNION ALL
+         SELECT s.agent_id, s.state, s.reason, s.at, s.id FROM agent_states s
+         JOIN (SELECT agent_id, MAX(at) AS last FROM agent_states WHERE at < {p}1
+               GROUP BY agent_id) b
+           ON s.agent_id = b.agent_id AND s.at = b.last
+         ORDER BY 4, 5
+         LIMIT {p}3"
+    )
+}
+
+/// What a stored agent state row becomes; a time out of chrono's range is corruption.
+pub(super) fn agent_state(
+    agent_id: String,
+    state: String,
+    reason: Option<String>,
+    at: i64,
+) -> Result<AgentStateChange, CdrError> {
+    let at = DateTime::from_timestamp_millis(at).ok_or_else(|| CdrError::Corrupt {
+        call_id: format!("agent state of {agent_id}"),
+        what: format!("time {at}"),
+    })?;
+    Ok(AgentStateChange {
+        agent_id,
+        state,
+        at,
+        reason,
+    })
+}
+
+/// Cuts an over-long agent field at a character boundary.
+pub(super) fn capped(s: &str) -> &str {
+    match s.char_indices().nth(super::MAX_AGENT_FIELD) {
+        Some((i, _)) => s.get(..i).unwrap_or(s),
+        None => s,
+    }
+}
 
 /// A runaway IVR loop or a caller mashing keys must not grow one row without bound.
 const MAX_EVENTS: usize = 2000;
@@ -243,6 +297,50 @@ impl CdrStore for SqliteCdrStore {
         Ok(rows.len())
     }
 
+    fn record_agent_state(&self, change: &AgentStateChange) -> Result<(), CdrError> {
+        self.record_agent_states(std::slice::from_ref(change))
+    }
+
+    fn record_agent_states(&self, changes: &[AgentStateChange]) -> Result<(), CdrError> {
+        let mut conn = self.conn();
+        // One transaction per batch: a burst of state changes costs one fsync, not one each.
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO agent_states (agent_id, state, reason, at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (agent_id, at, state) DO NOTHING",
+            )?;
+            for c in changes {
+                stmt.execute(params![
+                    capped(&c.agent_id),
+                    capped(&c.state),
+                    c.reason.as_deref().map(capped),
+                    ms(c.at)
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn agent_states(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<AgentStateChange>, CdrError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&agent_states_sql('?'))?;
+        let limit = i64::try_from(super::REPORT_MAX_STATES).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![ms(from), ms(to), limit], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
+            .collect::<Result<Vec<(String, String, Option<String>, i64)>, _>>()?;
+        rows.into_iter()
+            .map(|(a, s, r, at)| agent_state(a, s, r, at))
+            .collect()
+    }
+
     fn begin(&self, rec: &CallRecord) -> Result<(), CdrError> {
         // A retried begin must not roll back progress an update already wrote.
         self.write(rec, true, "DO NOTHING")
@@ -355,34 +453,35 @@ impl CdrStore for SqliteCdrStore {
     }
 }
 
-const COLUMNS: &str = "call_id, direction, caller, dialed, flow, started_at, answered_at, \
+pub(super) const COLUMNS: &str =
+    "call_id, direction, caller, dialed, flow, started_at, answered_at, \
      ended_at, ivr_path, account_id, auth, queue, priority, enqueued_at, agent_id, \
      agent_answered_at, wait_ms, talk_ms, disposition, hangup_by, recording, survey";
 
 /// A row as SQLite holds it, before the strings are checked against the contract's enums.
-struct RawRecord {
-    call_id: String,
-    direction: String,
-    from: String,
-    to: String,
-    flow: Option<String>,
-    started_at: i64,
-    answered_at: Option<i64>,
-    ended_at: Option<i64>,
-    ivr_path: String,
-    account_id: Option<String>,
-    auth: String,
-    queue: Option<String>,
-    priority: Option<i64>,
-    enqueued_at: Option<i64>,
-    agent_id: Option<String>,
-    agent_answered_at: Option<i64>,
-    wait_ms: Option<i64>,
-    talk_ms: Option<i64>,
-    disposition: Option<String>,
-    hangup_by: Option<String>,
-    recording: Option<String>,
-    survey: Option<i64>,
+pub(super) struct RawRecord {
+    pub(super) call_id: String,
+    pub(super) direction: String,
+    pub(super) from: String,
+    pub(super) to: String,
+    pub(super) flow: Option<String>,
+    pub(super) started_at: i64,
+    pub(super) answered_at: Option<i64>,
+    pub(super) ended_at: Option<i64>,
+    pub(super) ivr_path: String,
+    pub(super) account_id: Option<String>,
+    pub(super) auth: String,
+    pub(super) queue: Option<String>,
+    pub(super) priority: Option<i64>,
+    pub(super) enqueued_at: Option<i64>,
+    pub(super) agent_id: Option<String>,
+    pub(super) agent_answered_at: Option<i64>,
+    pub(super) wait_ms: Option<i64>,
+    pub(super) talk_ms: Option<i64>,
+    pub(super) disposition: Option<String>,
+    pub(super) hangup_by: Option<String>,
+    pub(super) recording: Option<String>,
+    pub(super) survey: Option<i64>,
 }
 
 impl RawRecord {
@@ -413,7 +512,7 @@ impl RawRecord {
         })
     }
 
-    fn into_record(self) -> Result<CallRecord, CdrError> {
+    pub(super) fn into_record(self) -> Result<CallRecord, CdrError> {
         let id = self.call_id.clone();
         let corrupt = |what: String| CdrError::Corrupt {
             call_id: id.clone(),
@@ -461,17 +560,17 @@ impl RawRecord {
     }
 }
 
-fn ms(t: DateTime<Utc>) -> i64 {
+pub(super) fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-fn capped_path(path: &[String]) -> &[String] {
+pub(super) fn capped_path(path: &[String]) -> &[String] {
     path.get(..MAX_PATH).unwrap_or(path)
 }
 
 /// Keeps the first `MAX_EVENTS` (the part of a call that explains it) plus a marker saying how
 /// many were dropped, and scrubs anything that could be PIN digits from `pin` events.
-fn stored_events(events: &[CallEvent]) -> Vec<CallEvent> {
+pub(super) fn stored_events(events: &[CallEvent]) -> Vec<CallEvent> {
     let mut kept: Vec<CallEvent> = events.iter().take(MAX_EVENTS).map(scrub).collect();
     if let (Some(last), true) = (events.last(), events.len() > MAX_EVENTS) {
         kept.push(CallEvent {

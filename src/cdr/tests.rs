@@ -1,9 +1,9 @@
-//! Store tests against a real SQLite file in a temporary directory.
+//! Store tests against a real SQLite file in a temporary directory, and against PostgreSQL when
+//! `SWITCHBOARD_TEST_PG` is set.
 
 use super::*;
 use chrono::TimeZone;
 use serde_json::json;
-use std::path::PathBuf;
 
 fn t(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
@@ -12,19 +12,10 @@ fn t(ms: i64) -> DateTime<Utc> {
 /// 2026-11-23T13:00:00.000Z
 const BASE: i64 = 1_795_438_800_000;
 
-struct Db {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-}
+use super::test_db::{each_backend, Db};
 
-fn db() -> Db {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let path = dir.path().join("data").join("switchboard.db");
-    Db { _dir: dir, path }
-}
-
-fn open(db: &Db) -> SqliteCdrStore {
-    SqliteCdrStore::open(&db.path).unwrap_or_else(|e| panic!("open: {e}"))
+fn open(db: &Db) -> std::sync::Arc<dyn CdrStore> {
+    db.open()
 }
 
 fn full_record() -> CallRecord {
@@ -68,8 +59,14 @@ fn full_record() -> CallRecord {
 
 #[test]
 fn begin_update_finish_round_trips_every_field() {
-    let db = db();
-    let store = open(&db);
+    each_backend(
+        "begin_update_finish_round_trips_every_field",
+        begin_update_finish_round_trips_every_field_on,
+    );
+}
+
+fn begin_update_finish_round_trips_every_field_on(db: &Db) {
+    let store = open(db);
     let done = full_record();
 
     let mut start = CallRecord::new(
@@ -93,15 +90,21 @@ fn begin_update_finish_round_trips_every_field() {
     store.finish(&done).unwrap_or_else(|e| panic!("{e}"));
     drop(store);
     // Reopening proves it reached the file, not just a cache.
-    let store = open(&db);
+    let store = open(db);
     assert_eq!(store.get(&done.call_id).ok().flatten(), Some(done.clone()));
     assert_eq!(store.get("no-such-call").ok().flatten(), None);
 }
 
 #[test]
 fn a_crashed_call_is_closed_as_interrupted_exactly_once() {
-    let db = db();
-    let store = open(&db);
+    each_backend(
+        "a_crashed_call_is_closed_as_interrupted_exactly_once",
+        a_crashed_call_is_closed_as_interrupted_exactly_once_on,
+    );
+}
+
+fn a_crashed_call_is_closed_as_interrupted_exactly_once_on(db: &Db) {
+    let store = open(db);
     let mut rec = CallRecord::new("crashed", Direction::Inbound, "+1", "+2", t(BASE));
     store.begin(&rec).unwrap_or_else(|e| panic!("{e}"));
     rec.ivr_path.push("menu".into());
@@ -121,7 +124,7 @@ fn a_crashed_call_is_closed_as_interrupted_exactly_once() {
     store.finish(&finished).unwrap_or_else(|e| panic!("{e}"));
     drop(store); // the crash
 
-    let store = open(&db);
+    let store = open(db);
     let now = t(BASE + 3_600_000);
     assert_eq!(store.close_interrupted(now).ok(), Some(1));
     assert_eq!(store.close_interrupted(now).ok(), Some(0), "only once");
@@ -152,8 +155,14 @@ fn a_crashed_call_is_closed_as_interrupted_exactly_once() {
 
 #[test]
 fn finish_is_idempotent_and_later_writes_do_not_reopen() {
-    let db = db();
-    let store = open(&db);
+    each_backend(
+        "finish_is_idempotent_and_later_writes_do_not_reopen",
+        finish_is_idempotent_and_later_writes_do_not_reopen_on,
+    );
+}
+
+fn finish_is_idempotent_and_later_writes_do_not_reopen_on(db: &Db) {
+    let store = open(db);
     let mut rec = CallRecord::new("c", Direction::Outbound, "+1", "+2", t(BASE));
     rec.disposition = Some(Disposition::Abandoned);
     store.finish(&rec).unwrap_or_else(|e| panic!("{e}")); // finish without begin still records
@@ -174,8 +183,14 @@ fn finish_is_idempotent_and_later_writes_do_not_reopen() {
 
 #[test]
 fn list_is_newest_first_and_filters_by_time_and_queue() {
-    let db = db();
-    let store = open(&db);
+    each_backend(
+        "list_is_newest_first_and_filters_by_time_and_queue",
+        list_is_newest_first_and_filters_by_time_and_queue_on,
+    );
+}
+
+fn list_is_newest_first_and_filters_by_time_and_queue_on(db: &Db) {
+    let store = open(db);
     for (i, queue) in ["sales", "billing", "sales", "billing", "sales"]
         .iter()
         .enumerate()
@@ -226,8 +241,14 @@ fn list_is_newest_first_and_filters_by_time_and_queue() {
 
 #[test]
 fn pin_events_never_keep_digits() {
-    let db = db();
-    let store = open(&db);
+    each_backend(
+        "pin_events_never_keep_digits",
+        pin_events_never_keep_digits_on,
+    );
+}
+
+fn pin_events_never_keep_digits_on(db: &Db) {
+    let store = open(db);
     let mut rec = CallRecord::new("p", Direction::Inbound, "+1", "+2", t(BASE));
     rec.events.push(CallEvent {
         at: t(BASE),
@@ -247,8 +268,14 @@ fn pin_events_never_keep_digits() {
 
 #[test]
 fn runaway_event_lists_are_capped_with_a_marker() {
-    let db = db();
-    let store = open(&db);
+    each_backend(
+        "runaway_event_lists_are_capped_with_a_marker",
+        runaway_event_lists_are_capped_with_a_marker_on,
+    );
+}
+
+fn runaway_event_lists_are_capped_with_a_marker_on(db: &Db) {
+    let store = open(db);
     let mut rec = CallRecord::new("loop", Direction::Inbound, "+1", "+2", t(BASE));
     rec.events = (0..2_500)
         .map(|i| CallEvent {
@@ -274,10 +301,13 @@ fn runaway_event_lists_are_capped_with_a_marker() {
 
 #[test]
 fn migrations_are_recorded_and_a_newer_schema_is_refused() {
-    let db = db();
+    let db = Db::sqlite();
     drop(open(&db));
-    drop(open(&db)); // a second open must not re-apply version 1
-    let conn = rusqlite::Connection::open(&db.path).unwrap_or_else(|e| panic!("{e}"));
+    drop(open(&db)); // a second open must not re-apply a version
+    let Db::Sqlite { path, .. } = &db else {
+        return;
+    };
+    let conn = rusqlite::Connection::open(path).unwrap_or_else(|e| panic!("{e}"));
     let versions: i64 = conn
         .query_row(
             "SELECT COUNT(*) FROM schema_migrations WHERE component = 'cdr'",
@@ -285,7 +315,7 @@ fn migrations_are_recorded_and_a_newer_schema_is_refused() {
             |r| r.get(0),
         )
         .unwrap_or_default();
-    assert_eq!(versions, 1);
+    assert_eq!(versions, 2);
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap_or_default();
@@ -296,12 +326,18 @@ fn migrations_are_recorded_and_a_newer_schema_is_refused() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     drop(conn);
-    let err = SqliteCdrStore::open(&db.path).err().map(|e| e.to_string());
+    let err = SqliteCdrStore::open(path).err().map(|e| e.to_string());
     assert!(err.is_some_and(|e| e.contains("newer")));
 }
 
 #[test]
 fn ping_answers_on_a_live_store() {
-    let db = db();
-    assert!(open(&db).ping().is_ok());
+    each_backend(
+        "ping_answers_on_a_live_store",
+        ping_answers_on_a_live_store_on,
+    );
+}
+
+fn ping_answers_on_a_live_store_on(db: &Db) {
+    assert!(open(db).ping().is_ok());
 }

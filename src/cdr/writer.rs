@@ -1,5 +1,5 @@
-//! Keeps SQLite off the async threads: call tasks hand records to a channel and one std thread
-//! owning the store writes them in order.
+//! Keeps the database off the async threads: call tasks hand records (and the ACD its agent state
+//! changes) to a channel and one std thread owning the store writes them in order.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::record::CallRecord;
-use super::{CdrError, CdrStore};
+use super::{AgentStateChange, CdrError, CdrStore};
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum Op {
@@ -30,6 +30,7 @@ impl Op {
 
 enum Msg {
     Write(Op, Box<CallRecord>),
+    AgentState(AgentStateChange),
     Flush(Sender<()>),
 }
 
@@ -134,6 +135,17 @@ impl CdrWriter {
         self.send(Op::Finish, rec);
     }
 
+    /// Queues an agent state change; changes that arrive together are written in one batch.
+    pub fn agent_state(&self, change: AgentStateChange) {
+        let sent = match &self.tx {
+            Some(tx) => tx.send(Msg::AgentState(change)).is_ok(),
+            None => false,
+        };
+        if !sent {
+            tracing::error!("CDR writer is not running; agent state change lost");
+        }
+    }
+
     /// Blocks until everything queued before this call has been written, or — while the store
     /// is failing — has had one more try and is kept in memory for later.
     pub fn flush(&self) {
@@ -152,7 +164,7 @@ impl CdrWriter {
                 .send(Msg::Write(op, Box::new(rec)))
                 .map_err(|e| match e.0 {
                     Msg::Write(_, rec) => rec.call_id,
-                    Msg::Flush(_) => String::new(),
+                    Msg::AgentState(_) | Msg::Flush(_) => String::new(),
                 }),
             None => Err(rec.call_id),
         };
@@ -216,6 +228,7 @@ fn run(store: &dyn CdrStore, rx: &Receiver<Msg>, retry: Retry, stats: &Stats) {
                 _ => false,
             })
             .collect();
+        let mut states = Vec::new();
         for (msg, skip) in batch.into_iter().zip(superseded) {
             match msg {
                 Msg::Write(_, _) if skip => {}
@@ -227,12 +240,16 @@ fn run(store: &dyn CdrStore, rx: &Receiver<Msg>, retry: Retry, stats: &Stats) {
                         q.push(op, rec);
                     }
                 }
+                Msg::AgentState(change) => states.push(change),
                 Msg::Flush(ack) => {
                     q.retry(store);
+                    // Everything queued before the flush must be written before the ack.
+                    write_states_with_retry(store, &mut states, retry);
                     let _ = ack.send(());
                 }
             }
         }
+        write_states_with_retry(store, &mut states, retry);
     }
     // Shutting down: one last try, then say exactly what could not be saved.
     q.retry(store);
@@ -336,6 +353,28 @@ fn write_with_retry(
     false
 }
 
+fn write_states_with_retry(store: &dyn CdrStore, states: &mut Vec<AgentStateChange>, retry: Retry) {
+    if states.is_empty() {
+        return;
+    }
+    let attempts = retry.attempts.max(1);
+    for attempt in 1..=attempts {
+        match store.record_agent_states(states) {
+            Ok(()) => break,
+            Err(error) if attempt < attempts => {
+                tracing::warn!(changes = states.len(), attempt, %error,
+                    "agent state write failed; retrying");
+                std::thread::sleep(retry.backoff.saturating_mul(attempt));
+            }
+            Err(error) => {
+                tracing::error!(changes = states.len(), attempts, %error,
+                    "agent state write failed; giving the changes up");
+            }
+        }
+    }
+    states.clear();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,6 +393,7 @@ mod tests {
         fail_first: Mutex<u32>,
         down: std::sync::atomic::AtomicBool,
         calls: Mutex<Vec<(Op, String, Vec<String>)>>,
+        states: Mutex<Vec<String>>,
     }
 
     impl Flaky {
@@ -362,6 +402,7 @@ mod tests {
                 fail_first: Mutex::new(fail_first),
                 down: std::sync::atomic::AtomicBool::new(false),
                 calls: Mutex::new(Vec::new()),
+                states: Mutex::new(Vec::new()),
             }
         }
         fn set_down(&self, down: bool) {
@@ -419,6 +460,25 @@ mod tests {
         }
         fn ping(&self) -> Result<(), CdrError> {
             Ok(())
+        }
+        fn record_agent_state(&self, c: &AgentStateChange) -> Result<(), CdrError> {
+            let mut left = self.fail_first.lock().unwrap_or_else(|e| e.into_inner());
+            if *left > 0 {
+                *left -= 1;
+                return Err(CdrError::Open("disk on fire".into()));
+            }
+            self.states
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(c.state.clone());
+            Ok(())
+        }
+        fn agent_states(
+            &self,
+            _: DateTime<Utc>,
+            _: DateTime<Utc>,
+        ) -> Result<Vec<AgentStateChange>, CdrError> {
+            Ok(Vec::new())
         }
     }
 
@@ -565,6 +625,54 @@ mod tests {
                 (Op::Begin, "c", 0),
                 (Op::Update, "c", 3),
                 (Op::Update, "d", 0)
+            ]
+        );
+    }
+
+    fn change(agent: &str, state: &str, at: i64) -> AgentStateChange {
+        AgentStateChange {
+            agent_id: agent.into(),
+            state: state.into(),
+            at: t(at),
+            reason: Some("test".into()),
+        }
+    }
+
+    #[test]
+    fn agent_states_are_written_in_order_and_retried() {
+        let store = Arc::new(Flaky::new(1));
+        let writer = CdrWriter::spawn_with(store.clone(), NO_WAIT);
+        for (i, s) in ["available", "ringing", "on_call", "wrap_up"]
+            .iter()
+            .enumerate()
+        {
+            writer.agent_state(change("ana", s, i64::try_from(i).unwrap_or(0)));
+        }
+        writer.flush();
+        let got = store
+            .states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        assert_eq!(got, vec!["available", "ringing", "on_call", "wrap_up"]);
+    }
+
+    #[test]
+    fn agent_states_reach_sqlite_through_the_writer() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = SqliteCdrStore::open(&dir.path().join("s.db"))
+            .map(Arc::new)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let writer = CdrWriter::spawn(store.clone());
+        writer.agent_state(change("ana", "available", 1_000));
+        writer.agent_state(change("ana", "on_call", 2_000));
+        drop(writer);
+        let got = store.agent_states(t(0), t(10_000)).unwrap_or_default();
+        assert_eq!(
+            got,
+            vec![
+                change("ana", "available", 1_000),
+                change("ana", "on_call", 2_000)
             ]
         );
     }

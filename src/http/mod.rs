@@ -265,9 +265,9 @@ async fn reports(
     let targets = shared.config.queue_targets();
     let (from, to) = (q.from, q.to);
     let computed = tokio::task::spawn_blocking(move || {
-        store
-            .for_report(from, to)
-            .map(|records| crate::cdr::report::compute(&records, &[], &q, &targets))
+        let records = store.for_report(from, to)?;
+        let states = store.agent_states(from, to)?;
+        Ok::<_, crate::cdr::CdrError>(crate::cdr::report::compute(&records, &states, &q, &targets))
     })
     .await;
     let report = match computed {

@@ -192,6 +192,8 @@ struct Task {
     board_key: Option<u64>,
     board_sent: Option<tokio::time::Instant>,
     board_due: bool,
+    /// What caused the events being drained, for the stored agent state changes.
+    cause: &'static str,
 }
 
 pub fn spawn(
@@ -210,6 +212,7 @@ pub fn spawn(
             board_key: None,
             board_sent: None,
             board_due: false,
+            cause: "start",
         };
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
         loop {
@@ -225,6 +228,7 @@ pub fn spawn(
                         None => std::future::pending::<()>().await,
                     }
                 } => {
+                    t.cause = "timeout";
                     t.acd.handle_timeout(shared.clock.now());
                 }
                 _ = tick.tick() => t.broadcast_boards(),
@@ -240,6 +244,26 @@ pub fn spawn(
             t.publish_board();
         }
     });
+}
+
+/// The reason stored with the agent state changes a command causes.
+fn cause_of(cmd: &AcdCmd) -> &'static str {
+    match cmd {
+        AcdCmd::Login { .. } => "login",
+        AcdCmd::Logout { .. } => "logout",
+        AcdCmd::SetState {
+            available: true, ..
+        } => "agent_available",
+        AcdCmd::SetState { .. } => "agent_away",
+        AcdCmd::WrapUpDone { .. } => "wrap_up_done",
+        AcdCmd::Answer { .. } => "answer",
+        AcdCmd::Decline { .. } => "decline",
+        AcdCmd::Enqueue { .. } => "call_queued",
+        AcdCmd::CallEnded { .. } => "call_ended",
+        AcdCmd::Leave { .. } => "caller_left",
+        AcdCmd::Transfer { .. } => "transfer",
+        _ => "command",
+    }
 }
 
 impl Task {
@@ -261,6 +285,7 @@ impl Task {
 
     fn command(&mut self, cmd: AcdCmd) {
         let now = self.now();
+        self.cause = cause_of(&cmd);
         match cmd {
             AcdCmd::Enqueue { req, pop, call } => {
                 let call_id = req.call_id.clone();
@@ -567,6 +592,13 @@ impl Task {
                         "agent.state",
                         serde_json::json!({ "agent_id": agent_id, "state": state }),
                     );
+                    let ago = chrono::TimeDelta::from_std(now.saturating_since(since));
+                    self.shared.cdr.agent_state(crate::cdr::AgentStateChange {
+                        agent_id: agent_id.clone(),
+                        state: state.clone(),
+                        at: chrono::Utc::now() - ago.unwrap_or_default(),
+                        reason: Some(self.cause.to_string()),
+                    });
                     self.to_agent(
                         &agent_id,
                         AgentMsg::State {

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::auth::{Accounts, Authenticator, LockoutPolicy};
-use crate::cdr::{CdrStore, CdrWriter, SqliteCdrStore};
+use crate::cdr::{CdrStore, CdrWriter};
 use crate::config::Config;
 
 #[derive(Debug, thiserror::Error)]
@@ -228,6 +228,15 @@ fn load_api_token(config: &Config) -> Result<String, RuntimeError> {
     Ok(token)
 }
 
+/// This process among the nodes sharing one PostgreSQL store: its host and SIP address, so a
+/// restarted node closes only the calls it left open itself.
+fn node_name(config: &Config) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    format!("{host}/{}", config.sip_listen)
+}
+
 /// Bind everything and start the tasks. Returns once SIP and HTTP are listening.
 pub async fn start(config: Config) -> Result<Running, RuntimeError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| RuntimeError::DataDir {
@@ -240,17 +249,24 @@ pub async fn start(config: Config) -> Result<Running, RuntimeError> {
     })?;
 
     let db = config.db_path();
-    let store: Arc<dyn CdrStore> =
-        Arc::new(SqliteCdrStore::open(&db).map_err(|e| RuntimeError::Database(e.to_string()))?);
-    // A previous run that died mid-call left open records: close them before taking new calls.
-    match store.close_interrupted(chrono::Utc::now()) {
-        Ok(0) => {}
-        Ok(n) => tracing::warn!(
-            records = n,
-            "closed call records left open by a previous run as interrupted"
-        ),
-        Err(e) => tracing::error!(error = %e, "could not close interrupted call records"),
-    }
+    // Blocking (PostgreSQL's client runs its own runtime): never on an async thread.
+    let (database, node, sqlite) = (config.database.clone(), node_name(&config), db.clone());
+    let store: Arc<dyn CdrStore> = tokio::task::spawn_blocking(move || {
+        let store = crate::cdr::open_store(database.as_ref(), &sqlite, &node)?;
+        // A previous run that died mid-call left open records: close them before taking calls.
+        match store.close_interrupted(chrono::Utc::now()) {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                records = n,
+                "closed call records left open by a previous run as interrupted"
+            ),
+            Err(e) => tracing::error!(error = %e, "could not close interrupted call records"),
+        }
+        Ok::<_, crate::cdr::CdrError>(store)
+    })
+    .await
+    .map_err(|e| RuntimeError::Database(e.to_string()))?
+    .map_err(|e| RuntimeError::Database(e.to_string()))?;
     let accounts = if config.accounts.exists() {
         Accounts::load_csv(&config.accounts).map_err(|e| RuntimeError::Accounts(e.to_string()))?
     } else {

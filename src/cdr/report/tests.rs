@@ -1,5 +1,6 @@
 //! A day worked out by hand: every figure below was computed on paper from the records and
-//! state changes in `day()` and `states()`; the comments show the arithmetic.
+//! state changes in `day()` and `states()`; the comments show the arithmetic. The two big checks
+//! also run on the same data written to and read back from each store.
 
 use super::*;
 use chrono::TimeZone;
@@ -77,6 +78,7 @@ fn change(agent: &str, state: &str, t: DateTime<Utc>) -> AgentStateChange {
         agent_id: agent.into(),
         state: state.into(),
         at: t,
+        reason: None,
     }
 }
 
@@ -242,9 +244,17 @@ pub(super) fn row<'a>(rep: &'a Report, hour: u32, queue: Option<&str>) -> &'a Ro
         .unwrap_or_else(|| panic!("no row {hour}:00 {queue:?}"))
 }
 
+/// In memory, then read back from SQLite (and PostgreSQL when configured): the stores must
+/// hand the report exactly what it needs, including each agent's state before 09:00.
 #[test]
 fn a_day_by_hour_matches_the_hand_computed_queue_figures() {
-    let rep = hours();
+    super::store_tests::each_report_source(
+        "a_day_by_hour_matches_the_hand_computed_queue_figures",
+        a_day_by_hour_matches_the_hand_computed_queue_figures_in,
+    );
+}
+
+fn a_day_by_hour_matches_the_hand_computed_queue_figures_in(rep: &Report) {
     // 3 hours × (all, sales, support), in that order.
     let order: Vec<(u32, Option<&str>)> = rep
         .rows
@@ -273,7 +283,7 @@ fn a_day_by_hour_matches_the_hand_computed_queue_figures() {
     // ASA (10+25+20)/3 = 18.333 s; wait over all (10+25+3+40+20+30)/6 = 128/6 = 21.333 s, max 40 s.
     // Talk (120+60+200)/3 = 126.667 s; handle adds wrap-ups 15, 30, 10: (135+90+210)/3 = 145 s.
     // Surveys 1 and 3 (S5's 9 is ignored): 2 scores, mean 2.0, 1 bad.
-    let s = row(&rep, 9, Some("sales"));
+    let s = row(rep, 9, Some("sales"));
     assert_eq!(figures(s), (6, 3, 3, 1, 0, 2, 0, 0, 2, 1));
     assert_eq!(
         measures(s),
@@ -293,7 +303,7 @@ fn a_day_by_hour_matches_the_hand_computed_queue_figures() {
     // 09 support: S6 answered 30 s (target 30 s: within), S7 voicemail after 120 s (a timeout),
     // S8 asked for a callback after 60 s. SL = 1/3; wait (30+120+60)/3 = 70 s;
     // handle 300 + 10 wrap-up (bob's wrap-up after 10:00 still belongs to S6).
-    let p = row(&rep, 9, Some("support"));
+    let p = row(rep, 9, Some("support"));
     assert_eq!(figures(p), (3, 1, 0, 0, 1, 1, 1, 0, 1, 0));
     assert_eq!(
         measures(p),
@@ -313,7 +323,7 @@ fn a_day_by_hour_matches_the_hand_computed_queue_figures() {
     // 09 all: 9 offered, 4 answered, 3 abandoned (1 short), 1 timeout, 1 callback.
     // Abandon rate 3/9; ASA (10+25+20+30)/4 = 21.25 s; wait (128+210)/9 = 37.556 s;
     // talk 680/4 = 170 s; handle 745/4 = 186.25 s; SL 3/(9−1) = 0.375; surveys 1,3,2 → 2.0.
-    let a = row(&rep, 9, None);
+    let a = row(rep, 9, None);
     assert_eq!(figures(a), (9, 4, 3, 1, 1, 3, 1, 0, 3, 1));
     assert_eq!(
         measures(a),
@@ -332,7 +342,7 @@ fn a_day_by_hour_matches_the_hand_computed_queue_figures() {
 
     // 10: nothing offered — the rows are there, with zeros and undefined ratios.
     for queue in [None, Some("sales"), Some("support")] {
-        let z = row(&rep, 10, queue);
+        let z = row(rep, 10, queue);
         assert_eq!(figures(z), (0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
         assert_eq!(
             measures(z),
@@ -342,7 +352,7 @@ fn a_day_by_hour_matches_the_hand_computed_queue_figures() {
 
     // 11 sales: S9 answered 5 s (talk from timestamps, 90 s, +10 s wrap-up), S10 abandoned 8 s
     // (not short), S13 left after 90 s (a timeout). SL 1/3; wait 103/3 = 34.333 s.
-    let s = row(&rep, 11, Some("sales"));
+    let s = row(rep, 11, Some("sales"));
     assert_eq!(figures(s), (3, 1, 1, 0, 1, 1, 0, 0, 1, 0));
     assert_eq!(
         measures(s),
@@ -361,7 +371,7 @@ fn a_day_by_hour_matches_the_hand_computed_queue_figures() {
     // 11 support: S11 answered 45 s (outside 30 s), S12 abandoned 2 s (short), S14 a callback
     // call answered 15 s. SL = 1 / (3 − 1) = 0.5; ASA 60/2 = 30 s; wait 62/3 = 20.667 s;
     // talk (100+240)/2 = 170 s; handle (120+260)/2 = 190 s; one survey, 3 = bad.
-    let p = row(&rep, 11, Some("support"));
+    let p = row(rep, 11, Some("support"));
     assert_eq!(figures(p), (3, 2, 1, 1, 0, 1, 0, 1, 1, 1));
     assert_eq!(
         measures(p),
@@ -379,7 +389,7 @@ fn a_day_by_hour_matches_the_hand_computed_queue_figures() {
 
     // 11 all: ASA 65/3 = 21.667 s; wait 165/6 = 27.5 s; talk 430/3 = 143.333 s; handle 480/3 = 160 s;
     // SL 2/(6−1) = 0.4; surveys 2 and 3 → 2.5.
-    let a = row(&rep, 11, None);
+    let a = row(rep, 11, None);
     assert_eq!(figures(a), (6, 3, 2, 1, 1, 2, 0, 1, 2, 1));
     assert_eq!(
         measures(a),
@@ -417,9 +427,17 @@ fn a_day_by_hour_matches_the_hand_computed_queue_figures() {
     );
 }
 
+/// In memory, then read back from SQLite (and PostgreSQL when configured): the stores must
+/// hand the report exactly what it needs, including each agent's state before 09:00.
 #[test]
 fn a_day_by_hour_matches_the_hand_computed_agent_figures() {
-    let rep = hours();
+    super::store_tests::each_report_source(
+        "a_day_by_hour_matches_the_hand_computed_agent_figures",
+        a_day_by_hour_matches_the_hand_computed_agent_figures_in,
+    );
+}
+
+fn a_day_by_hour_matches_the_hand_computed_agent_figures_in(rep: &Report) {
     type Figures<'a> = (String, &'a str, u64, u64, u64, u64, u64, Option<f64>);
     let got: Vec<Figures<'_>> = rep
         .agents
