@@ -41,7 +41,7 @@ mod snapshot;
 mod tests;
 
 pub use config::{
-    duration, opt_duration, opt_key, parse_duration, validate, AgentConfig, QueueConfig, Relax,
+    duration, opt_duration, opt_key, parse_duration, validate, AgentConfig, QueueConfig, Relax, SipPhone,
     DEFAULT_ANNOUNCE_EVERY, DEFAULT_MUSIC, MAX_PROFICIENCY, MIN_PROFICIENCY,
 };
 pub use snapshot::{AgentSnapshot, QueueSnapshot, StateCounts};

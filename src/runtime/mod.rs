@@ -14,8 +14,11 @@ pub mod call_task;
 pub mod clock;
 pub mod flows;
 pub mod offline;
+pub mod outbound;
 pub mod ports;
 pub mod prompts;
+pub mod registrar;
+pub mod sip_agent;
 pub mod sip_task;
 
 use std::net::SocketAddr;

@@ -8,6 +8,9 @@
 
 pub mod dialog;
 pub mod digest;
+pub mod md5;
+pub mod registrar;
+pub mod uac;
 pub mod message;
 pub mod ratelimit;
 pub mod sdp;
