@@ -41,8 +41,8 @@ mod snapshot;
 mod tests;
 
 pub use config::{
-    duration, opt_duration, opt_key, parse_duration, validate, AgentConfig, QueueConfig, Relax, SipPhone,
-    DEFAULT_ANNOUNCE_EVERY, DEFAULT_MUSIC, MAX_PROFICIENCY, MIN_PROFICIENCY,
+    duration, opt_duration, opt_key, parse_duration, validate, AgentConfig, QueueConfig, Relax,
+    SipPhone, DEFAULT_ANNOUNCE_EVERY, DEFAULT_MUSIC, MAX_PROFICIENCY, MIN_PROFICIENCY,
 };
 pub use snapshot::{AgentSnapshot, QueueSnapshot, StateCounts};
 

@@ -345,10 +345,12 @@ impl Task {
                 agent_id,
                 call_id,
                 sdp,
-            } => self.answer(now, agent_id, call_id, |agent_id, agent| CallIn::AgentAnswer {
-                agent_id,
-                sdp,
-                agent,
+            } => self.answer(now, agent_id, call_id, |agent_id, agent| {
+                CallIn::AgentAnswer {
+                    agent_id,
+                    sdp,
+                    agent,
+                }
             }),
             AcdCmd::AnswerSip {
                 agent_id,

@@ -299,7 +299,9 @@ impl LegTask {
                                 ts: rand::random(),
                             });
                         }
-                        Err(e) => tracing::info!(error = %e, "the far end's SDP answer is unusable"),
+                        Err(e) => {
+                            tracing::info!(error = %e, "the far end's SDP answer is unusable")
+                        }
                     }
                 }
                 tracing::debug!(event = ?ev, "outbound leg");

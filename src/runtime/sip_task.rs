@@ -426,13 +426,9 @@ impl Router {
                 );
             }
             rsip::Method::Register if self.registrar.enabled() => {
-                let (status, extra) = self.registrar.register(
-                    &self.shared,
-                    &self.cmd_tx,
-                    self.local,
-                    &req,
-                    peer,
-                );
+                let (status, extra) =
+                    self.registrar
+                        .register(&self.shared, &self.cmd_tx, self.local, &req, peer);
                 let extra: Vec<(&str, String)> = extra.into_iter().collect();
                 self.reply(layer, &key, &req, status, &extra);
             }

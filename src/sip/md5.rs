@@ -35,10 +35,7 @@ pub fn digest(data: &[u8]) -> [u8; 16] {
                 2 => (b ^ c ^ d, (3 * i + 5) % 16),
                 _ => (c ^ (b | !d), (7 * i) % 16),
             };
-            let f = f
-                .wrapping_add(a)
-                .wrapping_add(k(i))
-                .wrapping_add(m[g]);
+            let f = f.wrapping_add(a).wrapping_add(k(i)).wrapping_add(m[g]);
             a = d;
             d = c;
             c = b;
@@ -71,7 +68,9 @@ mod tests {
         assert_eq!(hex(b"abc"), "900150983cd24fb0d6963f7d28e17f72");
         assert_eq!(hex(b"message digest"), "f96b697d7cb7938d525a2f31aaf161d0");
         assert_eq!(
-            hex(b"12345678901234567890123456789012345678901234567890123456789012345678901234567890"),
+            hex(
+                b"12345678901234567890123456789012345678901234567890123456789012345678901234567890"
+            ),
             "57edf4a22be3c955ac49da2e2107b67a"
         );
     }

@@ -9,13 +9,13 @@
 pub mod dialog;
 pub mod digest;
 pub mod md5;
-pub mod registrar;
-pub mod uac;
 pub mod message;
 pub mod ratelimit;
+pub mod registrar;
 pub mod sdp;
 mod syntax;
 pub mod transaction;
+pub mod uac;
 
 #[cfg(test)]
 mod fixtures;

@@ -90,7 +90,12 @@ enum NonceState {
     Forged,
 }
 
-fn check_nonce(secret: &str, nonce: &str, now: Instant, lifetime: std::time::Duration) -> NonceState {
+fn check_nonce(
+    secret: &str,
+    nonce: &str,
+    now: Instant,
+    lifetime: std::time::Duration,
+) -> NonceState {
     let Some((issued, m)) = nonce.split_once('.') else {
         return NonceState::Forged;
     };
@@ -170,9 +175,9 @@ pub fn parse_authorization(value: &str) -> Result<Authorization, RegistrarError>
 pub fn verify(auth: &Authorization, method: &str, ha1: &str) -> bool {
     let ha2 = md5::hex(format!("{method}:{}", auth.uri).as_bytes());
     let expected = match &auth.qop {
-        Some((nc, cnonce)) => md5::hex(
-            format!("{ha1}:{}:{nc}:{cnonce}:auth:{ha2}", auth.nonce).as_bytes(),
-        ),
+        Some((nc, cnonce)) => {
+            md5::hex(format!("{ha1}:{}:{nc}:{cnonce}:auth:{ha2}", auth.nonce).as_bytes())
+        }
         None => md5::hex(format!("{ha1}:{}:{ha2}", auth.nonce).as_bytes()),
     };
     constant_time_eq(

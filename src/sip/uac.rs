@@ -22,7 +22,9 @@ pub enum LegEvent {
     Trying,
     Ringing,
     /// The far end answered; its SDP answer.
-    Answered { sdp: String },
+    Answered {
+        sdp: String,
+    },
     /// No answer: the final status (408 for our ring timeout or no response at all).
     Failed(u16),
     /// The answered call ended.
@@ -165,8 +167,8 @@ impl Uac {
             }
             (State::Calling | State::Ringing, 401 | 407) if !self.auth_tried => {
                 self.auth_tried = true;
-                let retry = credentials
-                    .and_then(|c| authorize(&self.invite, response, c, cnonce, 1).ok());
+                let retry =
+                    credentials.and_then(|c| authorize(&self.invite, response, c, cnonce, 1).ok());
                 match retry {
                     Some(r) => {
                         self.invite = r.clone();

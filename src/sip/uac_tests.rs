@@ -24,8 +24,9 @@ fn invite_of(uac: &Uac) -> Request {
 
 fn reply(req: &Request, code: u16, extra: &[(&str, &str)]) -> Response {
     let mut r = response_to(req, code, (code > 100).then_some("pt"));
-    r.headers
-        .push(rsip::Header::Contact("<sip:alice@10.0.0.9:5070>".to_string().into()));
+    r.headers.push(rsip::Header::Contact(
+        "<sip:alice@10.0.0.9:5070>".to_string().into(),
+    ));
     for (n, v) in extra {
         r.headers
             .push(rsip::Header::Other((*n).into(), (*v).to_string()));

@@ -15,6 +15,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod agent;
+pub mod deskphone;
 pub mod dtmf;
 pub mod g711;
 pub mod http;
