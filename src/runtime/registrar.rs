@@ -133,7 +133,7 @@ impl Registrar {
                     return (403, vec![]);
                 };
                 let update = AgentUpdate::Binding {
-                    contact: uri,
+                    contact: Box::new(uri),
                     peer,
                     expires: Duration::from_secs(expires.into()),
                 };

@@ -31,7 +31,7 @@ const LEG_RING_LIMIT: Duration = Duration::from_secs(120);
 #[derive(Debug)]
 pub enum AgentUpdate {
     Binding {
-        contact: rsip::Uri,
+        contact: Box<rsip::Uri>,
         peer: Peer,
         expires: Duration,
     },
@@ -81,12 +81,12 @@ async fn run(
     let mut expires_at = tokio::time::Instant::now();
     let mut logged_in = false;
     let mut current: Option<Ringing> = None;
-    let _ = &name;
+    tracing::debug!(agent = %agent_id, name = %name, "SIP agent task started");
     loop {
         tokio::select! {
             u = updates.recv() => match u {
                 Some(AgentUpdate::Binding { contact, peer, expires }) => {
-                    binding = Some((contact, peer));
+                    binding = Some((*contact, peer));
                     expires_at = tokio::time::Instant::now() + expires;
                     if !logged_in {
                         logged_in = true;

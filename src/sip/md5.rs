@@ -28,18 +28,21 @@ pub fn digest(data: &[u8]) -> [u8; 16] {
             *w = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
         }
         let [mut a, mut b, mut c, mut d] = state;
-        for i in 0..64 {
+        for (i, shift) in S.iter().enumerate() {
             let (f, g) = match i / 16 {
                 0 => ((b & c) | (!b & d), i),
                 1 => ((d & b) | (!d & c), (5 * i + 1) % 16),
                 2 => (b ^ c ^ d, (3 * i + 5) % 16),
                 _ => (c ^ (b | !d), (7 * i) % 16),
             };
-            let f = f.wrapping_add(a).wrapping_add(k(i)).wrapping_add(m[g]);
+            let f = f
+                .wrapping_add(a)
+                .wrapping_add(k(i))
+                .wrapping_add(m.get(g).copied().unwrap_or(0));
             a = d;
             d = c;
             c = b;
-            b = b.wrapping_add(f.rotate_left(S[i]));
+            b = b.wrapping_add(f.rotate_left(*shift));
         }
         state[0] = state[0].wrapping_add(a);
         state[1] = state[1].wrapping_add(b);
