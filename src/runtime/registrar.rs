@@ -56,6 +56,23 @@ fn contact_uri(req: &rsip::Request) -> Option<(String, rsip::Uri)> {
     Some((inner, uri))
 }
 
+/// Where INVITEs for a binding go: the Contact's address when it is a literal IP (a softphone may
+/// register from one port and listen on another), else where the REGISTER came from.
+fn contact_peer(uri: &rsip::Uri, source: Peer) -> Peer {
+    let hp = uri.host_with_port.to_string();
+    let addr = hp
+        .parse::<SocketAddr>()
+        .ok()
+        .or_else(|| format!("{hp}:5060").parse::<SocketAddr>().ok());
+    match addr {
+        Some(addr) => Peer {
+            transport: source.transport,
+            addr,
+        },
+        None => source,
+    }
+}
+
 impl Registrar {
     pub fn new(shared: &Shared) -> Registrar {
         let users = shared
@@ -133,8 +150,8 @@ impl Registrar {
                     return (403, vec![]);
                 };
                 let update = AgentUpdate::Binding {
+                    peer: contact_peer(&uri, peer),
                     contact: Box::new(uri),
-                    peer,
                     expires: Duration::from_secs(expires.into()),
                 };
                 let live = self.agents.get(&user).filter(|tx| !tx.is_closed());
