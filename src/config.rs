@@ -59,6 +59,8 @@ pub struct Config {
     pub agents: Vec<crate::acd::AgentConfig>,
     /// WebRTC for browser agents: addresses for ICE, optional STUN.
     pub rtc: crate::rtc::RtcConfig,
+    /// Digest realm agents' SIP phones register in (`sip.realm`); their HA1 is computed with it.
+    pub sip_realm: String,
     /// Where the configuration came from, for messages.
     pub source: Option<PathBuf>,
     /// `webhooks:` — where call and agent events are POSTed.
@@ -103,6 +105,7 @@ impl Default for Config {
             queues: Vec::new(),
             agents: Vec::new(),
             rtc: crate::rtc::RtcConfig::default(),
+            sip_realm: "switchboard".to_string(),
             source: None,
             webhooks: Vec::new(),
             metrics_public: false,
@@ -192,6 +195,7 @@ struct SipSection {
     public_ip: Option<String>,
     rate_per_source: Option<u32>,
     trunk_allow: Option<Vec<String>>,
+    realm: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -288,6 +292,9 @@ impl Config {
         if let Some(sip) = fc.sip {
             if let Some(l) = sip.listen {
                 self.sip_listen = parse_addr("sip.listen", &l)?;
+            }
+            if let Some(realm) = sip.realm {
+                self.sip_realm = realm;
             }
             if let Some(r) = sip.rate_per_source {
                 self.sip_rate_per_source = r.max(1);

@@ -88,6 +88,15 @@ enum Cmd {
     PinHash,
     /// Read an agent's password on stdin and print the hash for the config's `agents:`
     PasswordHash,
+    /// Read an agent's SIP phone password on stdin and print the `ha1` for their `sip:` entry
+    SipHa1 {
+        /// The user the phone registers as
+        #[arg(long)]
+        user: String,
+        /// Must match the config's `sip.realm`
+        #[arg(long, default_value = "switchboard")]
+        realm: String,
+    },
     /// Report figures per interval, queue and agent, from the call records (see README)
     Report {
         #[command(flatten)]
@@ -146,6 +155,7 @@ fn main() -> ExitCode {
         } => simulate(common, flow, caller, at, input),
         Cmd::PinHash => pin_hash(),
         Cmd::PasswordHash => password_hash(),
+        Cmd::SipHa1 { user, realm } => sip_ha1(&user, &realm),
         Cmd::Report {
             common,
             from,
@@ -342,6 +352,20 @@ fn password_hash() -> anyhow::Result<ExitCode> {
     let hash = switchboard::auth::hash_password(pw)
         .map_err(|_| anyhow::anyhow!("a password is 8 to 256 characters"))?;
     println!("{hash}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sip_ha1(user: &str, realm: &str) -> anyhow::Result<ExitCode> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
+    let pw = line.trim_end_matches(['\r', '\n']);
+    if pw.len() < 8 {
+        anyhow::bail!("a SIP password is at least 8 characters");
+    }
+    println!("{}", switchboard::sip::registrar::ha1(user, realm, pw));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -72,6 +72,26 @@ pub struct AgentConfig {
     pub skills: BTreeMap<String, u8>,
     #[serde(default)]
     pub queues: Vec<String>,
+    /// A desk phone or softphone the agent registers (see README "Agents on SIP phones").
+    #[serde(default)]
+    pub sip: Option<SipPhone>,
+}
+
+/// An agent's SIP login: the user their phone registers as and `md5(user:realm:password)`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipPhone {
+    pub user: String,
+    pub ha1: String,
+}
+
+impl fmt::Debug for SipPhone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SipPhone")
+            .field("user", &self.user)
+            .field("ha1", &"<redacted>")
+            .finish()
+    }
 }
 
 impl fmt::Debug for AgentConfig {
@@ -82,6 +102,7 @@ impl fmt::Debug for AgentConfig {
             .field("password_hash", &"<redacted>")
             .field("skills", &self.skills)
             .field("queues", &self.queues)
+            .field("sip", &self.sip)
             .finish()
     }
 }
@@ -394,6 +415,7 @@ mod tests {
             password_hash: HASH.into(),
             skills: skills.iter().map(|(s, l)| (s.to_string(), *l)).collect(),
             queues: queues.iter().map(|q| q.to_string()).collect(),
+            sip: None,
         }
     }
 

@@ -42,7 +42,7 @@ mod tests;
 
 pub use config::{
     duration, opt_duration, opt_key, parse_duration, validate, AgentConfig, QueueConfig, Relax,
-    DEFAULT_ANNOUNCE_EVERY, DEFAULT_MUSIC, MAX_PROFICIENCY, MIN_PROFICIENCY,
+    SipPhone, DEFAULT_ANNOUNCE_EVERY, DEFAULT_MUSIC, MAX_PROFICIENCY, MIN_PROFICIENCY,
 };
 pub use snapshot::{AgentSnapshot, QueueSnapshot, StateCounts};
 

@@ -20,6 +20,7 @@ fn agent(id: &str, queues: &[&str], skills: &[(&str, u8)]) -> AgentConfig {
         password_hash: HASH.into(),
         skills: skills.iter().map(|(s, l)| (s.to_string(), *l)).collect(),
         queues: queues.iter().map(|q| q.to_string()).collect(),
+        sip: None,
     }
 }
 

@@ -148,6 +148,12 @@ pub enum AcdCmd {
         agent_id: String,
         call_id: String,
     },
+    /// A SIP agent's phone answered: its RTP leg is bridged instead of a browser's WebRTC.
+    AnswerSip {
+        agent_id: String,
+        call_id: String,
+        media: super::outbound::LegMedia,
+    },
     /// Hang-up, hold, DTMF from the agent for the call they have.
     ToCall {
         agent_id: String,
@@ -283,6 +289,46 @@ impl Task {
         }
     }
 
+    /// The agent took the call ringing for them: tell the call, with `msg` carrying their media.
+    fn answer(
+        &mut self,
+        now: crate::time::Instant,
+        agent_id: String,
+        call_id: String,
+        msg: impl FnOnce(String, mpsc::UnboundedSender<AgentMsg>) -> CallIn,
+    ) {
+        let offer = self
+            .offers
+            .iter()
+            .find(|(_, (c, a))| *c == call_id && *a == agent_id)
+            .map(|(id, _)| *id);
+        let Some(offer_id) = offer else {
+            self.to_agent(
+                &agent_id,
+                AgentMsg::Error {
+                    message: "this call is no longer ringing for you".into(),
+                },
+            );
+            return;
+        };
+        if self.acd.offer_answered(now, offer_id) {
+            if let Some((_, tx)) = self.agents.get(&agent_id) {
+                let tx = tx.clone();
+                if let Some(c) = self.calls.get_mut(&call_id) {
+                    c.agent = Some(agent_id.clone());
+                }
+                self.to_call(&call_id, msg(agent_id, tx));
+            }
+        } else {
+            self.to_agent(
+                &agent_id,
+                AgentMsg::Error {
+                    message: "the call was taken or left before you answered".into(),
+                },
+            );
+        }
+    }
+
     fn command(&mut self, cmd: AcdCmd) {
         let now = self.now();
         self.cause = cause_of(&cmd);
@@ -340,6 +386,16 @@ impl Task {
                 session,
                 tx,
             } => {
+                let sip = super::sip_agent::SIP_SESSION;
+                let console_open = self
+                    .agents
+                    .get(&agent_id)
+                    .is_some_and(|(s, _)| s & sip == 0);
+                if session & sip != 0 && console_open {
+                    // An open console wins over the agent's SIP phone.
+                    let _ = tx.send(AgentMsg::Replaced);
+                    return;
+                }
                 if let Some((old, old_tx)) = self.agents.insert(agent_id.clone(), (session, tx)) {
                     if old != session {
                         let _ = old_tx.send(AgentMsg::Replaced);
@@ -373,45 +429,24 @@ impl Task {
                 agent_id,
                 call_id,
                 sdp,
-            } => {
-                let offer = self
-                    .offers
-                    .iter()
-                    .find(|(_, (c, a))| *c == call_id && *a == agent_id)
-                    .map(|(id, _)| *id);
-                let Some(offer_id) = offer else {
-                    self.to_agent(
-                        &agent_id,
-                        AgentMsg::Error {
-                            message: "this call is no longer ringing for you".into(),
-                        },
-                    );
-                    return;
-                };
-                if self.acd.offer_answered(now, offer_id) {
-                    if let Some((_, tx)) = self.agents.get(&agent_id) {
-                        let tx = tx.clone();
-                        if let Some(c) = self.calls.get_mut(&call_id) {
-                            c.agent = Some(agent_id.clone());
-                        }
-                        self.to_call(
-                            &call_id,
-                            CallIn::AgentAnswer {
-                                agent_id,
-                                sdp,
-                                agent: tx,
-                            },
-                        );
-                    }
-                } else {
-                    self.to_agent(
-                        &agent_id,
-                        AgentMsg::Error {
-                            message: "the call was taken or left before you answered".into(),
-                        },
-                    );
+            } => self.answer(now, agent_id, call_id, |agent_id, agent| {
+                CallIn::AgentAnswer {
+                    agent_id,
+                    sdp,
+                    agent,
                 }
-            }
+            }),
+            AcdCmd::AnswerSip {
+                agent_id,
+                call_id,
+                media,
+            } => self.answer(now, agent_id, call_id, |agent_id, agent| {
+                CallIn::AgentAnswerSip {
+                    agent_id,
+                    media,
+                    agent,
+                }
+            }),
             AcdCmd::Decline { agent_id, call_id } => {
                 let offer = self
                     .offers
@@ -720,6 +755,7 @@ mod tests {
             password_hash: String::new(),
             skills: Default::default(),
             queues: vec!["billing".into()],
+            sip: None,
         };
         let mut acd = Acd::new(vec![QueueConfig::new("billing")], vec![agent]);
         let board = |acd: &Acd, ms| Board {

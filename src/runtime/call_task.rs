@@ -57,6 +57,12 @@ pub enum CallIn {
         sdp: String,
         agent: mpsc::UnboundedSender<AgentMsg>,
     },
+    /// A SIP agent's phone answered: its RTP leg's audio, and their stand-in console.
+    AgentAnswerSip {
+        agent_id: String,
+        media: super::outbound::LegMedia,
+        agent: mpsc::UnboundedSender<AgentMsg>,
+    },
     AgentHungUp,
     Hold(bool),
     AgentDtmf(char),
@@ -95,9 +101,48 @@ enum JobDone {
 
 /// The agent's side of a bridged call.
 struct AgentSide {
-    leg: RtcLeg,
+    leg: AgentLeg,
     agent: mpsc::UnboundedSender<AgentMsg>,
     relaying: bool,
+}
+
+/// How the agent is reached: a browser (WebRTC) or a SIP phone (an outbound RTP leg).
+enum AgentLeg {
+    WebRtc(RtcLeg),
+    Sip(super::outbound::LegMedia),
+}
+
+impl AgentLeg {
+    fn send_pcmu(&self, frame: &[u8]) {
+        match self {
+            AgentLeg::WebRtc(l) => {
+                let _ = l.send_pcmu(frame);
+            }
+            AgentLeg::Sip(m) => m.send_pcmu(frame),
+        }
+    }
+
+    async fn recv(&mut self) -> Option<RtcEvent> {
+        match self {
+            AgentLeg::WebRtc(l) => l.recv().await,
+            AgentLeg::Sip(m) => Some(match m.audio_in.recv().await {
+                Some(payload) => RtcEvent::Audio {
+                    payload,
+                    timestamp: 0,
+                },
+                None => RtcEvent::Closed,
+            }),
+        }
+    }
+
+    async fn close(self) {
+        match self {
+            AgentLeg::WebRtc(l) => l.close().await,
+            AgentLeg::Sip(m) => {
+                let _ = m.ctl.send(super::outbound::LegCtl::Hangup);
+            }
+        }
+    }
 }
 
 async fn next_agent_event(side: &mut Option<AgentSide>) -> Option<RtcEvent> {
@@ -519,7 +564,7 @@ async fn call(t: NewCallTask) {
                         s.on_datagram(clock.now(), from, bytes);
                         while let Some(frame) = s.poll_bridged_audio() {
                             if let Some(a) = agent_side.as_ref().filter(|a| a.relaying) {
-                                let _ = a.leg.send_pcmu(&frame);
+                                a.leg.send_pcmu(&frame);
                             }
                         }
                     }
@@ -586,6 +631,16 @@ async fn call(t: NewCallTask) {
                             let _ = tx.send(JobDone::AgentLeg { agent_id, agent, result });
                         });
                     }
+                    Some(CallIn::AgentAnswerSip { agent_id, media, agent }) => {
+                        if ctl.is_ended() {
+                            let _ = media.ctl.send(super::outbound::LegCtl::Hangup);
+                        } else {
+                            let _ = agent.send(AgentMsg::Connected { call_id: call_id.clone() });
+                            agent_side = Some(AgentSide { leg: AgentLeg::Sip(media), agent, relaying: false });
+                            shared.webhooks.emit("call.answered", serde_json::json!({ "call_id": call_id, "agent_id": agent_id }));
+                            ctl.agent_connected(now, &agent_id);
+                        }
+                    }
                     Some(CallIn::AgentHungUp) => {
                         if let Some(a) = agent_side.take() {
                             tokio::spawn(a.leg.close());
@@ -616,7 +671,7 @@ async fn call(t: NewCallTask) {
                         Ok((leg, sdp)) if !ctl.is_ended() => {
                             let _ = agent.send(AgentMsg::AnswerSdp { call_id: call_id.clone(), sdp });
                             let _ = agent.send(AgentMsg::Connected { call_id: call_id.clone() });
-                            agent_side = Some(AgentSide { leg, agent, relaying: false });
+                            agent_side = Some(AgentSide { leg: AgentLeg::WebRtc(leg), agent, relaying: false });
                             shared.webhooks.emit("call.answered", serde_json::json!({ "call_id": call_id, "agent_id": agent_id }));
                             ctl.agent_connected(now, &agent_id);
                         }

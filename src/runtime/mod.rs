@@ -16,9 +16,12 @@ mod events;
 pub mod flows;
 pub mod metrics;
 pub mod offline;
+pub mod outbound;
 pub mod ports;
 pub mod prompts;
 pub mod retention;
+pub mod registrar;
+pub mod sip_agent;
 pub mod sip_task;
 pub mod webhooks;
 

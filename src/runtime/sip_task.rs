@@ -36,6 +36,20 @@ pub enum SipCmd {
     CallEnded {
         call_id: String,
     },
+    /// An outbound leg: route responses and in-dialog requests with this Call-ID to `tx`.
+    AddLeg {
+        call_id: String,
+        tx: mpsc::UnboundedSender<CallIn>,
+    },
+    /// The ACK for a 2xx an outbound leg received.
+    Ack {
+        peer: Peer,
+        request: rsip::Request,
+    },
+    /// CANCEL the leg's pending INVITE.
+    Cancel {
+        call_id: String,
+    },
 }
 
 enum TcpEvent {
@@ -110,6 +124,7 @@ impl SipTask {
             client_tx: HashMap::new(),
             invites: HashMap::new(),
             tcp_conns: HashMap::new(),
+            registrar: super::registrar::Registrar::new(&shared),
             cmd_tx,
             local,
         };
@@ -298,6 +313,7 @@ struct Router {
     client_tx: HashMap<ClientTxKey, String>,
     invites: HashMap<ServerTxKey, String>,
     tcp_conns: HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>,
+    registrar: super::registrar::Registrar,
     cmd_tx: mpsc::UnboundedSender<SipCmd>,
     local: SocketAddr,
 }
@@ -318,6 +334,25 @@ impl Router {
             } => {
                 let key = layer.send_request(now, peer, request);
                 self.client_tx.insert(key, call_id);
+            }
+            SipCmd::AddLeg { call_id, tx } => {
+                self.calls.insert(call_id, tx);
+            }
+            SipCmd::Ack { peer, request } => layer.send_ack(peer, request),
+            SipCmd::Cancel { call_id } => {
+                let invite = self
+                    .client_tx
+                    .iter()
+                    .find(|(k, c)| **c == call_id && k.method() == "INVITE")
+                    .map(|(k, _)| k.clone());
+                if let Some(key) = invite {
+                    match layer.cancel(now, &key) {
+                        Ok(cancel) => {
+                            self.client_tx.insert(cancel, call_id);
+                        }
+                        Err(e) => tracing::debug!(error = %e, "nothing to cancel"),
+                    }
+                }
             }
             SipCmd::CallEnded { call_id } => {
                 self.calls.remove(&call_id);
@@ -436,8 +471,15 @@ impl Router {
                     ],
                 );
             }
+            rsip::Method::Register if self.registrar.enabled() => {
+                let (status, extra) =
+                    self.registrar
+                        .register(&self.shared, &self.cmd_tx, self.local, &req, peer);
+                let extra: Vec<(&str, String)> = extra.into_iter().collect();
+                self.reply(layer, &key, &req, status, &extra);
+            }
             rsip::Method::Register => {
-                // switchboard answers calls to its numbers; it is not a registrar.
+                // Without agents' SIP phones configured, switchboard is not a registrar.
                 self.reply(
                     layer,
                     &key,

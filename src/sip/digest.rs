@@ -41,7 +41,7 @@ impl std::fmt::Debug for Credentials<'_> {
 }
 
 /// `key=value, key="quoted, value"` → pairs, lower-cased keys.
-fn challenge_params(value: &str) -> Option<Vec<(String, String)>> {
+pub(crate) fn challenge_params(value: &str) -> Option<Vec<(String, String)>> {
     let (scheme, rest) = value.trim().split_once(char::is_whitespace)?;
     if !scheme.eq_ignore_ascii_case("Digest") {
         return None;

@@ -9,11 +9,14 @@
 pub mod allowlist;
 pub mod dialog;
 pub mod digest;
+pub mod md5;
 pub mod message;
 pub mod ratelimit;
+pub mod registrar;
 pub mod sdp;
 mod syntax;
 pub mod transaction;
+pub mod uac;
 
 #[cfg(test)]
 mod fixtures;

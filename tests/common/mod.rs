@@ -16,6 +16,7 @@
 
 pub mod agent;
 pub mod crm;
+pub mod deskphone;
 pub mod dtmf;
 pub mod g711;
 pub mod http;

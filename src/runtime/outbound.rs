@@ -1,0 +1,332 @@
+//! An outbound call leg (UAC) as a task: it owns a fresh RTP socket, carries out the decisions of
+//! the pure [`crate::sip::uac::Uac`], and exchanges PCMU frames with whoever holds its
+//! [`LegMedia`]. Responses and in-dialog requests reach it through the SIP task's router, keyed by
+//! the leg's Call-ID ([`SipCmd::AddLeg`]).
+//!
+//! Used for agents' SIP phones today; callbacks and trunk transfers are the same leg.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::media::g711::{self, Law};
+use crate::media::rtp;
+use crate::sip::dialog::{invite, OutboundCall};
+use crate::sip::digest::Credentials;
+use crate::sip::sdp::{self, AudioCodec};
+use crate::sip::uac::{Action, LegEvent, Uac};
+use crate::sip::{Peer, Transport};
+
+use super::call_task::CallIn;
+use super::sip_task::{random_tag, SipCmd};
+use super::Shared;
+
+/// Bound on queued frames each way: a stalled consumer loses audio, not memory.
+const MAX_QUEUED_FRAMES: usize = 50;
+
+/// What to call and how.
+#[derive(Clone)]
+pub struct OutboundRequest {
+    pub target: rsip::Uri,
+    pub peer: Peer,
+    pub from_user: String,
+    pub from_display: Option<String>,
+    /// `(user, password)` for a 401/407; never logged.
+    pub credentials: Option<(String, String)>,
+    pub ring_timeout: Duration,
+    pub extra_headers: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for OutboundRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboundRequest")
+            .field("target", &self.target.to_string())
+            .field("peer", &self.peer)
+            .field("from_user", &self.from_user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the holder of a leg can ask of it.
+#[derive(Debug)]
+pub enum LegCtl {
+    /// One 20 ms PCMU frame towards the far end.
+    Audio(Vec<u8>),
+    /// CANCEL while ringing, BYE once answered.
+    Hangup,
+}
+
+/// The audio half of a leg, handed to the call it is bridged to.
+#[derive(Debug)]
+pub struct LegMedia {
+    /// PCMU frames from the far end; closed when the leg ends.
+    pub audio_in: mpsc::Receiver<Vec<u8>>,
+    pub ctl: mpsc::UnboundedSender<LegCtl>,
+}
+
+impl LegMedia {
+    pub fn send_pcmu(&self, frame: &[u8]) {
+        let _ = self.ctl.send(LegCtl::Audio(frame.to_vec()));
+    }
+}
+
+/// A placed leg: its events, its media (taken when it is bridged) and its control channel.
+pub struct OutboundLeg {
+    pub call_id: String,
+    pub events: mpsc::UnboundedReceiver<LegEvent>,
+    pub media: Option<LegMedia>,
+    pub ctl: mpsc::UnboundedSender<LegCtl>,
+}
+
+impl OutboundLeg {
+    /// Places the call; events arrive on `events`. Fails only when no RTP port is free.
+    pub fn place(
+        shared: Arc<Shared>,
+        sip: mpsc::UnboundedSender<SipCmd>,
+        local_sip: SocketAddr,
+        req: OutboundRequest,
+    ) -> std::io::Result<OutboundLeg> {
+        let socket = shared.ports.bind(shared.local_ip)?;
+        let call_id = format!("{}@switchboard", random_tag());
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let (in_tx, in_rx) = mpsc::channel(MAX_QUEUED_FRAMES);
+        let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+        let (sip_tx, sip_rx) = mpsc::unbounded_channel();
+        let _ = sip.send(SipCmd::AddLeg {
+            call_id: call_id.clone(),
+            tx: sip_tx,
+        });
+        let task = LegTask {
+            shared,
+            sip,
+            local_sip,
+            call_id: call_id.clone(),
+            req,
+            events: ev_tx,
+            audio_in: in_tx,
+            ctl: ctl_rx,
+            inbox: sip_rx,
+        };
+        tokio::spawn(task.run(socket));
+        Ok(OutboundLeg {
+            call_id,
+            events: ev_rx,
+            media: Some(LegMedia {
+                audio_in: in_rx,
+                ctl: ctl_tx.clone(),
+            }),
+            ctl: ctl_tx,
+        })
+    }
+}
+
+struct LegTask {
+    shared: Arc<Shared>,
+    sip: mpsc::UnboundedSender<SipCmd>,
+    local_sip: SocketAddr,
+    call_id: String,
+    req: OutboundRequest,
+    events: mpsc::UnboundedSender<LegEvent>,
+    audio_in: mpsc::Sender<Vec<u8>>,
+    ctl: mpsc::UnboundedReceiver<LegCtl>,
+    inbox: mpsc::UnboundedReceiver<CallIn>,
+}
+
+/// Where RTP goes once the far end answered, and how to stamp it.
+struct Media {
+    remote: SocketAddr,
+    law: Law,
+    pt: u8,
+    ssrc: u32,
+    seq: u16,
+    ts: u32,
+}
+
+impl LegTask {
+    async fn run(mut self, socket: std::net::UdpSocket) {
+        let Ok(socket) = UdpSocket::from_std(socket) else {
+            let _ = self.events.send(LegEvent::Failed(503));
+            self.ended();
+            return;
+        };
+        let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+        let offer = sdp::offer(
+            self.shared.local_ip,
+            port,
+            rand::random::<u32>().into(),
+            &[AudioCodec::Pcmu, AudioCodec::Pcma],
+        );
+        let tp = match self.req.peer.transport {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+        };
+        let local = self.local_sip;
+        let from_uri = format!("sip:{}@{local}", sanitize_user(&self.req.from_user));
+        let target = self.req.target.to_string();
+        let contact = rsip::Uri::try_from(format!("sip:switchboard@{local}{tp}").as_str());
+        let Ok(contact) = contact else {
+            let _ = self.events.send(LegEvent::Failed(500));
+            self.ended();
+            return;
+        };
+        let from_tag = random_tag();
+        let mut request = invite(&OutboundCall {
+            request_uri: self.req.target.clone(),
+            from_uri: &from_uri,
+            from_display: self.req.from_display.as_deref(),
+            to_uri: &target,
+            call_id: &self.call_id,
+            from_tag: &from_tag,
+            contact,
+            cseq: 1,
+            body: Some(("application/sdp", offer.as_bytes())),
+        });
+        for (name, value) in &self.req.extra_headers {
+            request
+                .headers
+                .push(rsip::Header::Other(name.clone(), value.clone()));
+        }
+        let clock = self.shared.clock;
+        let mut uac = Uac::new(request, self.req.peer, clock.now(), self.req.ring_timeout);
+        let mut media: Option<Media> = None;
+        let mut buf = vec![0u8; 2048];
+        let mut out = Vec::with_capacity(200);
+        loop {
+            while let Some(action) = uac.poll_action() {
+                self.act(action, &uac, &mut media);
+            }
+            if uac.is_done() {
+                break;
+            }
+            let deadline = uac.poll_timeout().map(|t| clock.to_tokio(t));
+            tokio::select! {
+                msg = self.inbox.recv() => {
+                    let now = clock.now();
+                    match msg {
+                        Some(CallIn::Response(r)) => {
+                            let creds = self.req.credentials.as_ref().map(|(u, p)| Credentials { username: u, password: p });
+                            uac.on_response(now, &r, creds.as_ref(), &random_tag());
+                        }
+                        Some(CallIn::Request { key, request }) => {
+                            let status = if request.method == rsip::Method::Invite { 488 } else { uac.on_request(&request) };
+                            let response = crate::sip::message::response_to(&request, status, None);
+                            let _ = self.sip.send(SipCmd::Respond { key, response });
+                        }
+                        Some(CallIn::RequestTimeout) => uac.request_timeout(),
+                        Some(_) => {}
+                        None => break,
+                    }
+                }
+                ctl = self.ctl.recv() => match ctl {
+                    Some(LegCtl::Audio(frame)) => {
+                        if let Some(m) = media.as_mut() {
+                            let payload: Vec<u8> = match m.law {
+                                Law::Mu => frame,
+                                Law::A => frame.iter().map(|b| g711::encode(Law::A, g711::decode(Law::Mu, *b))).collect(),
+                            };
+                            rtp::write(m.pt, false, m.seq, m.ts, m.ssrc, &payload, &mut out);
+                            m.seq = m.seq.wrapping_add(1);
+                            m.ts = m.ts.wrapping_add(u32::try_from(payload.len()).unwrap_or(160));
+                            let _ = socket.try_send_to(&out, m.remote);
+                        }
+                    }
+                    Some(LegCtl::Hangup) | None => uac.hangup(clock.now()),
+                },
+                r = socket.recv_from(&mut buf) => {
+                    if let (Ok((n, _from)), Some(m)) = (r, media.as_ref()) {
+                        if let Some(pkt) = buf.get(..n).and_then(|b| rtp::parse(b).ok()) {
+                            if pkt.payload_type == m.pt {
+                                let frame: Vec<u8> = match m.law {
+                                    Law::Mu => pkt.payload.to_vec(),
+                                    Law::A => pkt.payload.iter().map(|b| g711::encode(Law::Mu, g711::decode(Law::A, *b))).collect(),
+                                };
+                                // A full queue means a slow listener: drop the frame. A closed
+                                // one means nobody will ever bridge this leg: hang it up.
+                                if let Err(mpsc::error::TrySendError::Closed(_)) = self.audio_in.try_send(frame) {
+                                    uac.hangup(clock.now());
+                                }
+                            }
+                        }
+                    }
+                }
+                _ = async {
+                    match deadline {
+                        Some(d) => tokio::time::sleep_until(d).await,
+                        None => std::future::pending::<()>().await,
+                    }
+                } => uac.on_timeout(clock.now()),
+            }
+        }
+        self.ended();
+    }
+
+    fn act(&mut self, action: Action, uac: &Uac, media: &mut Option<Media>) {
+        match action {
+            Action::Invite(request) | Action::Request(request) => {
+                let _ = self.sip.send(SipCmd::Request {
+                    call_id: self.call_id.clone(),
+                    peer: uac.peer(),
+                    request,
+                });
+            }
+            Action::Ack(request) => {
+                let _ = self.sip.send(SipCmd::Ack {
+                    peer: uac.peer(),
+                    request,
+                });
+            }
+            Action::Cancel => {
+                let _ = self.sip.send(SipCmd::Cancel {
+                    call_id: self.call_id.clone(),
+                });
+            }
+            Action::Report(ev) => {
+                if let LegEvent::Answered { sdp } = &ev {
+                    match sdp::negotiate_answer(sdp) {
+                        Ok(n) => {
+                            *media = n.remote_rtp.map(|remote| Media {
+                                remote,
+                                law: match n.codec {
+                                    AudioCodec::Pcmu => Law::Mu,
+                                    AudioCodec::Pcma => Law::A,
+                                },
+                                pt: n.payload_type,
+                                ssrc: rand::random(),
+                                seq: rand::random(),
+                                ts: rand::random(),
+                            });
+                        }
+                        Err(e) => {
+                            tracing::info!(error = %e, "the far end's SDP answer is unusable")
+                        }
+                    }
+                }
+                tracing::debug!(event = ?ev, "outbound leg");
+                let _ = self.events.send(ev);
+            }
+        }
+    }
+
+    fn ended(&self) {
+        let _ = self.sip.send(SipCmd::CallEnded {
+            call_id: self.call_id.clone(),
+        });
+    }
+}
+
+/// A caller's number as the user part of our From: anything but digits, letters and `+-._` goes.
+fn sanitize_user(user: &str) -> String {
+    let s: String = user
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.' | '_'))
+        .take(64)
+        .collect();
+    if s.is_empty() {
+        "anonymous".into()
+    } else {
+        s
+    }
+}

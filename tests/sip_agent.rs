@@ -1,0 +1,250 @@
+//! Agents on SIP phones: a desk phone registers (digest challenge answered), a caller reaches a
+//! queue, the phone rings with the caller's number, answers, and the two hear each other's tones;
+//! either side hangs up and the record names the agent. A phone that never answers loses the call
+//! to the next agent and is set away. REGISTER's refusals: wrong password, too-brief expiry.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::agent::{agent_yaml, tone_pcm, tone_windows};
+use common::deskphone::DeskPhone;
+use common::*;
+
+const FLOW: &str = r##"
+flow: queue-billing
+numbers: ["7100"]
+language: en
+start: billing
+steps:
+  billing:
+    queue: { name: billing, timeout: 2m }
+    on_timeout: hangup
+"##;
+
+const CONSOLE_PW: &str = "correct horse battery";
+const CALLER_HZ: f64 = 1000.0;
+const AGENT_HZ: f64 = 500.0;
+const ONE_SECOND: usize = 10;
+
+/// The `ha1` for a phone's password, from the real `switchboard sip-ha1` command.
+fn sip_ha1(user: &str, password: &str) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["sip-ha1", "--user", user])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run sip-ha1");
+    writeln!(child.stdin.take().expect("stdin"), "{password}").expect("write password");
+    let out = child.wait_with_output().expect("sip-ha1 output");
+    assert!(out.status.success());
+    let ha1 = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(ha1.len(), 32, "{ha1}");
+    assert!(!ha1.contains(password));
+    ha1
+}
+
+fn sip_agent(id: &str, user: &str, password: &str) -> String {
+    format!(
+        "{}    sip: {{ user: {user}, ha1: \"{}\" }}\n",
+        agent_yaml(id, CONSOLE_PW, &[("billing", 3)], &["billing"]),
+        sip_ha1(user, password)
+    )
+}
+
+fn server(agents: &[String], ring_timeout: &str) -> Server {
+    Server::start(ServerOpts::new().flow("queue-billing", FLOW).config(&format!(
+        "queues:\n  - name: billing\n    wrap_up: 1s\n    ring_timeout: {ring_timeout}\n    announce_every: 60s\nagents:\n{}",
+        agents.concat()
+    )))
+}
+
+fn agent_state(server: &Server, id: &str) -> String {
+    let (_, agents) = http_get_json(server, "/api/agents");
+    agents
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["id"] == id))
+        .map(|a| a["state"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_default()
+}
+
+fn wait_state(server: &Server, id: &str, state: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let now = agent_state(server, id);
+        if now == state {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{id} is {now:?}, expected {state:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn caller_audio_since(phone: &Phone, since: Instant) -> Vec<u8> {
+    phone
+        .received()
+        .iter()
+        .filter(|p| p.at >= since && p.pt == 0)
+        .flat_map(|p| p.payload.clone())
+        .collect()
+}
+
+fn desk_audio(desk: &DeskPhone) -> Vec<u8> {
+    desk.received()
+        .iter()
+        .filter(|p| p.pt == 0)
+        .flat_map(|p| p.payload.clone())
+        .collect()
+}
+
+fn prove_audio_both_ways(phone: &mut Phone, desk: &DeskPhone) {
+    let since = Instant::now();
+    desk.queue_pcm(&tone_pcm(AGENT_HZ, 8.0));
+    phone.queue_pcm(&tone_pcm(CALLER_HZ, 8.0));
+    let deadline = since + secs(10);
+    loop {
+        let at_agent = tone_windows(&desk_audio(desk), CALLER_HZ);
+        let at_caller = tone_windows(&caller_audio_since(phone, since), AGENT_HZ);
+        if at_agent >= ONE_SECOND && at_caller >= ONE_SECOND {
+            assert_eq!(tone_windows(&desk_audio(desk), AGENT_HZ), 0, "no echo");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent's phone heard {at_agent} windows of the caller's tone, the caller {at_caller} of the agent's"
+        );
+        phone.rtp_arriving_during(Duration::from_millis(100));
+    }
+}
+
+/// Caller dials the queue; `desk` rings with the caller's number and the queue, answers, audio
+/// flows both ways.
+fn connect(server: &Server, desk: &mut DeskPhone) -> Phone {
+    let mut phone = Phone::udp(server);
+    phone.call("7100", CALLER).must();
+    let invite = desk.wait_invite(secs(15)).must();
+    assert!(
+        invite.header("From").unwrap_or_default().contains(CALLER),
+        "the phone shows the caller: {:?}",
+        invite.header("From")
+    );
+    assert_eq!(invite.header("X-Switchboard-Queue"), Some("billing"));
+    desk.answer().must();
+    prove_audio_both_ways(&mut phone, desk);
+    phone
+}
+
+fn num(record: &serde_json::Value, name: &str) -> u64 {
+    record[name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{name} in {record}"))
+}
+
+#[test]
+fn register_is_challenged_refuses_wrong_passwords_and_brief_expiry_and_unregisters() {
+    let server = server(&[sip_agent("alice", "alice", "phone-secret-1")], "10s");
+    let mut desk = DeskPhone::new(server.sip, "alice", "phone-secret-1");
+    assert_eq!(
+        desk.register_with("wrong-password", 120).must(),
+        vec![401, 403]
+    );
+    assert_eq!(agent_state(&server, "alice"), "logged_out");
+    assert_eq!(desk.register(30).must(), vec![401, 423]);
+    let mut stranger = DeskPhone::new(server.sip, "mallory", "phone-secret-1");
+    assert_eq!(
+        stranger.register(120).must(),
+        vec![401, 403],
+        "unknown users get the same challenge, then 403"
+    );
+    assert_eq!(desk.register(120).must(), vec![401, 200]);
+    wait_state(&server, "alice", "available", secs(5));
+    assert_eq!(desk.register(0).must(), vec![401, 200]);
+    wait_state(&server, "alice", "logged_out", secs(5));
+}
+
+#[test]
+fn sip_agent_answers_a_queued_call_talks_both_ways_and_hangs_up() {
+    let server = server(&[sip_agent("alice", "alice", "phone-secret-1")], "10s");
+    let mut desk = DeskPhone::new(server.sip, "alice", "phone-secret-1");
+    assert_eq!(desk.register(300).must(), vec![401, 200]);
+    wait_state(&server, "alice", "available", secs(5));
+
+    let mut phone = connect(&server, &mut desk);
+    assert_eq!(agent_state(&server, "alice"), "on_call");
+    assert_eq!(desk.hangup().must(), 200);
+    phone.wait_for_bye(secs(10)).must();
+
+    let record = wait_call_record(&server, phone.call_id(), secs(10));
+    assert_eq!(field(&record, "agent_id"), "alice", "{record}");
+    assert!(!field(&record, "agent_answered_at").is_empty(), "{record}");
+    assert_eq!(field(&record, "hangup_by"), "agent", "{record}");
+    // A second of tone each way was heard; a loaded test machine's senders catch up in bursts.
+    assert!(num(&record, "talk_ms") >= 800, "{record}");
+    // Wrap-up, then available again without anyone touching a console.
+    wait_state(&server, "alice", "available", secs(5));
+}
+
+#[test]
+fn caller_hangs_up_and_the_agents_phone_gets_bye() {
+    let server = server(&[sip_agent("alice", "alice", "phone-secret-1")], "10s");
+    let mut desk = DeskPhone::new(server.sip, "alice", "phone-secret-1");
+    assert_eq!(desk.register(300).must(), vec![401, 200]);
+    wait_state(&server, "alice", "available", secs(5));
+    let mut phone = connect(&server, &mut desk);
+    assert_eq!(phone.hangup().must(), 200);
+    desk.wait_bye(secs(10)).must();
+    let record = wait_call_record(&server, phone.call_id(), secs(10));
+    assert_eq!(field(&record, "agent_id"), "alice", "{record}");
+    assert_eq!(field(&record, "hangup_by"), "caller", "{record}");
+    // A second of tone each way was heard; a loaded test machine's senders catch up in bursts.
+    assert!(num(&record, "talk_ms") >= 800, "{record}");
+    wait_state(&server, "alice", "available", secs(5));
+}
+
+#[test]
+fn a_phone_that_never_answers_loses_the_call_to_the_next_agent_and_goes_away() {
+    let server = server(
+        &[
+            sip_agent("alice", "alice", "phone-secret-1"),
+            sip_agent("bob", "bob", "phone-secret-2"),
+        ],
+        "3s",
+    );
+    let mut alice = DeskPhone::new(server.sip, "alice", "phone-secret-1");
+    let mut bob = DeskPhone::new(server.sip, "bob", "phone-secret-2");
+    assert_eq!(alice.register(300).must(), vec![401, 200]);
+    assert_eq!(bob.register(300).must(), vec![401, 200]);
+    wait_state(&server, "alice", "available", secs(5));
+    wait_state(&server, "bob", "available", secs(5));
+
+    let mut phone = Phone::udp(&server);
+    phone.call("7100", CALLER).must();
+    // Whoever rings first never answers.
+    let (first_id, mut first, mut second) = {
+        let deadline = Instant::now() + secs(15);
+        loop {
+            if alice.wait_invite(Duration::from_millis(200)).is_ok() {
+                break ("alice", alice, bob);
+            }
+            if bob.wait_invite(Duration::from_millis(200)).is_ok() {
+                break ("bob", bob, alice);
+            }
+            assert!(Instant::now() < deadline, "no phone rang");
+        }
+    };
+    assert!(
+        first.wait_cancel(secs(10)),
+        "the unanswered phone is cancelled"
+    );
+    second.wait_invite(secs(10)).must();
+    second.answer().must();
+    prove_audio_both_ways(&mut phone, &second);
+    assert_eq!(agent_state(&server, first_id), "away");
+    assert_eq!(phone.hangup().must(), 200);
+    second.wait_bye(secs(10)).must();
+}
