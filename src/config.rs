@@ -59,6 +59,8 @@ pub struct Config {
     pub rtc: crate::rtc::RtcConfig,
     /// Where the configuration came from, for messages.
     pub source: Option<PathBuf>,
+    /// The click-to-call widget and callbacks.
+    pub widget: crate::acd::callback::WidgetConfig,
 }
 
 impl Default for Config {
@@ -83,6 +85,7 @@ impl Default for Config {
             agents: Vec::new(),
             rtc: crate::rtc::RtcConfig::default(),
             source: None,
+            widget: crate::acd::callback::WidgetConfig::default(),
         }
     }
 }
@@ -104,6 +107,7 @@ struct FileConfig {
     queues: Option<Vec<crate::acd::QueueConfig>>,
     agents: Option<Vec<crate::acd::AgentConfig>>,
     rtc: Option<RtcSection>,
+    widget: Option<crate::acd::callback::WidgetConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -300,7 +304,12 @@ impl Config {
                 self.rtc.port_range = Some(parse_port_range(&p)?);
             }
         }
-        let problems = crate::acd::validate(&self.queues, &self.agents);
+        if let Some(w) = fc.widget {
+            self.widget = w;
+        }
+        let mut problems = crate::acd::validate(&self.queues, &self.agents);
+        let names: Vec<String> = self.queues.iter().map(|q| q.name.clone()).collect();
+        problems.extend(self.widget.problems(&names));
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems.join("\n")));
         }

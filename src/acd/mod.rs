@@ -33,6 +33,7 @@
 //!   falling back to the average over all queues; `None` before any call was handled.
 
 mod agents;
+pub mod callback;
 mod calls;
 mod config;
 pub mod routing;
