@@ -204,6 +204,11 @@ impl super::Acd {
         self.admit(now, req, arrival.min(now), true)
     }
 
+    /// Whether `queue` (or its overflow chain) has room for one more entry.
+    pub fn find_room_for(&self, queue: &str) -> Result<(), super::EnqueueError> {
+        self.find_room(queue).map(|_| ())
+    }
+
     /// Whether this queued entry is a callback (not a live call).
     pub fn is_callback(&self, call_id: &str) -> bool {
         self.calls.get(call_id).is_some_and(|c| c.callback)

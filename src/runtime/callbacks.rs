@@ -196,6 +196,229 @@ pub fn dial(_shared: &Shared, _callback: &Callback, _agent: &str) -> Result<(), 
     Err(DialError::NotEnabled)
 }
 
+/// A request to queue a callback, from the API, the widget, or an IVR `callback` step.
+#[derive(Debug)]
+pub struct Submit {
+    pub number: String,
+    pub queue: String,
+    pub note: String,
+    pub priority: i64,
+    /// The live call whose place the callback takes.
+    pub keep_place_of: Option<String>,
+    pub reply: Option<tokio::sync::oneshot::Sender<Result<Accepted, Refused>>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Accepted {
+    pub id: String,
+    pub queue: String,
+    pub position: usize,
+    pub estimated_wait_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("queue: no such queue")]
+    UnknownQueue,
+    #[error("the queue is full; try again later")]
+    QueueFull,
+    #[error("callbacks cannot be stored right now")]
+    Store,
+}
+
+/// What the agent's console is told about a callback ringing them.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallbackRing {
+    pub id: String,
+    pub number: String,
+    pub note: String,
+}
+
+/// The ACD task's side of callbacks: the ones queued now, and the store behind them.
+pub struct Desk {
+    store: Option<CallbackStore>,
+    queued: std::collections::HashMap<String, Callback>,
+    /// Callbacks an agent accepted: id → agent.
+    accepted: std::collections::HashMap<String, String>,
+}
+
+impl Desk {
+    /// Opens the store and puts every pending callback back in its queue, in its old place.
+    pub fn start(shared: &Shared, acd: &mut crate::acd::Acd) -> Desk {
+        let store = match CallbackStore::open(&shared.config.db_path()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(error = %e, "callbacks will not be stored");
+                None
+            }
+        };
+        let mut desk = Desk {
+            store,
+            queued: Default::default(),
+            accepted: Default::default(),
+        };
+        let pending = desk
+            .store
+            .as_ref()
+            .map(|s| s.pending().unwrap_or_default())
+            .unwrap_or_default();
+        let (now, wall) = (shared.clock.now(), Utc::now());
+        for cb in pending {
+            let ago = (wall - cb.enqueued_at).to_std().unwrap_or_default();
+            let arrival = crate::time::Instant::from_micros(
+                now.as_micros()
+                    .saturating_sub(u64::try_from(ago.as_micros()).unwrap_or(u64::MAX)),
+            );
+            match acd.callback_restore(now, request(&cb), arrival) {
+                Ok(()) => {
+                    desk.queued.insert(cb.id.clone(), cb);
+                }
+                Err(e) => tracing::warn!(id = %cb.id, queue = %cb.queue, error = %e, "a stored callback could not re-enter its queue"),
+            }
+        }
+        if !desk.queued.is_empty() {
+            tracing::info!(callbacks = desk.queued.len(), "callbacks restored to their queues");
+        }
+        desk
+    }
+
+    pub fn is_callback(&self, id: &str) -> bool {
+        self.queued.contains_key(id)
+    }
+
+    pub fn submit(&mut self, shared: &Shared, acd: &mut crate::acd::Acd, s: Submit) {
+        let result = self.enqueue(shared, acd, &s);
+        if let Some(reply) = s.reply {
+            let _ = reply.send(result);
+        }
+    }
+
+    fn enqueue(
+        &mut self,
+        shared: &Shared,
+        acd: &mut crate::acd::Acd,
+        s: &Submit,
+    ) -> Result<Accepted, Refused> {
+        let now = shared.clock.now();
+        let wall = Utc::now();
+        if acd.queue(&s.queue).is_none() {
+            return Err(Refused::UnknownQueue);
+        }
+        let inherited = s.keep_place_of.as_deref().and_then(|c| acd.place_of(c));
+        let enqueued_at = inherited.map_or(wall, |arrival| {
+            wall - chrono::Duration::from_std(now.saturating_since(arrival)).unwrap_or_default()
+        });
+        let cb = Callback {
+            id: new_id(enqueued_at),
+            number: s.number.clone(),
+            queue: s.queue.clone(),
+            note: s.note.clone(),
+            priority: s.priority,
+            enqueued_at,
+            status: CallbackStatus::Queued,
+            attempts: 0,
+            from_call: s.keep_place_of.clone(),
+        };
+        // Room is checked before storing, so a refused callback leaves nothing behind.
+        acd.find_room_for(&cb.queue).map_err(|_| Refused::QueueFull)?;
+        let store = self.store.as_ref().ok_or(Refused::Store)?;
+        store.insert(&cb).map_err(|e| {
+            tracing::error!(error = %e, "storing a callback");
+            Refused::Store
+        })?;
+        match acd.callback_enqueue(now, request(&cb), s.keep_place_of.as_deref()) {
+            Ok(()) => {}
+            Err(e) => {
+                let _ = store.set_status(&cb.id, CallbackStatus::Failed, wall);
+                return Err(match e {
+                    crate::acd::EnqueueError::UnknownQueue => Refused::UnknownQueue,
+                    _ => Refused::QueueFull,
+                });
+            }
+        }
+        let (position, estimate) = acd.position(&cb.id).unwrap_or((1, None));
+        tracing::info!(id = %cb.id, queue = %cb.queue, position, "callback queued");
+        let accepted = Accepted {
+            id: cb.id.clone(),
+            queue: acd.call_queue(&cb.id).unwrap_or(&cb.queue).to_string(),
+            position,
+            estimated_wait_ms: estimate.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        };
+        self.queued.insert(cb.id.clone(), cb);
+        Ok(accepted)
+    }
+
+    /// The console message for a callback offered to an agent.
+    pub fn ring(&self, id: &str) -> Option<(CallbackRing, DateTime<Utc>)> {
+        self.queued.get(id).map(|cb| {
+            (
+                CallbackRing {
+                    id: cb.id.clone(),
+                    number: cb.number.clone(),
+                    note: cb.note.clone(),
+                },
+                cb.enqueued_at,
+            )
+        })
+    }
+
+    /// The agent accepted: the callback is `dialing` and the dial hook runs. Returns the message
+    /// for the agent's console.
+    pub fn accepted(&mut self, shared: &Shared, id: &str, agent: &str) -> String {
+        let Some(cb) = self.queued.get_mut(id) else {
+            return "this callback is no longer queued".into();
+        };
+        cb.status = CallbackStatus::Dialing;
+        cb.attempts += 1;
+        if let Some(store) = &self.store {
+            if let Err(e) = store.set_status(id, CallbackStatus::Dialing, Utc::now()) {
+                tracing::error!(error = %e, "updating a callback");
+            }
+        }
+        self.accepted.insert(id.to_string(), agent.to_string());
+        match dial(shared, cb, agent) {
+            Ok(()) => format!("Dialing {}…", cb.number),
+            Err(e) => {
+                tracing::warn!(id, error = %e, "callback accepted; dial-out pending");
+                format!(
+                    "Callback to {} accepted; dial-out is pending (outbound calling is not enabled on this server yet).",
+                    cb.number
+                )
+            }
+        }
+    }
+
+    /// The agent who accepted this callback, if it is theirs.
+    pub fn owner(&self, id: &str) -> Option<&str> {
+        self.accepted.get(id).map(String::as_str)
+    }
+
+    /// The agent ended their side; the callback stays `dialing` for the dial-out to settle.
+    pub fn released(&mut self, id: &str) {
+        self.accepted.remove(id);
+        self.queued.remove(id);
+    }
+
+    /// The queue gave up on it (its `max_wait` with no overflow): recorded as failed.
+    pub fn timed_out(&mut self, id: &str) {
+        if self.queued.remove(id).is_some() {
+            if let Some(store) = &self.store {
+                let _ = store.set_status(id, CallbackStatus::Failed, Utc::now());
+            }
+        }
+    }
+}
+
+fn request(cb: &Callback) -> crate::acd::CallRequest {
+    crate::acd::CallRequest {
+        call_id: cb.id.clone(),
+        queue: cb.queue.clone(),
+        priority: cb.priority,
+        skills: Default::default(),
+        timeout: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
