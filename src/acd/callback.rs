@@ -177,18 +177,18 @@ pub fn valid_origin(o: &str) -> bool {
 
 impl super::Acd {
     /// The arrival time a callback converted from `call_id` would inherit: the call's own while
-    /// it waits, or the one it had when it left (recently).
-    pub fn place_of(&self, call_id: &str) -> Option<crate::time::Instant> {
+    /// it waits, or the one it had when it left (recently), with its priority.
+    pub fn place_of(&self, call_id: &str) -> Option<(crate::time::Instant, i64)> {
         self.calls
             .get(call_id)
             .filter(|c| c.holds_place())
-            .map(|c| c.arrival)
+            .map(|c| (c.arrival, c.req.priority))
             .or_else(|| {
                 self.departed
                     .iter()
                     .rev()
-                    .find(|(d, _)| d == call_id)
-                    .map(|(_, t)| *t)
+                    .find(|(d, _, _)| d == call_id)
+                    .map(|(_, t, p)| (*t, *p))
             })
     }
 
@@ -358,14 +358,16 @@ mod tests {
         fn an_ivr_caller_converting_keeps_their_place() {
             let mut acd = acd();
             acd.enqueue(t(0), req("first")).ok();
-            acd.enqueue(t(3), req("ivr-caller")).ok();
-            acd.enqueue(t(7), req("later")).ok();
+            let mut vip = req("ivr-caller");
+            vip.priority = 5;
+            acd.enqueue(t(3), vip).ok();
+            acd.enqueue(t(1), req("later")).ok();
             // The caller pressed the exit key and chose a callback at t=30.
             acd.leave(t(30), "ivr-caller");
-            assert_eq!(acd.place_of("ivr-caller"), Some(t(3)));
+            assert_eq!(acd.place_of("ivr-caller"), Some((t(3), 5)));
             acd.callback_enqueue(t(30), req("cb-ivr"), Some("ivr-caller"))
                 .ok();
-            assert_eq!(served(&mut acd, 40), ["first", "cb-ivr", "later"]);
+            assert_eq!(served(&mut acd, 40), ["cb-ivr", "first", "later"]);
         }
 
         #[test]

@@ -214,7 +214,7 @@ pub struct Acd {
     next_offer: u64,
     events: VecDeque<AcdEvent>,
     stats: BTreeMap<String, QueueStats>,
-    departed: VecDeque<(String, Instant)>,
+    departed: VecDeque<(String, Instant, i64)>,
     last_now: Instant,
 }
 

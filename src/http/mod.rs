@@ -16,6 +16,7 @@ use crate::cdr::CallQuery;
 use crate::runtime::Shared;
 
 mod agent;
+mod widget;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     let api = Router::new()
@@ -37,6 +38,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/agent/ws", get(agent::ws))
         .route("/api/agent/login", axum::routing::post(agent::login))
         .merge(api)
+        .merge(widget::router(shared.clone()))
         .with_state(shared)
 }
 

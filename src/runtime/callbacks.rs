@@ -305,7 +305,7 @@ impl Desk {
             return Err(Refused::UnknownQueue);
         }
         let inherited = s.keep_place_of.as_deref().and_then(|c| acd.place_of(c));
-        let enqueued_at = inherited.map_or(wall, |arrival| {
+        let enqueued_at = inherited.map_or(wall, |(arrival, _)| {
             wall - chrono::Duration::from_std(now.saturating_since(arrival)).unwrap_or_default()
         });
         let cb = Callback {
@@ -313,7 +313,7 @@ impl Desk {
             number: s.number.clone(),
             queue: s.queue.clone(),
             note: s.note.clone(),
-            priority: s.priority,
+            priority: inherited.map_or(s.priority, |(_, p)| p),
             enqueued_at,
             status: CallbackStatus::Queued,
             attempts: 0,
@@ -406,6 +406,41 @@ impl Desk {
                 let _ = store.set_status(id, CallbackStatus::Failed, Utc::now());
             }
         }
+    }
+}
+
+/// An IVR caller asked for a callback: their number must pass the same checks as the web form
+/// (a spoofed caller id must not make us dial a premium number). The ACD converts the call's
+/// place; the answer is not awaited, since the caller is already hearing the goodbye.
+pub fn from_call(
+    shared: &Shared,
+    ctl: &mut crate::call::CallController,
+    call_id: &str,
+    queue: String,
+    number: &str,
+) {
+    let now = shared.clock.now();
+    let prefixes = &shared.config.widget.callback_prefixes;
+    let number = match crate::acd::callback::validate_request(number, "", prefixes) {
+        Ok(n) => n,
+        Err(e) => return ctl.callback_refused(now, &e.to_string()),
+    };
+    let Some(acd) = shared.acd.as_ref() else {
+        return ctl.callback_refused(now, "queues are not configured");
+    };
+    let submit = Submit {
+        number,
+        queue,
+        note: String::new(),
+        priority: 0,
+        keep_place_of: Some(call_id.to_string()),
+        reply: None,
+    };
+    if acd
+        .send(super::acd_task::AcdCmd::Callback(submit))
+        .is_err()
+    {
+        ctl.callback_refused(now, "the queue service is stopped");
     }
 }
 

@@ -11,6 +11,7 @@
 
 pub mod acd_task;
 pub mod call_task;
+pub mod callbacks;
 pub mod clock;
 pub mod flows;
 pub mod offline;
@@ -273,7 +274,10 @@ pub async fn start(config: Config) -> Result<Running, RuntimeError> {
     let app = crate::http::router(shared.clone());
     let mut http_stop = stop_rx.clone();
     tasks.push(tokio::spawn(async move {
-        let r = axum::serve(listener, app)
+        let r = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
             .with_graceful_shutdown(async move {
                 let _ = http_stop.wait_for(|s| *s).await;
             })
