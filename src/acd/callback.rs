@@ -13,7 +13,9 @@ pub const MAX_NOTE_CHARS: usize = 500;
 /// Why a callback request was refused; the message names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallbackError {
-    #[error("number: write it in international form, `+` then 8 to 15 digits, e.g. +5511912345678")]
+    #[error(
+        "number: write it in international form, `+` then 8 to 15 digits, e.g. +5511912345678"
+    )]
     NotE164,
     #[error("number: this country prefix is not accepted for callbacks")]
     PrefixNotAllowed,
@@ -240,8 +242,14 @@ mod tests {
         ] {
             assert_eq!(normalize_e164(bad), Err(CallbackError::NotE164), "{bad}");
         }
-        assert!(normalize_e164("+12345678").is_ok(), "8 digits is the minimum");
-        assert!(normalize_e164("+123456789012345").is_ok(), "15 is the maximum");
+        assert!(
+            normalize_e164("+12345678").is_ok(),
+            "8 digits is the minimum"
+        );
+        assert!(
+            normalize_e164("+123456789012345").is_ok(),
+            "15 is the maximum"
+        );
     }
 
     #[test]
@@ -374,9 +382,11 @@ mod tests {
         fn restored_callbacks_keep_their_order_ahead_of_new_calls() {
             let mut acd = acd();
             // After a restart both come back at the origin; ids sort by enqueue time.
-            acd.callback_restore(t(0), req("cb-0001"), Instant::ZERO).ok();
+            acd.callback_restore(t(0), req("cb-0001"), Instant::ZERO)
+                .ok();
             acd.enqueue(t(1), req("new-call")).ok();
-            acd.callback_restore(t(1), req("cb-0000"), Instant::ZERO).ok();
+            acd.callback_restore(t(1), req("cb-0000"), Instant::ZERO)
+                .ok();
             assert_eq!(served(&mut acd, 5), ["cb-0000", "cb-0001", "new-call"]);
         }
     }

@@ -184,10 +184,14 @@ struct CallbackBody {
 
 fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
     if body.len() > MAX_BODY {
-        return Err(error(StatusCode::PAYLOAD_TOO_LARGE, "the body is too large"));
+        return Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the body is too large",
+        ));
     }
     serde_json::from_slice(body).map_err(|e| {
-        let msg = format!("the body must be JSON like {{\"number\": \"+55…\", \"note\": \"…\"}}: {e}");
+        let msg =
+            format!("the body must be JSON like {{\"number\": \"+55…\", \"note\": \"…\"}}: {e}");
         error(StatusCode::BAD_REQUEST, &msg)
     })
 }
@@ -233,7 +237,10 @@ async fn queue_callback(shared: &Shared, b: CallbackBody, queue: Option<String>)
         reply: Some(tx),
     };
     if acd.send(AcdCmd::Callback(submit)).is_err() {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "the queue service is stopped");
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the queue service is stopped",
+        );
     }
     match rx.await {
         Ok(Ok(accepted)) => (StatusCode::CREATED, Json(accepted)).into_response(),
@@ -245,7 +252,10 @@ async fn queue_callback(shared: &Shared, b: CallbackBody, queue: Option<String>)
             r
         }
         Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the queue service is stopped"),
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the queue service is stopped",
+        ),
     }
 }
 

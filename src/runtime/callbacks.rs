@@ -273,11 +273,16 @@ impl Desk {
                 Ok(()) => {
                     desk.queued.insert(cb.id.clone(), cb);
                 }
-                Err(e) => tracing::warn!(id = %cb.id, queue = %cb.queue, error = %e, "a stored callback could not re-enter its queue"),
+                Err(e) => {
+                    tracing::warn!(id = %cb.id, queue = %cb.queue, error = %e, "a stored callback could not re-enter its queue")
+                }
             }
         }
         if !desk.queued.is_empty() {
-            tracing::info!(callbacks = desk.queued.len(), "callbacks restored to their queues");
+            tracing::info!(
+                callbacks = desk.queued.len(),
+                "callbacks restored to their queues"
+            );
         }
         desk
     }
@@ -320,7 +325,8 @@ impl Desk {
             from_call: s.keep_place_of.clone(),
         };
         // Room is checked before storing, so a refused callback leaves nothing behind.
-        acd.find_room_for(&cb.queue).map_err(|_| Refused::QueueFull)?;
+        acd.find_room_for(&cb.queue)
+            .map_err(|_| Refused::QueueFull)?;
         let store = self.store.as_ref().ok_or(Refused::Store)?;
         store.insert(&cb).map_err(|e| {
             tracing::error!(error = %e, "storing a callback");
@@ -436,10 +442,7 @@ pub fn from_call(
         keep_place_of: Some(call_id.to_string()),
         reply: None,
     };
-    if acd
-        .send(super::acd_task::AcdCmd::Callback(submit))
-        .is_err()
-    {
+    if acd.send(super::acd_task::AcdCmd::Callback(submit)).is_err() {
         ctl.callback_refused(now, "the queue service is stopped");
     }
 }
