@@ -38,7 +38,7 @@ pub enum AgentMsg {
         vars: std::collections::BTreeMap<String, String>,
         /// Set when this is a queued callback rather than a live caller.
         #[serde(skip_serializing_if = "Option::is_none")]
-        callback: Option<super::callbacks::CallbackRing>,
+        callback: Option<Box<super::callbacks::CallbackRing>>,
     },
     /// The agent accepted a callback; `message` says what happens next.
     CallbackAccepted {
@@ -497,7 +497,7 @@ impl Task {
                             ivr_path: Vec::new(),
                             digits: Default::default(),
                             vars: Default::default(),
-                            callback: Some(cb),
+                            callback: Some(Box::new(cb)),
                         };
                         self.to_agent(&agent_id, msg);
                     } else if let Some(c) = self.calls.get(&call_id) {
