@@ -82,6 +82,8 @@ pub struct Config {
     /// `database:` / `--database`: `postgres://…`, `sqlite:PATH` or a path; none = the SQLite
     /// file in the data directory.
     pub database: Option<crate::cdr::DatabaseUrl>,
+    /// The click-to-call widget and callbacks.
+    pub widget: crate::acd::callback::WidgetConfig,
 }
 
 impl Default for Config {
@@ -116,6 +118,7 @@ impl Default for Config {
             recording_retention: None,
             recording_max: Duration::from_secs(2 * 3600),
             database: None,
+            widget: crate::acd::callback::WidgetConfig::default(),
         }
     }
 }
@@ -144,6 +147,7 @@ struct FileConfig {
     shutdown: Option<ShutdownSection>,
     recordings: Option<RecordingsSection>,
     database: Option<crate::cdr::DatabaseUrl>,
+    widget: Option<crate::acd::callback::WidgetConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -413,6 +417,11 @@ impl Config {
                 })?;
             }
         }
+        if let Some(w) = fc.widget {
+            self.widget = w;
+        }
+        let names: Vec<String> = self.queues.iter().map(|q| q.name.clone()).collect();
+        problems.extend(self.widget.problems(&names));
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems.join("\n")));
         }

@@ -14,7 +14,7 @@ impl Acd {
     }
 
     /// A callback waits like a caller. With `keep_place_of` naming a call that is queued (or
-    /// left recently), the callback inherits its arrival time; a call still queued is withdrawn
+    /// left recently), the callback inherits its arrival time and priority; a call still queued is withdrawn
     /// (not counted as abandoned), since its caller has just chosen to be called back.
     pub fn callback_enqueue(
         &mut self,
@@ -22,19 +22,12 @@ impl Acd {
         req: CallRequest,
         keep_place_of: Option<&str>,
     ) -> Result<(), EnqueueError> {
-        let inherited = keep_place_of.and_then(|id| {
-            self.calls
-                .get(id)
-                .filter(|c| c.holds_place())
-                .map(|c| c.arrival)
-                .or_else(|| {
-                    self.departed
-                        .iter()
-                        .rev()
-                        .find(|(d, _)| d == id)
-                        .map(|(_, t)| *t)
-                })
-        });
+        let inherited = keep_place_of.and_then(|id| self.place_of(id));
+        let mut req = req;
+        if let Some((_, priority)) = inherited {
+            req.priority = priority;
+        }
+        let inherited = inherited.map(|(t, _)| t);
         let arrival = inherited.map_or(now, |t| t.min(now));
         let old = keep_place_of.filter(|id| self.calls.get(*id).is_some_and(|c| c.holds_place()));
         if let Some(old) = old {
@@ -160,7 +153,8 @@ impl Acd {
             if abandoned {
                 self.count(&call.req.queue, |s| s.abandoned += 1);
             }
-            self.departed.push_back((call_id.to_string(), call.arrival));
+            self.departed
+                .push_back((call_id.to_string(), call.arrival, call.req.priority));
             while self.departed.len() > DEPARTED_MEMORY {
                 self.departed.pop_front();
             }

@@ -33,6 +33,7 @@
 //!   falling back to the average over all queues; `None` before any call was handled.
 
 mod agents;
+pub mod callback;
 mod calls;
 mod config;
 pub mod routing;
@@ -213,7 +214,7 @@ pub struct Acd {
     next_offer: u64,
     events: VecDeque<AcdEvent>,
     stats: BTreeMap<String, QueueStats>,
-    departed: VecDeque<(String, Instant)>,
+    departed: VecDeque<(String, Instant, i64)>,
     last_now: Instant,
 }
 

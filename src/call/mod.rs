@@ -68,6 +68,11 @@ pub enum Command {
         timeout: Option<Duration>,
         pop: Box<ScreenPop>,
     },
+    /// Queue a callback to the caller's number that takes this call's place in line.
+    Callback {
+        queue: String,
+        number: String,
+    },
     /// Take the caller out of the queue (hung up, pressed the exit key).
     LeaveQueue,
     /// Start relaying audio between the caller and the agent who answered.
@@ -116,6 +121,8 @@ pub struct CallController {
     start_at: Option<Instant>,
     recording: Option<(u64, Instant)>,
     voicemail: bool,
+    /// The caller chose a callback: the call ends with disposition `callback`.
+    callback_requested: bool,
     commands: VecDeque<Command>,
     path_len_written: usize,
 }
@@ -169,6 +176,7 @@ impl CallController {
             start_at: None,
             recording: None,
             voicemail: false,
+            callback_requested: false,
             commands: VecDeque::new(),
             path_len_written: 0,
         };
@@ -374,6 +382,9 @@ impl CallController {
         if self.voicemail {
             return Disposition::Voicemail;
         }
+        if self.callback_requested {
+            return Disposition::Callback;
+        }
         match reason {
             Some(EndReason::Error(_)) => Disposition::Failed,
             Some(EndReason::AuthFailed) => Disposition::AuthFailed,
@@ -457,7 +468,11 @@ impl CallController {
                     }
                 }
                 Action::Callback { step, queue } => {
-                    self.not_available(now, "callback", &step, &queue);
+                    if self.queues_enabled {
+                        self.request_callback(now, &step, queue);
+                    } else {
+                        self.not_available(now, "callback", &step, &queue);
+                    }
                 }
                 Action::Transfer { step, target } => {
                     self.not_available(now, "transfer", &step, &target);
@@ -485,6 +500,35 @@ impl CallController {
             self.commands
                 .push_back(Command::CdrUpdate(Box::new(self.record.clone())));
         }
+    }
+
+    /// The caller asked to be called back: the runtime converts their place in line into a
+    /// callback, and the flow goes on to the step's `next` (a goodbye).
+    fn request_callback(&mut self, now: Instant, step: &str, queue: String) {
+        self.callback_requested = true;
+        self.record.queue = Some(queue.clone());
+        self.event(
+            now,
+            "callback",
+            serde_json::json!({ "step": step, "queue": queue }),
+        );
+        self.commands.push_back(Command::Callback {
+            queue,
+            number: self.record.from.clone(),
+        });
+        self.interp
+            .handle(now, Event::QueueResult { timed_out: false });
+    }
+
+    /// The callback could not be queued (bad number, full queue): the record says so and the
+    /// call's disposition is whatever the flow ends with.
+    pub fn callback_refused(&mut self, now: Instant, why: &str) {
+        self.callback_requested = false;
+        self.event(
+            now,
+            "callback_refused",
+            serde_json::json!({ "reason": why }),
+        );
     }
 
     /// Queues, callbacks and transfers arrive with the queue and trunk work; until then the call

@@ -397,3 +397,39 @@ fn the_exit_key_or_a_queue_timeout_sends_the_caller_to_on_timeout() {
     let _ = drain(&mut c);
     assert!(c.record().ivr_path.ends_with(&["goodbye".to_string()]));
 }
+
+const CALLBACK_FLOW: &str = r##"
+flow: cb
+numbers: ["7500"]
+language: en
+start: welcome
+steps:
+  welcome:
+    play: welcome
+    next: offer
+  offer:
+    callback: billing
+    next: goodbye
+  goodbye:
+    play: goodbye
+    next: hangup
+"##;
+
+#[test]
+fn a_callback_step_hands_the_place_to_the_acd_and_ends_as_callback() {
+    let mut c = controller_with(CALLBACK_FLOW, true);
+    drain(&mut c);
+    c.confirmed(t(1_040));
+    let cmds = drain(&mut c);
+    let cmds = finish_prompts(&mut c, t(4_000), &cmds);
+    assert!(
+        cmds.iter().any(|cmd| matches!(cmd,
+            Command::Callback { queue, number } if queue == "billing" && number == "+5511987650000")),
+        "the runtime is asked to queue a callback to the caller: {cmds:?}"
+    );
+    let end = finish_prompts(&mut c, t(6_000), &cmds);
+    let rec = finished(&end).expect("the flow hangs up after the goodbye");
+    assert_eq!(rec.disposition, Some(Disposition::Callback));
+    assert_eq!(rec.queue.as_deref(), Some("billing"));
+    assert!(rec.ivr_path.iter().any(|s| s == "goodbye"));
+}

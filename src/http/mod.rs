@@ -21,6 +21,7 @@ mod dashboard;
 
 pub use dashboard::DashboardState;
 mod recording;
+mod widget;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     let api = Router::new()
@@ -63,6 +64,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .merge(metrics::router())
         .merge(supervised)
         .merge(recording::routes())
+        .merge(widget::router(shared.clone()))
         .with_state(shared)
 }
 

@@ -36,6 +36,15 @@ pub enum AgentMsg {
         ivr_path: Vec<String>,
         digits: std::collections::BTreeMap<String, String>,
         vars: std::collections::BTreeMap<String, String>,
+        /// Set when this is a queued callback rather than a live caller.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        callback: Option<Box<super::callbacks::CallbackRing>>,
+    },
+    /// The agent accepted a callback; `message` says what happens next.
+    CallbackAccepted {
+        call_id: String,
+        number: String,
+        message: String,
     },
     RingCancelled {
         call_id: String,
@@ -169,6 +178,8 @@ pub enum AcdCmd {
     Snapshot {
         reply: oneshot::Sender<(Vec<QueueSnapshot>, Vec<AgentSnapshot>)>,
     },
+    /// Queue a callback (API, widget, or an IVR `callback` step).
+    Callback(super::callbacks::Submit),
 }
 
 #[derive(Debug)]
@@ -200,6 +211,7 @@ struct Task {
     board_due: bool,
     /// What caused the events being drained, for the stored agent state changes.
     cause: &'static str,
+    desk: super::callbacks::Desk,
 }
 
 pub fn spawn(
@@ -209,7 +221,10 @@ pub fn spawn(
     mut stop: watch::Receiver<bool>,
 ) {
     tokio::spawn(async move {
+        let mut acd = acd;
+        let desk = super::callbacks::Desk::start(&shared, &mut acd);
         let mut t = Task {
+            desk,
             shared: shared.clone(),
             acd,
             calls: HashMap::new(),
@@ -311,6 +326,22 @@ impl Task {
             );
             return;
         };
+        if self.desk.is_callback(&call_id) {
+            // A callback has no caller yet: accepting it starts the dial-out.
+            if self.acd.offer_answered(now, offer_id) {
+                let message = self.desk.accepted(&self.shared, &call_id, &agent_id);
+                let number = self.desk.ring(&call_id).map(|r| r.0.number);
+                self.to_agent(
+                    &agent_id,
+                    AgentMsg::CallbackAccepted {
+                        call_id,
+                        number: number.unwrap_or_default(),
+                        message,
+                    },
+                );
+            }
+            return;
+        }
         if self.acd.offer_answered(now, offer_id) {
             if let Some((_, tx)) = self.agents.get(&agent_id) {
                 let tx = tx.clone();
@@ -462,6 +493,20 @@ impl Task {
                 call_id,
                 msg,
             } => {
+                if self.desk.owner(&call_id) == Some(agent_id.as_str()) {
+                    if let AgentAction::Hangup = msg {
+                        self.desk.released(&call_id);
+                        self.acd.call_finished(now, &agent_id);
+                        self.to_agent(
+                            &agent_id,
+                            AgentMsg::CallEnded {
+                                call_id,
+                                by: "agent".into(),
+                            },
+                        );
+                    }
+                    return;
+                }
                 let owns = self
                     .calls
                     .get(&call_id)
@@ -541,6 +586,7 @@ impl Task {
                     ),
                 }
             }
+            AcdCmd::Callback(submit) => self.desk.submit(&self.shared, &mut self.acd, submit),
             AcdCmd::Snapshot { reply } => {
                 let _ = reply.send((self.acd.queues_snapshot(now), self.acd.agents_snapshot(now)));
             }
@@ -559,7 +605,22 @@ impl Task {
                 } => {
                     self.offers
                         .insert(offer_id, (call_id.clone(), agent_id.clone()));
-                    if let Some(c) = self.calls.get(&call_id) {
+                    if let Some((cb, enqueued_at)) = self.desk.ring(&call_id) {
+                        let waited = (chrono::Utc::now() - enqueued_at).num_milliseconds();
+                        let msg = AgentMsg::Ring {
+                            call_id: call_id.clone(),
+                            queue,
+                            caller: cb.number.clone(),
+                            dialed: String::new(),
+                            waited_ms: u64::try_from(waited).unwrap_or(0),
+                            account: None,
+                            ivr_path: Vec::new(),
+                            digits: Default::default(),
+                            vars: Default::default(),
+                            callback: Some(Box::new(cb)),
+                        };
+                        self.to_agent(&agent_id, msg);
+                    } else if let Some(c) = self.calls.get(&call_id) {
                         let p = &c.pop;
                         let msg = AgentMsg::Ring {
                             call_id: call_id.clone(),
@@ -571,6 +632,7 @@ impl Task {
                             ivr_path: p.ivr_path.clone(),
                             digits: p.digits.clone(),
                             vars: p.vars.clone(),
+                            callback: None,
                         };
                         self.to_agent(&agent_id, msg);
                     }
@@ -595,6 +657,7 @@ impl Task {
                     self.offers.remove(&offer_id);
                 }
                 AcdEvent::QueueTimeout { call_id } => {
+                    self.desk.timed_out(&call_id);
                     self.to_call(&call_id, CallIn::QueueTimeout("timeout".into()));
                     self.calls.remove(&call_id);
                 }

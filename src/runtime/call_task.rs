@@ -431,6 +431,9 @@ async fn call(t: NewCallTask) {
                     }
                     None => ctl.queue_timeout(clock.now(), "queues are not configured"),
                 },
+                Command::Callback { queue, number } => {
+                    super::callbacks::from_call(&shared, &mut ctl, &call_id, queue, &number)
+                }
                 Command::LeaveQueue => {
                     if let Some(acd) = shared.acd.as_ref() {
                         let _ = acd.send(AcdCmd::Leave {

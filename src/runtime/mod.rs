@@ -11,6 +11,7 @@
 
 pub mod acd_task;
 pub mod call_task;
+pub mod callbacks;
 pub mod clock;
 mod events;
 pub mod flows;
@@ -353,11 +354,14 @@ pub async fn start(config: Config) -> Result<Running, RuntimeError> {
     let app = crate::http::router(shared.clone());
     let mut http_stop = stop_rx.clone();
     tasks.push(tokio::spawn(async move {
-        let r = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.wait_for(|s| *s).await;
-            })
-            .await;
+        let r = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        })
+        .await;
         if let Err(e) = r {
             tracing::error!(error = %e, "HTTP server stopped");
         }

@@ -247,6 +247,7 @@ function newCall(msg, phase) {
     account: c.account && typeof c.account === 'object' && !Array.isArray(c.account) ? c.account : null,
     ivrPath: Array.isArray(c.ivr_path) ? c.ivr_path : [], digits: plain(c.digits), vars: plain(c.vars),
     phase, muted: false, held: false, connectedAt: null, endedBy: null, endedAt: null,
+    callback: c.callback && typeof c.callback === 'object' ? { number: String(c.callback.number ?? ''), note: String(c.callback.note ?? '') } : null,
   };
 }
 
@@ -313,6 +314,12 @@ function handle(msg) {
       app.state = 'ringing';
       app.since = performance.now();
       startRing();
+      break;
+    case 'callback_accepted':
+      if (!mine) break;
+      call.phase = 'connected';
+      call.connectedAt = performance.now();
+      toast(String(msg.message || 'Callback accepted.'));
       break;
     case 'ring_cancelled':
       if (!mine) break;
@@ -416,6 +423,11 @@ async function answer() {
   call.phase = 'answering';
   stopRing();
   render();
+  if (call.callback) {
+    // A callback: no browser audio yet; the server dials the customer (see callbacks::dial).
+    send({ type: 'answer', call_id: call.id, sdp: '' });
+    return;
+  }
   let stream = null;
   try {
     const audio = app.rawAudio ? { echoCancellation: false, noiseSuppression: false, autoGainControl: false } : true;
@@ -592,11 +604,13 @@ function renderCall(now) {
   const ringing = call.phase === 'ringing' || call.phase === 'answering';
   $('ring-banner').hidden = !ringing;
   const waited = call.waitedAtRing + (call.connectedAt ?? call.endedAt ?? now) - call.ringAt;
-  $('ring-title').textContent = `Incoming call — ${text(call.caller)}`;
+  $('ring-title').textContent = call.callback
+    ? `Callback: ${call.callback.number}, question: ${call.callback.note || '—'}`
+    : `Incoming call — ${text(call.caller)}`;
   $('ring-detail').textContent = [call.account && call.account.name, call.queue && `queue ${call.queue}`,
     `waited ${clock(waited)}`].filter(Boolean).join(' · ');
   $('answer').disabled = call.phase !== 'ringing';
-  $('answer').textContent = call.phase === 'answering' ? 'Connecting…' : 'Answer';
+  $('answer').textContent = call.phase === 'answering' ? 'Connecting…' : (call.callback ? 'Accept' : 'Answer');
   $('call-phase').textContent = {
     ringing: 'Ringing', answering: 'Answering', connecting: 'Connecting audio', connected: 'On call',
     ended: 'Call ended', lost: 'Call in progress (reconnected)',
