@@ -37,6 +37,9 @@ struct Outcome {
     gap_err_us: Vec<u64>,
     received: u64,
     lost: u64,
+    /// Inter-arrival gaps under 10 ms, 10–30 ms, 30–50 ms and 50–200 ms: bursts and stalls
+    /// tell apart what a percentile alone does not.
+    gaps: [u64; 4],
 }
 
 /// Packets of `digits` (100 ms each, 120 ms apart) as a per-20 ms-tick schedule; None = audio.
@@ -82,6 +85,7 @@ async fn one_call(
     let mut buf = [0u8; 2048];
     let mut last: Option<Instant> = None;
     let mut gap_err_us = Vec::with_capacity(1024);
+    let mut gaps = [0u64; 4];
     let (mut received, mut first_seq, mut max_seq) = (0u64, None::<i64>, 0i64);
     let mut seq_ext = (0i64, 0u16);
     loop {
@@ -124,6 +128,8 @@ async fn one_call(
                     let gap = now.duration_since(l).as_micros() as i64;
                     if gap < 200_000 {
                         gap_err_us.push((gap - 20_000).unsigned_abs());
+                        let bucket = match gap { 0..10_000 => 0, 10_000..30_000 => 1, 30_000..50_000 => 2, _ => 3 };
+                        if let Some(b) = gaps.get_mut(bucket) { *b += 1; }
                     }
                 }
                 last = Some(now);
@@ -145,6 +151,7 @@ async fn one_call(
         gap_err_us,
         received,
         lost,
+        gaps,
     })
 }
 
@@ -210,6 +217,12 @@ pub async fn run(ua: Arc<Ua>, a: Args) -> anyhow::Result<Value> {
         .iter()
         .filter_map(|o| percentile(&mut o.gap_err_us.clone(), 99.0))
         .collect();
+    let mut gaps = [0u64; 4];
+    for o in &outcomes {
+        for (t, g) in gaps.iter_mut().zip(o.gaps) {
+            *t += g;
+        }
+    }
     let received: u64 = outcomes.iter().map(|o| o.received).sum();
     let lost: u64 = outcomes.iter().map(|o| o.lost).sum();
     let ms = |v: Option<u64>| v.map(|us| us as f64 / 1000.0);
@@ -226,6 +239,7 @@ pub async fn run(ua: Arc<Ua>, a: Args) -> anyhow::Result<Value> {
         "calls_with_lost_digits": digit_failures,
         "record_verdicts": paths,
         "rtp_received": received,
+        "gaps_lt10_10to30_30to50_50to200_ms": gaps,
         "rtp_lost": lost,
         "rtp_loss_pct": if received + lost > 0 { 100.0 * lost as f64 / (received + lost) as f64 } else { 0.0 },
         "jitter_ms_p99_all": ms(percentile(&mut all, 99.0)),
