@@ -48,9 +48,9 @@ def main():
         if r["name"] == "sipp" and r["result"]:
             res = r["result"]
             out.append("### Signalling: calls per second with zero failures (sipp, INVITE/200/ACK/BYE/200)\n")
-            out.append("| rate (calls/s) | calls | all completed |\n| --- | --- | --- |")
+            out.append("| rate (calls/s) | calls | all completed | SIP socket drops |\n| --- | --- | --- | --- |")
             for s in res["steps"]:
-                out.append(f"| {s['rate']} | {s['calls']} | {'yes' if s['ok'] else 'no'} |")
+                out.append(f"| {s['rate']} | {s['calls']} | {'yes' if s['ok'] else 'no'} | {s.get('udp_drops', '–')} |")
             m = res["max_rate_zero_failures"]
             out.append(f"\nHighest rate with zero failures: **{m} calls/s** — target ≥ 1000: {verdict(m >= 1000)}"
                        f"{' (the step list ends at 2000)' if m >= 2000 else ''}.\n")

@@ -64,7 +64,9 @@ async fn one_call(
     settled: Arc<AtomicUsize>,
     mut hangup: watch::Receiver<bool>,
 ) -> Result<Outcome, String> {
-    let sock = UdpSocket::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+    let sock = UdpSocket::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
     let port = sock.local_addr().map_err(|e| e.to_string())?.port();
     let invited = ua.invite(&did, &from, port).await;
     settled.fetch_add(1, Ordering::SeqCst);
@@ -178,9 +180,7 @@ pub async fn run(ua: Arc<Ua>, a: Args) -> anyhow::Result<Value> {
     }
     // Measure once every call is up (or has failed to come up).
     let wait_until = Instant::now() + Duration::from_secs(20);
-    while settled.load(Ordering::SeqCst) < a.calls
-        && Instant::now() < wait_until
-    {
+    while settled.load(Ordering::SeqCst) < a.calls && Instant::now() < wait_until {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let up = established.load(Ordering::SeqCst);
@@ -212,7 +212,10 @@ pub async fn run(ua: Arc<Ua>, a: Args) -> anyhow::Result<Value> {
         *paths.entry(verdict).or_default() += 1;
     }
 
-    let mut all: Vec<u64> = outcomes.iter().flat_map(|o| o.gap_err_us.iter().copied()).collect();
+    let mut all: Vec<u64> = outcomes
+        .iter()
+        .flat_map(|o| o.gap_err_us.iter().copied())
+        .collect();
     let mut per_stream: Vec<u64> = outcomes
         .iter()
         .filter_map(|o| percentile(&mut o.gap_err_us.clone(), 99.0))
@@ -297,7 +300,9 @@ async fn record_verdict(
 fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

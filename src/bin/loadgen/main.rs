@@ -141,7 +141,8 @@ async fn main() -> anyhow::Result<()> {
                 },
             )
             .await?;
-            let bad = v["failed"].as_u64() != Some(0) || v["calls_with_lost_digits"].as_u64() != Some(0);
+            let bad =
+                v["failed"].as_u64() != Some(0) || v["calls_with_lost_digits"].as_u64() != Some(0);
             (v, bad)
         }
     };

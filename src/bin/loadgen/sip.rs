@@ -86,7 +86,12 @@ impl Ua {
     }
 
     /// INVITE → (1xx) → 200 → ACK. `rtp_port` goes in the offer; `from_user` in From.
-    pub async fn invite(&self, did: &str, from_user: &str, rtp_port: u16) -> Result<Dialog, CallError> {
+    pub async fn invite(
+        &self,
+        did: &str,
+        from_user: &str,
+        rtp_port: u16,
+    ) -> Result<Dialog, CallError> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let call_id = format!("lg-{:x}-{n}@loadgen", self.run_id);
         let from_tag = format!("t{n}");
@@ -299,7 +304,10 @@ async fn dispatch(ua: Arc<Ua>) {
         let mut resp = String::from("SIP/2.0 200 OK\r\n");
         for (name, value) in &msg.headers {
             let n = name.to_ascii_lowercase();
-            if matches!(n.as_str(), "via" | "v" | "from" | "f" | "to" | "t" | "call-id" | "i" | "cseq") {
+            if matches!(
+                n.as_str(),
+                "via" | "v" | "from" | "f" | "to" | "t" | "call-id" | "i" | "cseq"
+            ) {
                 resp.push_str(&format!("{name}: {value}\r\n"));
             }
         }
@@ -325,7 +333,10 @@ impl Msg<'_> {
     fn header(&self, long: &str, compact: &str) -> Option<&str> {
         self.headers
             .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(long) || (!compact.is_empty() && n.eq_ignore_ascii_case(compact)))
+            .find(|(n, _)| {
+                n.eq_ignore_ascii_case(long)
+                    || (!compact.is_empty() && n.eq_ignore_ascii_case(compact))
+            })
             .map(|(_, v)| *v)
     }
 }
@@ -365,7 +376,10 @@ pub fn sdp_remote(body: &str) -> Option<SocketAddr> {
         if let Some(c) = line.trim().strip_prefix("c=IN IP4 ") {
             ip = c.trim().parse::<std::net::IpAddr>().ok();
         } else if let Some(m) = line.trim().strip_prefix("m=audio ") {
-            port = m.split_whitespace().next().and_then(|p| p.parse::<u16>().ok());
+            port = m
+                .split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<u16>().ok());
         }
     }
     Some(SocketAddr::new(ip?, port?))
