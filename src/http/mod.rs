@@ -16,8 +16,8 @@ use crate::cdr::CallQuery;
 use crate::runtime::Shared;
 
 mod agent;
-mod metrics;
 mod dashboard;
+mod metrics;
 
 pub use dashboard::DashboardState;
 mod recording;
