@@ -549,11 +549,8 @@ impl CallController {
         self.phase = Phase::Ended;
         self.answer_at = None;
         self.start_at = None;
-        if let Some(q) = self.queueing.take() {
-            if let Some(since) = q.connected_since() {
-                self.record.talk_ms = Some(now.saturating_since(since).as_millis() as i64);
-            }
-        }
+        self.close_leg(now, by.as_str());
+        self.queueing = None;
         if let Some((id, _)) = self.recording.take() {
             self.commands.push_back(Command::StopRecording { id });
         }

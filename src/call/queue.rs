@@ -54,15 +54,6 @@ pub(super) struct Queueing {
     on_hold: bool,
 }
 
-impl Queueing {
-    pub(super) fn connected_since(&self) -> Option<Instant> {
-        match self.stage {
-            Stage::Connected { since, .. } => Some(since),
-            _ => None,
-        }
-    }
-}
-
 impl CallController {
     fn own_id(&mut self) -> u64 {
         self.next_own_id += 1;
@@ -305,6 +296,55 @@ impl CallController {
 
     /// Moved to another queue (overflow or transfer): the record follows.
     pub fn requeued(&mut self, now: Instant, queue: &str, why: &str) {
+        if self.queueing.is_none() {
+            return;
+        }
+        self.queue_event(now, why, serde_json::json!({ "queue": queue }));
+        self.move_to_queue(queue);
+    }
+
+    /// The agent handed the call on (to `queue`, to `agent` in it if named): their leg ends, a
+    /// `transfer` event says from whom to where, and the caller waits again with the same context.
+    pub fn transferred(
+        &mut self,
+        now: Instant,
+        from_agent: &str,
+        queue: &str,
+        agent: Option<&str>,
+    ) {
+        if self.queueing.is_none() || self.is_ended() {
+            return;
+        }
+        self.close_leg(now, "transfer");
+        let mut detail = serde_json::json!({ "from_agent": from_agent, "to_queue": queue });
+        if let (Some(a), Some(o)) = (agent, detail.as_object_mut()) {
+            o.insert("to_agent".into(), a.into());
+        }
+        self.queue_event(now, "transfer", detail);
+        self.move_to_queue(queue);
+    }
+
+    /// Ends the connected agent's leg, if any, and makes `talk_ms` the sum over every leg so a
+    /// transferred call's talk is neither lost nor counted twice.
+    pub(super) fn close_leg(&mut self, now: Instant, ended_by: &str) {
+        let Some(Stage::Connected { agent, since }) = self.queueing.as_ref().map(|q| &q.stage)
+        else {
+            return;
+        };
+        let (agent, since) = (agent.clone(), *since);
+        let talk_ms = now.saturating_since(since).as_millis() as i64;
+        let detail = serde_json::json!({
+            "agent_id": agent,
+            "answered_at": crate::cdr::format_ts(&self.wall(since)),
+            "ended_at": crate::cdr::format_ts(&self.wall(now)),
+            "talk_ms": talk_ms,
+            "ended_by": ended_by,
+        });
+        self.queue_event(now, crate::cdr::CallLeg::EVENT, detail);
+        self.record.talk_ms = Some(self.record.legs().iter().map(|l| l.talk_ms).sum());
+    }
+
+    fn move_to_queue(&mut self, queue: &str) {
         let was_connected = matches!(
             self.queueing.as_ref().map(|q| &q.stage),
             Some(Stage::Connected { .. })
@@ -319,7 +359,6 @@ impl CallController {
             self.commands.push_back(Command::Unbridge);
         }
         self.record.queue = Some(queue.to_string());
-        self.queue_event(now, why, serde_json::json!({ "queue": queue }));
         if was_connected {
             self.play_music();
         }
@@ -400,9 +439,8 @@ impl CallController {
         }
         if self.interp.continues_after_agent() {
             // The flow goes on (a survey): the caller stays, the agent's audio goes.
-            if let Some(since) = self.queueing.take().and_then(|q| q.connected_since()) {
-                self.record.talk_ms = Some(now.saturating_since(since).as_millis() as i64);
-            }
+            self.close_leg(now, "agent");
+            self.queueing = None;
             self.commands.push_back(Command::Unbridge);
             self.queue_event(now, "agent_hung_up", serde_json::json!({}));
             self.interp.handle(now, Event::AgentHungUp);

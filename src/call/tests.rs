@@ -433,3 +433,53 @@ fn a_callback_step_hands_the_place_to_the_acd_and_ends_as_callback() {
     assert_eq!(rec.queue.as_deref(), Some("billing"));
     assert!(rec.ivr_path.iter().any(|s| s == "goodbye"));
 }
+
+#[test]
+fn a_transfer_ends_the_first_leg_keeps_the_context_and_sums_the_talk() {
+    let (mut c, _) = queued_call();
+    c.enqueued(t(4_000), None, None, None);
+    c.agent_connected(t(6_000), "ana");
+    drain(&mut c);
+
+    c.transferred(t(16_000), "ana", "billing", Some("bea"));
+    let cmds = drain(&mut c);
+    assert!(
+        cmds.iter().any(|c| matches!(c, Command::Unbridge)),
+        "ana's audio leaves the caller: {cmds:?}"
+    );
+    assert!(c.bridged_agent().is_none());
+    assert_eq!(c.in_queue(), Some("billing"), "the caller waits again");
+    let transfer = c
+        .record()
+        .events
+        .iter()
+        .find(|e| e.kind == "transfer")
+        .expect("a transfer event");
+    assert_eq!(transfer.detail["from_agent"], "ana");
+    assert_eq!(transfer.detail["to_queue"], "billing");
+    assert_eq!(transfer.detail["to_agent"], "bea");
+
+    c.agent_connected(t(20_000), "bea");
+    c.caller_hung_up(t(25_000));
+    let cmds = drain(&mut c);
+    let rec = finished(&cmds).expect("final record");
+    assert_eq!(rec.agent_id.as_deref(), Some("bea"));
+    assert_eq!(rec.disposition, Some(Disposition::Completed));
+    // The wait is the first one (to ana's answer); the talk is both conversations, not the gap.
+    assert_eq!(rec.wait_ms, Some(2_000));
+    assert_eq!(rec.talk_ms, Some(10_000 + 5_000));
+    let legs = rec.legs();
+    let summary: Vec<_> = legs
+        .iter()
+        .map(|l| (l.agent_id.as_str(), l.talk_ms, l.ended_by.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        [("ana", 10_000, "transfer"), ("bea", 5_000, "caller")]
+    );
+    // bea answered four seconds after ana left.
+    assert_eq!(
+        legs[1].answered_at - legs[0].ended_at,
+        chrono::Duration::seconds(4)
+    );
+}

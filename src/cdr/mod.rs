@@ -17,7 +17,8 @@ pub use database::{open_store, DatabaseUrl};
 pub use report::AgentStateChange;
 
 pub use record::{
-    format_ts, AuthStatus, CallEvent, CallQuery, CallRecord, Direction, Disposition, HangupBy,
+    format_ts, AuthStatus, CallEvent, CallLeg, CallQuery, CallRecord, Direction, Disposition,
+    HangupBy,
 };
 pub use sqlite::SqliteCdrStore;
 pub use writer::{CdrWriter, WriterStats};

@@ -179,6 +179,46 @@ impl CallRecord {
     }
 }
 
+/// One agent's part of a call, from their answer to the moment they left it: a call that was
+/// transferred has one per agent, in order. Kept as a `leg` event so every store persists it
+/// with the events, and listed apart by [`CallRecord::legs`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CallLeg {
+    pub agent_id: String,
+    #[serde(with = "ts")]
+    pub answered_at: DateTime<Utc>,
+    #[serde(with = "ts")]
+    pub ended_at: DateTime<Utc>,
+    pub talk_ms: i64,
+    /// "transfer", "caller", "agent" or "system".
+    pub ended_by: String,
+}
+
+impl CallLeg {
+    pub const EVENT: &'static str = "leg";
+}
+
+impl CallRecord {
+    /// The agent legs, oldest first (empty when no agent answered or the events were not loaded).
+    pub fn legs(&self) -> Vec<CallLeg> {
+        self.events
+            .iter()
+            .filter(|e| e.kind == CallLeg::EVENT)
+            .filter_map(|e| serde_json::from_value(e.detail.clone()).ok())
+            .collect()
+    }
+
+    /// The JSON of `GET /api/calls/{id}`: the record plus its `legs`.
+    pub fn to_detail_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            let legs = serde_json::to_value(self.legs()).unwrap_or_default();
+            o.insert("legs".into(), legs);
+        }
+        v
+    }
+}
+
 /// Filters for `GET /api/calls`: `from` inclusive, `to` exclusive, both on `started_at`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallQuery {
@@ -320,6 +360,35 @@ mod tests {
         });
         rec.enqueued_at = Some(at(4_000));
         assert_eq!(rec.last_progress_at(), at(5_000));
+    }
+
+    #[test]
+    fn legs_come_from_leg_events_and_show_in_the_detail_json() {
+        let mut rec = CallRecord::new("c", Direction::Inbound, "a", "b", at(0));
+        let leg = |agent: &str, from: i64, to: i64, by: &str| CallEvent {
+            at: at(to),
+            kind: "leg".into(),
+            detail: serde_json::json!({
+                "agent_id": agent, "answered_at": format_ts(&at(from)),
+                "ended_at": format_ts(&at(to)), "talk_ms": to - from, "ended_by": by,
+            }),
+        };
+        rec.events.push(leg("ana", 1_000, 4_000, "transfer"));
+        rec.events.push(CallEvent {
+            at: at(4_000),
+            kind: "leg".into(),
+            detail: serde_json::json!({ "garbage": true }),
+        });
+        rec.events.push(leg("bea", 6_000, 7_500, "caller"));
+        let legs = rec.legs();
+        assert_eq!(legs.len(), 2, "{legs:?}");
+        assert_eq!(legs[0].agent_id, "ana");
+        assert_eq!(legs[0].ended_by, "transfer");
+        assert_eq!(legs[1].talk_ms, 1_500);
+        let v = rec.to_detail_json();
+        assert_eq!(v["legs"][1]["agent_id"], "bea");
+        assert_eq!(v["legs"][0]["answered_at"], format_ts(&at(1_000)));
+        assert_eq!(v["call_id"], "c");
     }
 
     #[test]

@@ -187,7 +187,7 @@ async fn get_call(State(shared): State<Arc<Shared>>, Path(call_id): Path<String>
     let store = shared.cdr_store.clone();
     let id = call_id.clone();
     match tokio::task::spawn_blocking(move || store.get(&id)).await {
-        Ok(Ok(Some(rec))) => Json(rec).into_response(),
+        Ok(Ok(Some(rec))) => Json(rec.to_detail_json()).into_response(),
         Ok(Ok(None)) => error(StatusCode::NOT_FOUND, "no call with this id"),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "reading a call");

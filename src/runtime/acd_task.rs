@@ -565,9 +565,10 @@ impl Task {
                         }
                         self.to_call(
                             &call_id,
-                            CallIn::Requeued {
+                            CallIn::Transferred {
+                                from_agent: agent_id.clone(),
                                 queue: target,
-                                why: "transfer".into(),
+                                agent: agent.clone(),
                             },
                         );
                         self.to_agent(

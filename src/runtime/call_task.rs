@@ -51,6 +51,12 @@ pub enum CallIn {
         queue: String,
         why: String,
     },
+    /// The agent handed the call on: to `queue`, and to `agent` in it when one was named.
+    Transferred {
+        from_agent: String,
+        queue: String,
+        agent: Option<String>,
+    },
     /// An agent clicked answer: their browser's SDP offer, and their console to answer to.
     AgentAnswer {
         agent_id: String,
@@ -625,6 +631,12 @@ async fn call(t: NewCallTask) {
                             tokio::spawn(a.leg.close());
                         }
                         ctl.requeued(now, &queue, &why);
+                    }
+                    Some(CallIn::Transferred { from_agent, queue, agent }) => {
+                        if let Some(a) = agent_side.take() {
+                            tokio::spawn(a.leg.close());
+                        }
+                        ctl.transferred(now, &from_agent, &queue, agent.as_deref());
                     }
                     Some(CallIn::AgentAnswer { agent_id, sdp, agent }) => {
                         let cfg = shared.rtc.clone();

@@ -373,6 +373,16 @@ impl Agent {
         self.send(json!({"type": "dtmf", "call_id": call_id, "digit": digit.to_string()}))
     }
 
+    /// Hands the call on from the console: to a queue, or to one agent.
+    pub fn transfer(
+        &self,
+        call_id: &str,
+        queue: Option<&str>,
+        agent: Option<&str>,
+    ) -> Result<(), String> {
+        self.send(json!({"type": "transfer", "call_id": call_id, "queue": queue, "agent": agent}))
+    }
+
     pub fn decline(&self, call_id: &str) -> Result<(), String> {
         self.send(json!({"type": "decline", "call_id": call_id}))
     }

@@ -27,6 +27,7 @@ pub mod prompts;
 pub mod rtp;
 pub mod server;
 pub mod sipmsg;
+pub mod talk;
 
 pub use phone::Phone;
 pub use prompts::{check_continuity, heard_prompts, Heard, PromptSet};

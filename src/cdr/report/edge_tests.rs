@@ -1,6 +1,8 @@
 //! The edges: filters, boundaries, empty ranges, local-time intervals, validation, output formats.
 
-use super::tests::{answered, at, day, hours, query, states, targets, unanswered, SUPPORT};
+use super::tests::{
+    answered, at, day, hours, plus_ms, query, states, targets, unanswered, SUPPORT,
+};
 use super::*;
 use crate::cdr::CallEvent;
 
@@ -348,4 +350,56 @@ fn the_table_shows_local_times_durations_and_percentages() {
     assert!(lines
         .iter()
         .any(|l| l.starts_with("2026-11-23 10:00  (all)") && l.contains(" - ")));
+}
+
+#[test]
+fn a_transferred_call_is_offered_once_and_its_talk_is_the_sum_of_its_legs() {
+    // Waited 10 s, ana talked 60 s and transferred, bob answered 5 s later and talked 30 s.
+    let enq = at(9, 0, 0);
+    let mut r = answered("T1", "sales", enq, 10, "bob", 90, None);
+    let leg = |agent: &str, from_s: i64, to_s: i64, by: &str| CallEvent {
+        at: plus_ms(enq, to_s * 1000),
+        kind: crate::cdr::CallLeg::EVENT.into(),
+        detail: serde_json::json!({
+            "agent_id": agent,
+            "answered_at": crate::cdr::format_ts(&plus_ms(enq, from_s * 1000)),
+            "ended_at": crate::cdr::format_ts(&plus_ms(enq, to_s * 1000)),
+            "talk_ms": (to_s - from_s) * 1000,
+            "ended_by": by,
+        }),
+    };
+    r.events = vec![
+        leg("ana", 10, 70, "transfer"),
+        CallEvent {
+            at: plus_ms(enq, 70_000),
+            kind: "transfer".into(),
+            detail: serde_json::json!({ "from_agent": "ana", "to_queue": "sales", "to_agent": "bob" }),
+        },
+        leg("bob", 75, 105, "caller"),
+    ];
+    // What the call controller writes: the talk of every leg, not the gap between them.
+    r.talk_ms = Some(r.legs().iter().map(|l| l.talk_ms).sum());
+    r.ended_at = Some(plus_ms(enq, 105_000));
+    assert_eq!(r.talk_ms, Some(90_000));
+
+    let other = answered("O1", "sales", at(9, 30, 0), 30, "ana", 30, None);
+    let rep = compute(
+        &[r, other],
+        &[],
+        &query(at(9, 0, 0), at(10, 0, 0), Interval::Hour),
+        &targets(),
+    );
+    let t = &rep.totals;
+    assert_eq!((t.offered, t.answered, t.abandoned), (2, 2, 0));
+    // (90 + 30) / 2 calls; the first wait only: (10 + 30) / 2; 1 of 2 within sales' 20 s.
+    assert_eq!(t.avg_talk_ms, Some(60_000));
+    assert_eq!(t.asa_ms, Some(20_000));
+    assert_eq!(t.answered_within_target, 1);
+    // The call is handled once, by the agent who finished it.
+    let handled: Vec<(&str, u64)> = rep
+        .agent_totals
+        .iter()
+        .map(|a| (a.agent_id.as_str(), a.handled))
+        .collect();
+    assert_eq!(handled, [("ana", 1), ("bob", 1)]);
 }
