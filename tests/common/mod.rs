@@ -27,6 +27,7 @@ pub mod prompts;
 pub mod rtp;
 pub mod server;
 pub mod sipmsg;
+pub mod trunk;
 
 pub use phone::Phone;
 pub use prompts::{check_continuity, heard_prompts, Heard, PromptSet};
