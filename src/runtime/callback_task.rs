@@ -166,7 +166,7 @@ impl Attempt {
     async fn dial(
         &mut self,
         leg: &mut OutboundLeg,
-        side: AgentSide,
+        mut side: AgentSide,
         hangup: &mut mpsc::UnboundedReceiver<()>,
     ) -> Outcome {
         // Ringing: only the customer's answer, a refusal or the agent giving up matter.
@@ -186,6 +186,10 @@ impl Attempt {
                     Some(_) => {}
                 },
                 _ = hangup.recv() => {
+                    let _ = leg.ctl.send(LegCtl::Hangup);
+                    break false;
+                }
+                _ = agent_gone(&mut side) => {
                     let _ = leg.ctl.send(LegCtl::Hangup);
                     break false;
                 }
@@ -250,6 +254,15 @@ impl Attempt {
             kind: "trunk_response".into(),
             detail: serde_json::json!({ "status": code }),
         });
+    }
+}
+
+/// Resolves when a SIP agent's phone hangs up while the customer still rings (what it says
+/// meanwhile is dropped: nobody is there to hear it).
+async fn agent_gone(side: &mut AgentSide) {
+    match side {
+        AgentSide::Sip(m) => while m.audio_in.recv().await.is_some() {},
+        AgentSide::WebRtc(_) => std::future::pending().await,
     }
 }
 
