@@ -11,7 +11,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::agent::{agent_yaml, tone_pcm, tone_windows};
+use common::agent::{agent_yaml, tone_pcm, tone_windows, Agent};
 use common::deskphone::DeskPhone;
 use common::trunk::MockTrunk;
 use common::*;
@@ -58,6 +58,18 @@ fn server(trunk: &MockTrunk) -> Server {
 fn accept_callback(server: &Server) -> DeskPhone {
     let mut desk = DeskPhone::new(server.sip, "alice", "phone-secret-1");
     assert_eq!(desk.register(300).must(), vec![401, 200]);
+    queue_callback(server);
+    let invite = desk.wait_invite(secs(15)).must();
+    assert!(
+        invite.header("From").unwrap_or_default().contains(NUMBER),
+        "the phone shows the customer's number: {:?}",
+        invite.header("From")
+    );
+    desk.answer().must();
+    desk
+}
+
+fn queue_callback(server: &Server) {
     let body = json!({"number": NUMBER, "queue": "billing", "note": "invoice 42"}).to_string();
     let mut s = TcpStream::connect(server.http).expect("connect");
     write!(
@@ -69,14 +81,6 @@ fn accept_callback(server: &Server) -> DeskPhone {
     let mut reply = String::new();
     s.read_to_string(&mut reply).expect("read");
     assert!(reply.starts_with("HTTP/1.1 201"), "{reply}");
-    let invite = desk.wait_invite(secs(15)).must();
-    assert!(
-        invite.header("From").unwrap_or_default().contains(NUMBER),
-        "the phone shows the customer's number: {:?}",
-        invite.header("From")
-    );
-    desk.answer().must();
-    desk
 }
 
 fn audio(pkts: &[common::rtp::RxPacket]) -> Vec<u8> {
@@ -171,4 +175,48 @@ fn busy_customer_behind_a_407_trunk_goes_back_in_the_queue_and_the_attempt_is_re
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn a_console_agent_accepts_and_the_browser_is_bridged_to_the_customer() {
+    let trunk = MockTrunk::bind(TRUNK_USER, TRUNK_PW);
+    let server = server(&trunk);
+    let mut alice = Agent::login(&server, "alice", "console pw 1").must();
+    alice.set_available().must();
+    queue_callback(&server);
+    let ring = alice.wait_ring(secs(15)).must();
+    assert_eq!(ring["callback"]["number"], NUMBER, "{ring}");
+    assert_eq!(ring["callback"]["note"], "invoice 42", "{ring}");
+    let call_id = ring["call_id"].as_str().unwrap_or_default().to_string();
+    // The carrier answers while the console waits for the server's SDP answer.
+    let carrier = std::thread::spawn(move || {
+        let mut trunk = trunk;
+        let seen = trunk.take_call(401, 200, secs(15));
+        (trunk, seen)
+    });
+    alice.answer(&call_id).must();
+    let (mut trunk, seen) = carrier.join().expect("carrier thread");
+    let seen = seen.must();
+
+    alice.send_tone_pcmu(AGENT_HZ);
+    trunk.queue_pcm(&tone_pcm(CUSTOMER_HZ, 8.0));
+    let deadline = Instant::now() + secs(10);
+    loop {
+        let at_agent = tone_windows(&alice.received_audio(), CUSTOMER_HZ);
+        let at_customer = tone_windows(&audio(&trunk.received()), AGENT_HZ);
+        if at_agent >= ONE_SECOND && at_customer >= ONE_SECOND {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "agent heard {at_agent} windows of the customer, the customer {at_customer} of the agent"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    alice.hangup(&call_id).must();
+    trunk.wait_bye(secs(10)).must();
+    let record = wait_call_record(&server, seen.first.call_id().unwrap_or_default(), secs(10));
+    assert_eq!(field(&record, "direction"), "callback", "{record}");
+    assert_eq!(field(&record, "disposition"), "completed", "{record}");
+    assert_eq!(field(&record, "hangup_by"), "agent", "{record}");
 }
