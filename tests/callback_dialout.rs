@@ -1,8 +1,8 @@
 //! Callbacks dial out: an agent on a SIP desk phone accepts a queued callback, the server dials
 //! the customer through the trunk (a MOCK carrier, tests/common/trunk.rs, that challenges with
 //! 401 or 407 and checks the digest against the configured password), and the bridge carries
-//! audio both ways. A busy customer puts the callback back in its queue, and every attempt is a
-//! `callback` call record.
+//! audio both ways. A busy customer puts the callback back in its queue; after the last retry it
+//! is `failed`; every attempt is a `callback` call record.
 
 mod common;
 
@@ -175,6 +175,37 @@ fn busy_customer_behind_a_407_trunk_goes_back_in_the_queue_and_the_attempt_is_re
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    assert_eq!(stored_status(&server), "queued");
+
+    // Her wrap-up over, it rings her again; busy once more and `callback_retries` is spent.
+    let invite = desk.wait_invite(secs(15)).must();
+    assert!(invite.header("From").unwrap_or_default().contains(NUMBER));
+    desk.answer().must();
+    let second = trunk.take_call(407, 486, secs(15)).must();
+    assert_ne!(second.first.call_id(), seen.first.call_id());
+    desk.wait_bye(secs(10)).must();
+    let record = wait_call_record(
+        &server,
+        second.first.call_id().unwrap_or_default(),
+        secs(10),
+    );
+    assert_eq!(field(&record, "disposition"), "failed", "{record}");
+    let deadline = Instant::now() + secs(5);
+    while stored_status(&server) != "failed" {
+        assert!(
+            Instant::now() < deadline,
+            "the callback is not marked failed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(callbacks_waiting(&server), 0, "no third attempt");
+}
+
+/// The one callback's status in the `callbacks` table.
+fn stored_status(server: &Server) -> String {
+    let db = rusqlite::Connection::open(server.data_dir().join("switchboard.db")).expect("open db");
+    db.query_row("SELECT status FROM callbacks", [], |r| r.get(0))
+        .expect("one callback")
 }
 
 #[test]
