@@ -1,4 +1,5 @@
-//! Queued callbacks: the SQLite table that makes them survive a restart, and the dial hook.
+//! Queued callbacks: the SQLite table that makes them survive a restart, and the ACD's desk of
+//! queued, dialling and retrying callbacks (the dial attempts themselves are `callback_task`).
 //!
 //! A callback's place in line is its `enqueued_at` (wall clock, since monotonic time does not
 //! survive a restart). Ids embed that time zero-padded, so ids sort in enqueue order; callbacks
@@ -484,7 +485,8 @@ impl Desk {
         self.accepted.get(id).map(String::as_str)
     }
 
-    /// The agent ended their side; the callback stays `dialing` for the dial-out to settle.
+    /// The agent hung up an accepted callback that could not be dialled (no trunk): it is dropped
+    /// from the desk and stays `dialing` in the store, so a restart offers it again.
     pub fn released(&mut self, id: &str) {
         self.accepted.remove(id);
         self.queued.remove(id);
