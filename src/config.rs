@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub mod supervisors;
+pub mod trunk;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -84,6 +85,8 @@ pub struct Config {
     pub database: Option<crate::cdr::DatabaseUrl>,
     /// The click-to-call widget and callbacks.
     pub widget: crate::acd::callback::WidgetConfig,
+    /// `trunk:` — where callbacks are dialled out; none = callbacks cannot be dialled.
+    pub trunk: Option<trunk::TrunkConfig>,
 }
 
 impl Default for Config {
@@ -119,6 +122,7 @@ impl Default for Config {
             recording_max: Duration::from_secs(2 * 3600),
             database: None,
             widget: crate::acd::callback::WidgetConfig::default(),
+            trunk: None,
         }
     }
 }
@@ -148,6 +152,7 @@ struct FileConfig {
     recordings: Option<RecordingsSection>,
     database: Option<crate::cdr::DatabaseUrl>,
     widget: Option<crate::acd::callback::WidgetConfig>,
+    trunk: Option<trunk::TrunkConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -422,6 +427,10 @@ impl Config {
         }
         let names: Vec<String> = self.queues.iter().map(|q| q.name.clone()).collect();
         problems.extend(self.widget.problems(&names));
+        if let Some(t) = fc.trunk {
+            problems.extend(t.problems());
+            self.trunk = Some(t);
+        }
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems.join("\n")));
         }

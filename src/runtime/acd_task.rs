@@ -180,6 +180,16 @@ pub enum AcdCmd {
     },
     /// Queue a callback (API, widget, or an IVR `callback` step).
     Callback(super::callbacks::Submit),
+    /// A callback's dial attempt ended (see `callback_task`).
+    CallbackDone {
+        call_id: String,
+        agent_id: String,
+        outcome: super::callback_task::Outcome,
+    },
+    /// A callback's retry delay is over: back into its queue.
+    CallbackRetry {
+        call_id: String,
+    },
 }
 
 #[derive(Debug)]
@@ -328,8 +338,18 @@ impl Task {
         };
         if self.desk.is_callback(&call_id) {
             // A callback has no caller yet: accepting it starts the dial-out.
+            let Some((_, tx)) = self.agents.get(&agent_id) else {
+                return;
+            };
+            let tx = tx.clone();
+            let side = match msg(agent_id.clone(), tx.clone()) {
+                CallIn::AgentAnswer { sdp, .. } => super::callback_task::AgentSide::WebRtc(sdp),
+                CallIn::AgentAnswerSip { media, .. } => super::callback_task::AgentSide::Sip(media),
+                _ => return,
+            };
             if self.acd.offer_answered(now, offer_id) {
-                let message = self.desk.accepted(&self.shared, &call_id, &agent_id);
+                let shared = self.shared.clone();
+                let message = self.desk.accepted(&shared, &call_id, &agent_id, tx, side);
                 let number = self.desk.ring(&call_id).map(|r| r.0.number);
                 self.to_agent(
                     &agent_id,
@@ -495,6 +515,10 @@ impl Task {
             } => {
                 if self.desk.owner(&call_id) == Some(agent_id.as_str()) {
                     if let AgentAction::Hangup = msg {
+                        if self.desk.hang_up(&call_id) {
+                            // The attempt reports back as CallbackDone, which frees the agent.
+                            return;
+                        }
                         self.desk.released(&call_id);
                         self.acd.call_finished(now, &agent_id);
                         self.to_agent(
@@ -588,6 +612,39 @@ impl Task {
                 }
             }
             AcdCmd::Callback(submit) => self.desk.submit(&self.shared, &mut self.acd, submit),
+            AcdCmd::CallbackDone {
+                call_id,
+                agent_id,
+                outcome,
+            } => {
+                let shared = self.shared.clone();
+                self.desk.finished(&shared, &call_id, outcome);
+                self.acd.call_finished(now, &agent_id);
+                let by = match outcome {
+                    super::callback_task::Outcome::Completed => "callback",
+                    super::callback_task::Outcome::NotReached(code) => {
+                        let why = super::callback_task::reason(code);
+                        self.to_agent(
+                            &agent_id,
+                            AgentMsg::Error {
+                                message: format!("the customer was not reached: {why} ({code})"),
+                            },
+                        );
+                        why
+                    }
+                };
+                self.to_agent(
+                    &agent_id,
+                    AgentMsg::CallEnded {
+                        call_id,
+                        by: by.into(),
+                    },
+                );
+            }
+            AcdCmd::CallbackRetry { call_id } => {
+                let shared = self.shared.clone();
+                self.desk.retry(&shared, &mut self.acd, &call_id);
+            }
             AcdCmd::Snapshot { reply } => {
                 let _ = reply.send((self.acd.queues_snapshot(now), self.acd.agents_snapshot(now)));
             }

@@ -1,4 +1,5 @@
-//! Queued callbacks: the SQLite table that makes them survive a restart, and the dial hook.
+//! Queued callbacks: the SQLite table that makes them survive a restart, and the ACD's desk of
+//! queued, dialling and retrying callbacks (the dial attempts themselves are `callback_task`).
 //!
 //! A callback's place in line is its `enqueued_at` (wall clock, since monotonic time does not
 //! survive a restart). Ids embed that time zero-padded, so ids sort in enqueue order; callbacks
@@ -11,6 +12,10 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection};
 use serde::Serialize;
 
+use std::sync::Arc;
+
+use super::acd_task::AgentMsg;
+use super::callback_task::{AgentSide, Outcome};
 use super::Shared;
 
 /// Pending callbacks re-entered at start, at most (the rest stay stored and are logged).
@@ -186,14 +191,14 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Callback> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DialError {
-    #[error("dialing out is not enabled yet (the outbound trunk leg is not built)")]
+    #[error("no SIP trunk is configured (`trunk:`), so callbacks cannot be dialled")]
     NotEnabled,
-}
-
-/// Places the outbound call to the customer and bridges it to `agent`. The outbound SIP leg
-/// is not part of this build: the caller marks the callback `dialing` and tells the agent.
-pub fn dial(_shared: &Shared, _callback: &Callback, _agent: &str) -> Result<(), DialError> {
-    Err(DialError::NotEnabled)
+    #[error("the SIP service is not up")]
+    SipDown,
+    #[error("the number cannot be dialled")]
+    BadNumber,
+    #[error("no RTP port is free: {0}")]
+    Io(std::io::Error),
 }
 
 /// A request to queue a callback, from the API, the widget, or an IVR `callback` step.
@@ -240,6 +245,10 @@ pub struct Desk {
     queued: std::collections::HashMap<String, Callback>,
     /// Callbacks an agent accepted: id → agent.
     accepted: std::collections::HashMap<String, String>,
+    /// Attempts in progress: id → their hang-up.
+    live: std::collections::HashMap<String, tokio::sync::mpsc::UnboundedSender<()>>,
+    /// Callbacks not reached, waiting out their retry delay before they re-enter the queue.
+    retrying: std::collections::HashMap<String, Callback>,
 }
 
 impl Desk {
@@ -256,20 +265,17 @@ impl Desk {
             store,
             queued: Default::default(),
             accepted: Default::default(),
+            live: Default::default(),
+            retrying: Default::default(),
         };
         let pending = desk
             .store
             .as_ref()
             .map(|s| s.pending().unwrap_or_default())
             .unwrap_or_default();
-        let (now, wall) = (shared.clock.now(), Utc::now());
+        let now = shared.clock.now();
         for cb in pending {
-            let ago = (wall - cb.enqueued_at).to_std().unwrap_or_default();
-            let arrival = crate::time::Instant::from_micros(
-                now.as_micros()
-                    .saturating_sub(u64::try_from(ago.as_micros()).unwrap_or(u64::MAX)),
-            );
-            match acd.callback_restore(now, request(&cb), arrival) {
+            match acd.callback_restore(now, request(&cb), arrival_of(shared, &cb)) {
                 Ok(()) => {
                     desk.queued.insert(cb.id.clone(), cb);
                 }
@@ -368,9 +374,16 @@ impl Desk {
         })
     }
 
-    /// The agent accepted: the callback is `dialing` and the dial hook runs. Returns the message
-    /// for the agent's console.
-    pub fn accepted(&mut self, shared: &Shared, id: &str, agent: &str) -> String {
+    /// The agent accepted: the callback is `dialing` and the customer is dialled through the
+    /// trunk, to be bridged to `side`. Returns the message for the agent's console.
+    pub fn accepted(
+        &mut self,
+        shared: &Arc<Shared>,
+        id: &str,
+        agent: &str,
+        agent_tx: tokio::sync::mpsc::UnboundedSender<AgentMsg>,
+        side: AgentSide,
+    ) -> String {
         let Some(cb) = self.queued.get_mut(id) else {
             return "this callback is no longer queued".into();
         };
@@ -382,14 +395,87 @@ impl Desk {
             }
         }
         self.accepted.insert(id.to_string(), agent.to_string());
-        match dial(shared, cb, agent) {
-            Ok(()) => format!("Dialing {}…", cb.number),
+        match super::callback_task::spawn(shared, cb, agent, agent_tx, side) {
+            Ok(hangup) => {
+                self.live.insert(id.to_string(), hangup);
+                format!("Dialing {}…", cb.number)
+            }
             Err(e) => {
-                tracing::warn!(id, error = %e, "callback accepted; dial-out pending");
+                tracing::warn!(id, error = %e, "callback accepted; it cannot be dialled");
                 format!(
-                    "Callback to {} accepted; dial-out is pending (outbound calling is not enabled on this server yet).",
+                    "Callback to {} accepted, but it cannot be dialled: {e}.",
                     cb.number
                 )
+            }
+        }
+    }
+
+    /// The agent hung up during an attempt: the attempt ends and reports back. False when no
+    /// attempt is running (the caller settles the agent itself).
+    pub fn hang_up(&mut self, id: &str) -> bool {
+        self.live.get(id).is_some_and(|h| h.send(()).is_ok())
+    }
+
+    /// An attempt ended. Reached: `completed`. Not reached: back in its queue at its original
+    /// place after the next `widget.callback_retries` delay, or `failed` after the last one.
+    pub fn finished(&mut self, shared: &Arc<Shared>, id: &str, outcome: Outcome) {
+        self.live.remove(id);
+        self.accepted.remove(id);
+        let Some(mut cb) = self.queued.remove(id) else {
+            return;
+        };
+        let delays = &shared.config.widget.callback_retries;
+        let delay = match outcome {
+            Outcome::Completed => None,
+            Outcome::NotReached(_) => usize::try_from(cb.attempts)
+                .ok()
+                .and_then(|n| delays.get(n.saturating_sub(1)))
+                .copied(),
+        };
+        let status = match (outcome, delay) {
+            (Outcome::Completed, _) => CallbackStatus::Completed,
+            (_, Some(_)) => CallbackStatus::Queued,
+            (_, None) => CallbackStatus::Failed,
+        };
+        tracing::info!(
+            id,
+            attempt = cb.attempts,
+            ?outcome,
+            status = status.as_str(),
+            "callback attempt ended"
+        );
+        if let Some(store) = &self.store {
+            if let Err(e) = store.set_status(id, status, Utc::now()) {
+                tracing::error!(error = %e, "updating a callback");
+            }
+        }
+        let Some(delay) = delay else { return };
+        cb.status = CallbackStatus::Queued;
+        self.retrying.insert(id.to_string(), cb);
+        if let Some(acd) = shared.acd.clone() {
+            let id = id.to_string();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let _ = acd.send(super::acd_task::AcdCmd::CallbackRetry { call_id: id });
+            });
+        }
+    }
+
+    /// A retry delay is over: the callback re-enters its queue where it first stood.
+    pub fn retry(&mut self, shared: &Shared, acd: &mut crate::acd::Acd, id: &str) {
+        let Some(cb) = self.retrying.remove(id) else {
+            return;
+        };
+        let now = shared.clock.now();
+        match acd.callback_restore(now, request(&cb), arrival_of(shared, &cb)) {
+            Ok(()) => {
+                self.queued.insert(cb.id.clone(), cb);
+            }
+            Err(e) => {
+                tracing::warn!(id, error = %e, "a callback could not re-enter its queue");
+                if let Some(store) = &self.store {
+                    let _ = store.set_status(id, CallbackStatus::Failed, Utc::now());
+                }
             }
         }
     }
@@ -399,7 +485,8 @@ impl Desk {
         self.accepted.get(id).map(String::as_str)
     }
 
-    /// The agent ended their side; the callback stays `dialing` for the dial-out to settle.
+    /// The agent hung up an accepted callback that could not be dialled (no trunk): it is dropped
+    /// from the desk and stays `dialing` in the store, so a restart offers it again.
     pub fn released(&mut self, id: &str) {
         self.accepted.remove(id);
         self.queued.remove(id);
@@ -445,6 +532,16 @@ pub fn from_call(
     if acd.send(super::acd_task::AcdCmd::Callback(submit)).is_err() {
         ctl.callback_refused(now, "the queue service is stopped");
     }
+}
+
+/// Where a callback stood in line, on the monotonic clock, from its wall-clock enqueue time.
+fn arrival_of(shared: &Shared, cb: &Callback) -> crate::time::Instant {
+    let now = shared.clock.now();
+    let ago = (Utc::now() - cb.enqueued_at).to_std().unwrap_or_default();
+    crate::time::Instant::from_micros(
+        now.as_micros()
+            .saturating_sub(u64::try_from(ago.as_micros()).unwrap_or(u64::MAX)),
+    )
 }
 
 fn request(cb: &Callback) -> crate::acd::CallRequest {

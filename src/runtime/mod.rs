@@ -11,6 +11,7 @@
 
 pub mod acd_task;
 pub mod call_task;
+pub mod callback_task;
 pub mod callbacks;
 pub mod clock;
 mod events;
@@ -95,6 +96,11 @@ pub struct Shared {
     pub auth_limiter: crate::auth::AuthLimiter,
     /// Set once at the end of a drain: every call still up is hung up by the system.
     pub hangup_all: watch::Sender<bool>,
+    /// The SIP task's command channel and address, set once it is up: outbound legs need them.
+    pub sip_out: std::sync::OnceLock<(
+        tokio::sync::mpsc::UnboundedSender<sip_task::SipCmd>,
+        std::net::SocketAddr,
+    )>,
 }
 
 /// What a call needs to know about its queue while it waits.
@@ -321,6 +327,7 @@ pub async fn start(config: Config) -> Result<Running, RuntimeError> {
         local_ip,
         auth_limiter: crate::auth::AuthLimiter::new(config.security),
         hangup_all: watch::channel(false).0,
+        sip_out: std::sync::OnceLock::new(),
         config,
     });
 

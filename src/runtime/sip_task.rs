@@ -115,6 +115,7 @@ impl SipTask {
         layer.set_local_addr(Transport::Tcp, local);
 
         let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<SipCmd>();
+        let _ = shared.sip_out.set((cmd_tx.clone(), local));
         let (tcp_tx, mut tcp_rx) = mpsc::unbounded_channel::<TcpEvent>();
         tokio::spawn(accept_loop(tcp, tcp_tx));
 

@@ -29,6 +29,7 @@ pub mod rtp;
 pub mod server;
 pub mod sipmsg;
 pub mod talk;
+pub mod trunk;
 
 pub use phone::Phone;
 pub use prompts::{check_continuity, heard_prompts, Heard, PromptSet};

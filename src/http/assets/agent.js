@@ -316,9 +316,9 @@ function handle(msg) {
       startRing();
       break;
     case 'callback_accepted':
+      // The offer went with the Accept; the server answers it once the customer picks up.
       if (!mine) break;
-      call.phase = 'connected';
-      call.connectedAt = performance.now();
+      if (call.phase !== 'connected') call.phase = 'connecting';
       toast(String(msg.message || 'Callback accepted.'));
       break;
     case 'ring_cancelled':
@@ -423,11 +423,6 @@ async function answer() {
   call.phase = 'answering';
   stopRing();
   render();
-  if (call.callback) {
-    // A callback: no browser audio yet; the server dials the customer (see callbacks::dial).
-    send({ type: 'answer', call_id: call.id, sdp: '' });
-    return;
-  }
   let stream = null;
   try {
     const audio = app.rawAudio ? { echoCancellation: false, noiseSuppression: false, autoGainControl: false } : true;

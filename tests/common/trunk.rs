@@ -1,0 +1,163 @@
+//! A MOCK of the carrier's SIP trunk, standing in for the customer's phone behind it: a UDP
+//! responder that challenges the first INVITE (401 or 407), checks the digest of the retry with
+//! the server's own verifier against the password the test configured, then answers (or refuses,
+//! e.g. 486 busy) and carries RTP like the customer's phone would.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use super::g711::Law;
+use super::phone::response_to;
+use super::rtp::{RtpEndpoint, RxPacket};
+use super::sipmsg::{parse_sdp_answer, sdp_offer, Msg};
+
+pub const REALM: &str = "carrier.example";
+
+/// What the trunk saw of one dial attempt.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// The first INVITE (the one challenged).
+    pub first: Msg,
+    /// The INVITE that carried credentials.
+    pub authorized: Msg,
+}
+
+pub struct MockTrunk {
+    sock: UdpSocket,
+    pub addr: SocketAddr,
+    user: String,
+    password: String,
+    rtp: RtpEndpoint,
+    call: Option<(Msg, SocketAddr, String)>,
+}
+
+impl MockTrunk {
+    pub fn bind(user: &str, password: &str) -> MockTrunk {
+        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind trunk");
+        let addr = sock.local_addr().expect("trunk addr");
+        MockTrunk {
+            sock,
+            addr,
+            user: user.into(),
+            password: password.into(),
+            rtp: RtpEndpoint::bind().expect("bind RTP"),
+            call: None,
+        }
+    }
+
+    fn recv(&self, deadline: Instant) -> Option<(Msg, SocketAddr)> {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            self.sock
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .ok()?;
+            if let Ok((n, from)) = self.sock.recv_from(&mut buf) {
+                if let Ok(m) = Msg::parse(&buf[..n]) {
+                    return Some((m, from));
+                }
+            }
+        }
+    }
+
+    fn wait_method(&self, method: &str, deadline: Instant) -> Result<(Msg, SocketAddr), String> {
+        while let Some((m, from)) = self.recv(deadline) {
+            if m.method() == Some(method) {
+                return Ok((m, from));
+            }
+        }
+        Err(format!("no {method} reached the trunk"))
+    }
+
+    fn send(&self, m: &Msg, to: SocketAddr) -> Result<(), String> {
+        self.sock
+            .send_to(&m.to_bytes(), to)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Takes one dial attempt: challenges with `challenge` (401 or 407), checks the digest, then
+    /// answers with `final_status` (200 answers with PCMU and starts RTP).
+    pub fn take_call(
+        &mut self,
+        challenge: u16,
+        final_status: u16,
+        timeout: Duration,
+    ) -> Result<Seen, String> {
+        let deadline = Instant::now() + timeout;
+        let (first, from) = self.wait_method("INVITE", deadline)?;
+        let nonce = format!("{:016x}", rand::random::<u64>());
+        let (header, reason) = match challenge {
+            407 => ("Proxy-Authenticate", "Proxy Authentication Required"),
+            _ => ("WWW-Authenticate", "Unauthorized"),
+        };
+        let tag = format!("{:08x}", rand::random::<u32>());
+        let c = response_to(&first, challenge, reason, Some(&tag)).with(
+            header,
+            format!("Digest realm=\"{REALM}\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\""),
+        );
+        self.send(&c, from)?;
+        let (authorized, from) = loop {
+            let (m, from) = self.wait_method("INVITE", deadline)?;
+            if m.call_id() == first.call_id() && m.cseq() != first.cseq() {
+                break (m, from);
+            }
+            // A retransmission of the first INVITE: the challenge again.
+            self.send(&c, from)?;
+        };
+        let auth_header = match challenge {
+            407 => "Proxy-Authorization",
+            _ => "Authorization",
+        };
+        let value = authorized
+            .header(auth_header)
+            .ok_or_else(|| format!("the retry has no {auth_header}"))?;
+        let auth = switchboard::sip::registrar::parse_authorization(value)
+            .map_err(|e| format!("bad {auth_header}: {e}"))?;
+        let ha1 = switchboard::sip::registrar::ha1(&self.user, REALM, &self.password);
+        if auth.username != self.user
+            || auth.nonce != nonce
+            || !switchboard::sip::registrar::verify(&auth, "INVITE", &ha1)
+        {
+            self.send(
+                &response_to(&authorized, 403, "Forbidden", Some(&tag)),
+                from,
+            )?;
+            return Err("the digest does not match the configured password".into());
+        }
+        let tag = format!("{:08x}", rand::random::<u32>());
+        if final_status != 200 {
+            self.send(
+                &response_to(&authorized, final_status, "Busy Here", Some(&tag)),
+                from,
+            )?;
+            return Ok(Seen { first, authorized });
+        }
+        self.send(&response_to(&authorized, 180, "Ringing", Some(&tag)), from)?;
+        let offer = parse_sdp_answer(&authorized.body_text())?;
+        let sdp = sdp_offer(self.rtp.port(), 7, &[(0, "PCMU/8000")]);
+        let ok = response_to(&authorized, 200, "OK", Some(&tag))
+            .with("Contact", format!("<sip:customer@{}>", self.addr))
+            .with_body("application/sdp", sdp.as_bytes());
+        self.send(&ok, from)?;
+        self.wait_method("ACK", deadline)?;
+        self.rtp.start_sending(offer.addr, Law::Mu, None);
+        self.call = Some((authorized.clone(), from, tag));
+        Ok(Seen { first, authorized })
+    }
+
+    pub fn queue_pcm(&self, pcm: &[i16]) {
+        self.rtp.queue_pcm(pcm);
+    }
+
+    pub fn received(&self) -> Vec<RxPacket> {
+        self.rtp.received()
+    }
+
+    /// Waits for the server's BYE for the answered call and answers 200.
+    pub fn wait_bye(&mut self, timeout: Duration) -> Result<(), String> {
+        let (bye, from) = self.wait_method("BYE", Instant::now() + timeout)?;
+        self.rtp.stop_sending();
+        self.send(&response_to(&bye, 200, "OK", None), from)
+    }
+}
