@@ -248,3 +248,118 @@ fn a_phone_that_never_answers_loses_the_call_to_the_next_agent_and_goes_away() {
     assert_eq!(phone.hangup().must(), 200);
     second.wait_bye(secs(10)).must();
 }
+
+#[test]
+fn the_desk_phones_hold_button_plays_music_to_the_caller_and_its_keypad_reaches_the_caller() {
+    let server = server(&[sip_agent("alice", "alice", "phone-secret-1")], "10s");
+    let mut desk = DeskPhone::new(server.sip, "alice", "phone-secret-1");
+    assert_eq!(desk.register(300).must(), vec![401, 200]);
+    wait_state(&server, "alice", "available", secs(5));
+    let mut phone = connect(&server, &mut desk);
+    // The caller heard the music while queued; hold must start it again.
+    let moh = english_prompts(&["moh"]);
+    let queued_music = phone.wait_heard(&moh, "moh", 0, secs(1)).must().len();
+    desk.wait_sent(secs(10)).must();
+
+    // Hold on the phone: a sendonly re-INVITE is answered 200 recvonly (not 488, which made
+    // phones drop the call) and the caller hears the queue's music.
+    let (status, answer) = desk.reinvite("sendonly").must();
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("a=recvonly"), "{answer}");
+    phone
+        .wait_heard(&moh, "moh", queued_music + 1, secs(10))
+        .must();
+
+    // Resume: sendrecv again, and the two hear each other's tones afresh.
+    let (status, answer) = desk.reinvite("sendrecv").must();
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("a=sendrecv"), "{answer}");
+    let since = Instant::now();
+    // Short tones: the key press below queues behind the phone's tone.
+    desk.queue_pcm(&tone_pcm(AGENT_HZ, 2.5));
+    phone.queue_pcm(&tone_pcm(CALLER_HZ, 2.5));
+    let deadline = since + secs(10);
+    loop {
+        let at_desk: Vec<u8> = desk
+            .received()
+            .iter()
+            .filter(|p| p.pt == 0 && p.at >= since)
+            .flat_map(|p| p.payload.clone())
+            .collect();
+        let at_agent = tone_windows(&at_desk, CALLER_HZ);
+        let at_caller = tone_windows(&caller_audio_since(&phone, since), AGENT_HZ);
+        if at_agent >= ONE_SECOND && at_caller >= ONE_SECOND {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after resume the phone heard {at_agent} windows of the caller, the caller {at_caller} of the agent"
+        );
+        phone.rtp_arriving_during(Duration::from_millis(100));
+    }
+
+    // The agent types 5 on the phone's keypad (RFC 4733): the caller receives a 5 as RFC 4733.
+    desk.wait_sent(secs(10)).must();
+    let since = Instant::now();
+    desk.press("5").must();
+    let deadline = since + secs(8);
+    loop {
+        phone.rtp_arriving_during(Duration::from_millis(100));
+        let keys: Vec<u8> = phone
+            .received()
+            .iter()
+            .filter(|p| p.at >= since && p.pt == 101)
+            .filter_map(|p| common::dtmf::parse_event(&p.payload).map(|e| e.event))
+            .collect();
+        if !keys.is_empty() {
+            assert!(keys.iter().all(|k| *k == 5), "{keys:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the caller got no key from the agent's phone"
+        );
+    }
+
+    assert_eq!(desk.hangup().must(), 200);
+    phone.wait_for_bye(secs(10)).must();
+    let record = wait_call_record(&server, phone.call_id(), secs(10));
+    let holds: Vec<bool> = record["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["kind"] == "hold")
+        .filter_map(|e| e["detail"]["on"].as_bool())
+        .collect();
+    assert_eq!(holds, [true, false], "{record}");
+}
+
+#[test]
+fn a_register_brute_force_blocks_its_source_while_a_phone_elsewhere_still_registers() {
+    let server = Server::start(ServerOpts::new().flow("queue-billing", FLOW).config(&format!(
+        "security: {{ auth_failures: 3, window: 1m, block_for: 1m }}\nqueues:\n  - name: billing\n    wrap_up: 1s\n    ring_timeout: 10s\nagents:\n{}",
+        sip_agent("alice", "alice", "phone-secret-1")
+    )));
+    // Someone on 127.0.0.2 guesses alice's phone password.
+    let mut guesser = DeskPhone::new_at("127.0.0.2", server.sip, "alice", "guess");
+    for guess in ["123456", "password", "alice2026"] {
+        assert_eq!(guesser.register_with(guess, 120).must(), vec![401, 403]);
+    }
+    // Blocked now: not even a challenge, so the right password does not help from there.
+    assert_eq!(
+        guesser.register_with("phone-secret-1", 120).must(),
+        vec![403]
+    );
+    assert_eq!(agent_state(&server, "alice"), "logged_out");
+    // Alice's real phone, on another address, registers and takes calls.
+    let mut desk = DeskPhone::new(server.sip, "alice", "phone-secret-1");
+    assert_eq!(desk.register(300).must(), vec![401, 200]);
+    wait_state(&server, "alice", "available", secs(5));
+    let (_, health) = http_get_json(&server, "/healthz");
+    assert_eq!(health["auth_blocks"], 1, "the block is counted: {health}");
+    let log = server.log();
+    assert!(
+        !log.contains("guess") && !log.contains("phone-secret-1"),
+        "no password in the log"
+    );
+}

@@ -112,6 +112,12 @@ struct AgentSide {
     relaying: bool,
 }
 
+/// What the agent's leg reports: the browser's events, or a desk phone's hold button.
+enum AgentEvent {
+    Rtc(RtcEvent),
+    Hold(bool),
+}
+
 /// How the agent is reached: a browser (WebRTC) or a SIP phone (an outbound RTP leg).
 enum AgentLeg {
     WebRtc(RtcLeg),
@@ -128,15 +134,18 @@ impl AgentLeg {
         }
     }
 
-    async fn recv(&mut self) -> Option<RtcEvent> {
+    async fn recv(&mut self) -> Option<AgentEvent> {
         match self {
-            AgentLeg::WebRtc(l) => l.recv().await,
-            AgentLeg::Sip(m) => Some(match m.audio_in.recv().await {
-                Some(payload) => RtcEvent::Audio {
-                    payload,
-                    timestamp: 0,
+            AgentLeg::WebRtc(l) => l.recv().await.map(AgentEvent::Rtc),
+            AgentLeg::Sip(m) => Some(tokio::select! {
+                frame = m.audio_in.recv() => AgentEvent::Rtc(match frame {
+                    Some(payload) => RtcEvent::Audio { payload, timestamp: 0 },
+                    None => RtcEvent::Closed,
+                }),
+                Some(signal) = m.signals.recv() => match signal {
+                    super::outbound::LegSignal::Hold(on) => AgentEvent::Hold(on),
+                    super::outbound::LegSignal::Dtmf(d) => AgentEvent::Rtc(RtcEvent::Dtmf(d)),
                 },
-                None => RtcEvent::Closed,
             }),
         }
     }
@@ -151,7 +160,7 @@ impl AgentLeg {
     }
 }
 
-async fn next_agent_event(side: &mut Option<AgentSide>) -> Option<RtcEvent> {
+async fn next_agent_event(side: &mut Option<AgentSide>) -> Option<AgentEvent> {
     match side.as_mut() {
         Some(s) => s.leg.recv().await,
         None => std::future::pending().await,
@@ -710,15 +719,25 @@ async fn call(t: NewCallTask) {
             ev = next_agent_event(&mut agent_side) => {
                 let now = clock.now();
                 match ev {
-                    Some(RtcEvent::Audio { payload, .. }) => {
+                    Some(AgentEvent::Rtc(RtcEvent::Audio { payload, .. })) => {
                         if agent_side.as_ref().is_some_and(|a| a.relaying) {
                             if let Some(s) = session.as_mut() {
                                 s.push_bridged_audio(&payload);
                             }
                         }
                     }
-                    Some(RtcEvent::Connected) | Some(RtcEvent::Dtmf(_)) => {}
-                    Some(RtcEvent::Closed) | None => {
+                    Some(AgentEvent::Rtc(RtcEvent::Connected)) => {}
+                    // Keys from the agent's own phone or media stream go to the caller as
+                    // RFC 4733, like the console's keypad.
+                    Some(AgentEvent::Rtc(RtcEvent::Dtmf(d))) => {
+                        let sent = session.as_mut().is_some_and(|s| {
+                            s.send_dtmf(d, std::time::Duration::from_millis(AGENT_DTMF_MS))
+                        });
+                        tracing::debug!(sent, "agent phone DTMF towards the caller");
+                    }
+                    // A desk phone's hold button: the same hold as the console's.
+                    Some(AgentEvent::Hold(on)) => ctl.hold(now, on),
+                    Some(AgentEvent::Rtc(RtcEvent::Closed)) | None => {
                         // The browser went away (closed, reloaded): the call ends for the caller.
                         if let Some(a) = agent_side.take() {
                             let _ = a.agent.send(AgentMsg::CallEnded { call_id: call_id.clone(), by: "agent".into() });

@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use crate::media::dtmf::Rfc4733Receiver;
 use crate::media::g711::{self, Law};
 use crate::media::rtp;
 use crate::sip::dialog::{invite, OutboundCall};
@@ -59,11 +60,22 @@ pub enum LegCtl {
     Hangup,
 }
 
+/// What the far end did besides talking: a desk phone's hold button, its keypad.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegSignal {
+    /// A re-INVITE put the call on hold (`true`: sendonly, inactive or 0.0.0.0) or resumed it.
+    Hold(bool),
+    /// A key pressed on the far end's keypad (RFC 4733), once per press.
+    Dtmf(char),
+}
+
 /// The audio half of a leg, handed to the call it is bridged to.
 #[derive(Debug)]
 pub struct LegMedia {
     /// PCMU frames from the far end; closed when the leg ends.
     pub audio_in: mpsc::Receiver<Vec<u8>>,
+    /// Hold and keypad from the far end; whoever does not care may leave it unread.
+    pub signals: mpsc::UnboundedReceiver<LegSignal>,
     pub ctl: mpsc::UnboundedSender<LegCtl>,
 }
 
@@ -95,6 +107,7 @@ impl OutboundLeg {
         let (in_tx, in_rx) = mpsc::channel(MAX_QUEUED_FRAMES);
         let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
         let (sip_tx, sip_rx) = mpsc::unbounded_channel();
+        let (sig_tx, sig_rx) = mpsc::unbounded_channel();
         let _ = sip.send(SipCmd::AddLeg {
             call_id: call_id.clone(),
             tx: sip_tx,
@@ -107,6 +120,7 @@ impl OutboundLeg {
             req,
             events: ev_tx,
             audio_in: in_tx,
+            signals: sig_tx,
             ctl: ctl_rx,
             inbox: sip_rx,
         };
@@ -116,6 +130,7 @@ impl OutboundLeg {
             events: ev_rx,
             media: Some(LegMedia {
                 audio_in: in_rx,
+                signals: sig_rx,
                 ctl: ctl_tx.clone(),
             }),
             ctl: ctl_tx,
@@ -131,15 +146,30 @@ struct LegTask {
     req: OutboundRequest,
     events: mpsc::UnboundedSender<LegEvent>,
     audio_in: mpsc::Sender<Vec<u8>>,
+    signals: mpsc::UnboundedSender<LegSignal>,
     ctl: mpsc::UnboundedReceiver<LegCtl>,
     inbox: mpsc::UnboundedReceiver<CallIn>,
+}
+
+/// Our side of the session description, for answers to re-offers.
+#[derive(Clone, Copy)]
+struct SdpAt {
+    ip: std::net::IpAddr,
+    port: u16,
+    session_id: u64,
+    version: u64,
 }
 
 /// Where RTP goes once the far end answered, and how to stamp it.
 struct Media {
     remote: SocketAddr,
     law: Law,
+    codec: AudioCodec,
     pt: u8,
+    dtmf_pt: Option<u8>,
+    dtmf: Rfc4733Receiver,
+    /// The far end holds the call: send nothing until it resumes.
+    held: bool,
     ssrc: u32,
     seq: u16,
     ts: u32,
@@ -153,10 +183,12 @@ impl LegTask {
             return;
         };
         let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+        let session_id: u64 = rand::random::<u32>().into();
+        let mut sdp_version = session_id;
         let offer = sdp::offer(
             self.shared.local_ip,
             port,
-            rand::random::<u32>().into(),
+            session_id,
             &[AudioCodec::Pcmu, AudioCodec::Pcma],
         );
         let tp = match self.req.peer.transport {
@@ -210,8 +242,14 @@ impl LegTask {
                             let creds = self.req.credentials.as_ref().map(|(u, p)| Credentials { username: u, password: p });
                             uac.on_response(now, &r, creds.as_ref(), &random_tag());
                         }
+                        Some(CallIn::Request { key, request }) if request.method == rsip::Method::Invite => {
+                            sdp_version += 1;
+                            let at = SdpAt { ip: self.shared.local_ip, port, session_id, version: sdp_version };
+                            let response = self.reinvite(&mut uac, &request, &mut media, &offer, at);
+                            let _ = self.sip.send(SipCmd::Respond { key, response });
+                        }
                         Some(CallIn::Request { key, request }) => {
-                            let status = if request.method == rsip::Method::Invite { 488 } else { uac.on_request(&request) };
+                            let status = uac.on_request(&request);
                             let response = crate::sip::message::response_to(&request, status, None);
                             let _ = self.sip.send(SipCmd::Respond { key, response });
                         }
@@ -222,7 +260,7 @@ impl LegTask {
                 }
                 ctl = self.ctl.recv() => match ctl {
                     Some(LegCtl::Audio(frame)) => {
-                        if let Some(m) = media.as_mut() {
+                        if let Some(m) = media.as_mut().filter(|m| !m.held) {
                             let payload: Vec<u8> = match m.law {
                                 Law::Mu => frame,
                                 Law::A => frame.iter().map(|b| g711::encode(Law::A, g711::decode(Law::Mu, *b))).collect(),
@@ -238,7 +276,11 @@ impl LegTask {
                 r = socket.recv_from(&mut buf) => {
                     if let (Ok((n, _from)), Some(m)) = (r, media.as_ref()) {
                         if let Some(pkt) = buf.get(..n).and_then(|b| rtp::parse(b).ok()) {
-                            if pkt.payload_type == m.pt {
+                            if Some(pkt.payload_type) == m.dtmf_pt {
+                                if let Some(d) = media.as_mut().and_then(|m| m.dtmf.on_packet(pkt.timestamp, pkt.payload)) {
+                                    let _ = self.signals.send(LegSignal::Dtmf(d));
+                                }
+                            } else if pkt.payload_type == m.pt {
                                 let frame: Vec<u8> = match m.law {
                                     Law::Mu => pkt.payload.to_vec(),
                                     Law::A => pkt.payload.iter().map(|b| g711::encode(Law::Mu, g711::decode(Law::A, *b))).collect(),
@@ -293,7 +335,11 @@ impl LegTask {
                                     AudioCodec::Pcmu => Law::Mu,
                                     AudioCodec::Pcma => Law::A,
                                 },
+                                codec: n.codec,
                                 pt: n.payload_type,
+                                dtmf_pt: n.dtmf_payload_type,
+                                dtmf: Rfc4733Receiver::new(),
+                                held: false,
                                 ssrc: rand::random(),
                                 seq: rand::random(),
                                 ts: rand::random(),
@@ -308,6 +354,54 @@ impl LegTask {
                 let _ = self.events.send(ev);
             }
         }
+    }
+
+    /// Answers a re-INVITE from the far end: a new offer gets our answer (same codec, new
+    /// version) and may hold or resume the call or move its media; an offerless one gets our
+    /// session again as the offer. The holder of the media hears of hold changes.
+    fn reinvite(
+        &self,
+        uac: &mut Uac,
+        request: &rsip::Request,
+        media: &mut Option<Media>,
+        our_offer: &str,
+        at: SdpAt,
+    ) -> rsip::Response {
+        let refuse = |status| crate::sip::message::response_to(request, status, None);
+        let Some(m) = media.as_mut() else {
+            return refuse(if uac.is_done() { 481 } else { 491 });
+        };
+        let offer = std::str::from_utf8(&request.body).unwrap_or_default();
+        if offer.trim().is_empty() {
+            // Offerless re-INVITE (a session refresh): offer what we had; its answer comes in the
+            // ACK, and the codec in use stays.
+            return uac
+                .reinvite_response(request, Some(our_offer))
+                .unwrap_or_else(refuse);
+        }
+        let (n, answer) =
+            match sdp::reanswer(offer, at.ip, at.port, at.session_id, at.version, m.codec) {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::info!(error = %e, "a re-offer we cannot take mid-call");
+                    return refuse(488);
+                }
+            };
+        let response = match uac.reinvite_response(request, Some(&answer)) {
+            Ok(r) => r,
+            Err(status) => return refuse(status),
+        };
+        if let Some(remote) = n.remote_rtp {
+            m.remote = remote;
+        }
+        m.dtmf_pt = n.dtmf_payload_type.or(m.dtmf_pt);
+        let held = n.on_hold();
+        if held != m.held {
+            m.held = held;
+            tracing::info!(held, "the far end changed hold");
+            let _ = self.signals.send(LegSignal::Hold(held));
+        }
+        response
     }
 
     fn ended(&self) {

@@ -129,7 +129,18 @@ impl Registrar {
                     registrar::www_authenticate(&self.policy.realm, &nonce, stale),
                 )],
             ),
-            Decision::Forbidden => (403, vec![]),
+            Decision::Forbidden => {
+                // A wrong password (or a malformed answer) counts towards the source's block,
+                // like a wrong PIN: a REGISTER brute force from one address gets shut out.
+                if auth.is_some()
+                    && shared
+                        .auth_limiter
+                        .failed(peer.addr.ip(), shared.clock.now())
+                {
+                    tracing::warn!(source = %peer.addr.ip(), "REGISTER failures: source blocked");
+                }
+                (403, vec![])
+            }
             Decision::TooBrief { min } => (423, vec![("Min-Expires", min.to_string())]),
             Decision::Unbind { user } => {
                 if let Some(tx) = self.agents.remove(&user) {

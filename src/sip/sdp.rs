@@ -478,6 +478,31 @@ pub fn negotiate_answer(answer: &str) -> Result<Negotiated, SdpError> {
     })
 }
 
+impl Negotiated {
+    /// Whether the far end put the call on hold: it stopped sending to us (sendonly/inactive,
+    /// so we answer recvonly/inactive) or pointed its media at 0.0.0.0 (RFC 2543 style).
+    pub fn on_hold(&self) -> bool {
+        self.direction != Direction::SendRecv || self.remote_rtp.is_none()
+    }
+}
+
+/// Answers a re-offer inside an established call (hold, resume, a moved peer): only the codec
+/// already in use may be kept, so audio never changes format mid-call, and the origin's version
+/// is `version`, which must grow with every new answer of the session (RFC 3264 §8).
+pub fn reanswer(
+    offer: &str,
+    local_ip: IpAddr,
+    local_port: u16,
+    session_id: u64,
+    version: u64,
+    codec: AudioCodec,
+) -> Result<(Negotiated, String), SdpError> {
+    let (negotiated, text) = answer(offer, local_ip, local_port, session_id, &[codec])?;
+    let old = format!("o=switchboard {session_id} {session_id} ");
+    let new = format!("o=switchboard {session_id} {version} ");
+    Ok((negotiated, text.replacen(&old, &new, 1)))
+}
+
 #[cfg(test)]
 #[path = "sdp_tests.rs"]
 mod tests;

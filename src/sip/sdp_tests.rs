@@ -237,3 +237,37 @@ fn mutated_offers_never_panic() {
         let _ = answer(&LINPHONE_SDP[..cut], local(), 1, 1, &BOTH);
     }
 }
+
+#[test]
+fn a_desk_phones_hold_and_resume_reoffers_are_answered_with_the_same_codec_and_a_new_version() {
+    // Phones hold either with a=sendonly (RFC 3264) or with c=0.0.0.0 (RFC 2543); resume is a
+    // plain sendrecv re-offer. Both kinds must read as hold, and resume must not.
+    let sendonly = LINPHONE_SDP.replace("t=0 0\r\n", "t=0 0\r\na=sendonly\r\n");
+    let (n, text) = reanswer(&sendonly, local(), 20_000, 7, 8, AudioCodec::Pcma).unwrap();
+    assert!(n.on_hold());
+    assert_eq!(n.codec, AudioCodec::Pcma, "the codec in use is kept");
+    assert!(text.contains("o=switchboard 7 8 "), "{text}");
+    assert!(text.contains("a=recvonly\r\n"));
+    let zero = SIPP_SDP.replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0");
+    assert!(reanswer(&zero, local(), 1, 7, 9, AudioCodec::Pcmu)
+        .unwrap()
+        .0
+        .on_hold());
+    let inactive = SIPP_SDP.to_string() + "a=inactive\r\n";
+    assert!(reanswer(&inactive, local(), 1, 7, 9, AudioCodec::Pcmu)
+        .unwrap()
+        .0
+        .on_hold());
+    let (resumed, text) = reanswer(SIPP_SDP, local(), 1, 7, 10, AudioCodec::Pcmu).unwrap();
+    assert!(!resumed.on_hold());
+    assert_eq!(
+        resumed.remote_rtp,
+        Some(SocketAddr::new(ip("127.0.0.1"), 6000))
+    );
+    assert!(text.contains("a=sendrecv\r\n"));
+    // A re-offer that drops the codec in use cannot be taken mid-call.
+    assert_eq!(
+        reanswer(SIPP_SDP, local(), 1, 7, 11, AudioCodec::Pcma).unwrap_err(),
+        SdpError::NoCommonCodec
+    );
+}

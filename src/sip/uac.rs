@@ -265,6 +265,35 @@ impl Uac {
         }
     }
 
+    /// A re-INVITE from the far end (hold, resume, a moved phone, a session refresh): checked like
+    /// any request of the dialog, the target refreshed, and the 200 built around `body` (our
+    /// answer, or our offer when the re-INVITE came without one). `Err` is the status to refuse
+    /// it with: 481 outside the dialog, 500 for an old CSeq, 491 while the call is not up.
+    pub fn reinvite_response(
+        &mut self,
+        request: &Request,
+        body: Option<&str>,
+    ) -> Result<Response, u16> {
+        let Some(d) = self.dialog.as_mut() else {
+            return Err(481);
+        };
+        if !d.matches(request) {
+            return Err(481);
+        }
+        if !d.check_remote_cseq(request) {
+            return Err(500);
+        }
+        if self.state != State::Confirmed {
+            return Err(491);
+        }
+        d.refresh_target(request);
+        Ok(d.response(
+            request,
+            200,
+            body.map(|b| ("application/sdp", b.as_bytes())),
+        ))
+    }
+
     /// Where in-dialog messages go.
     pub fn peer(&self) -> Peer {
         self.dialog.as_ref().map_or(self.peer, |d| d.peer)

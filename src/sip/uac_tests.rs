@@ -166,3 +166,52 @@ fn hanging_up_an_answered_leg_sends_bye_and_ends_on_its_answer() {
         vec![LegEvent::Ended(EndedBy::Local)]
     );
 }
+
+fn their_reinvite(cseq: u32, contact: &str) -> Request {
+    crate::sip::fixtures::request(&format!(
+        "INVITE sip:switchboard@10.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.9:5070;branch=z9hG4bKr{cseq}\r\n\
+From: <sip:alice@10.0.0.9:5070>;tag=pt\r\nTo: \"Maria\" <sip:+5511999990000@switchboard>;tag=ft\r\n\
+Call-ID: leg1@switchboard\r\nCSeq: {cseq} INVITE\r\nContact: <{contact}>\r\nContent-Length: 0\r\n\r\n"
+    ))
+}
+
+#[test]
+fn a_phones_hold_reinvite_gets_a_200_with_our_sdp_and_moves_the_target() {
+    let t0 = Instant::from_millis(0);
+    let mut uac = leg(t0);
+    let inv = invite_of(&uac);
+    // Before the call is up, a re-INVITE is refused with 481 (no dialog yet).
+    assert_eq!(
+        uac.reinvite_response(&their_reinvite(2, "sip:alice@10.0.0.9:5070"), Some("v=0"))
+            .unwrap_err(),
+        481
+    );
+    uac.on_response(t0, &reply(&inv, 200, &[]), None, "c");
+    drain(&mut uac);
+    let hold = their_reinvite(2, "sip:alice@10.0.0.77:5070");
+    let ok = uac
+        .reinvite_response(&hold, Some("v=0 ours"))
+        .expect("answered");
+    assert_eq!(ok.status_code, rsip::StatusCode::OK);
+    assert_eq!(ok.body, b"v=0 ours".to_vec());
+    assert_eq!(
+        header(&ok, "Content-Type").as_deref(),
+        Some("application/sdp")
+    );
+    assert!(
+        header(&ok, "Contact").is_some(),
+        "a 2xx to INVITE carries our Contact"
+    );
+    // The phone moved: our BYE goes to its new Contact.
+    uac.hangup(t0);
+    let bye = drain(&mut uac)
+        .into_iter()
+        .find_map(|a| match a {
+            Action::Request(r) if r.method == Method::Bye => Some(r),
+            _ => None,
+        })
+        .expect("BYE");
+    assert_eq!(bye.uri.to_string(), "sip:alice@10.0.0.77:5070");
+    // A retransmitted or stale re-INVITE (same CSeq) is not a new one.
+    assert_eq!(uac.reinvite_response(&hold, None).unwrap_err(), 500);
+}

@@ -31,18 +31,25 @@ pub struct DeskPhone {
     reg_call_id: String,
     reg_cseq: u32,
     leg: Option<Leg>,
+    remote_rtp: Option<SocketAddr>,
 }
 
 impl DeskPhone {
     pub fn new(server: SocketAddr, user: &str, password: &str) -> DeskPhone {
+        Self::new_at("127.0.0.1", server, user, password)
+    }
+
+    /// A phone whose SIP comes from another loopback address (e.g. `127.0.0.2`).
+    pub fn new_at(ip: &str, server: SocketAddr, user: &str, password: &str) -> DeskPhone {
         DeskPhone {
-            link: SipLink::open(Transport::Udp, server).expect("open SIP link"),
+            link: SipLink::open_at(Transport::Udp, server, ip).expect("open SIP link"),
             rtp: RtpEndpoint::bind().expect("bind RTP"),
             user: user.into(),
             password: password.into(),
             reg_call_id: format!("{}@deskphone", token()),
             reg_cseq: 0,
             leg: None,
+            remote_rtp: None,
         }
     }
 
@@ -194,7 +201,11 @@ impl DeskPhone {
     pub fn answer(&mut self) -> Result<(), String> {
         let leg = self.leg.as_ref().ok_or("no INVITE to answer")?;
         let offer = parse_sdp_answer(&leg.invite.body_text())?;
-        let sdp = sdp_offer(self.rtp.port(), 42, &[(0, "PCMU/8000")]);
+        let sdp = sdp_offer(
+            self.rtp.port(),
+            42,
+            &[(0, "PCMU/8000"), (101, "telephone-event/8000")],
+        );
         let ok = response_to(&leg.invite, 200, "OK", Some(&leg.tag))
             .with(
                 "Contact",
@@ -206,7 +217,8 @@ impl DeskPhone {
         while let Some(inc) = self.link.recv(deadline) {
             if let Incoming::Msg(m, _) = inc {
                 if m.method() == Some("ACK") {
-                    self.rtp.start_sending(offer.addr, Law::Mu, None);
+                    self.rtp.start_sending(offer.addr, Law::Mu, Some(101));
+                    self.remote_rtp = Some(offer.addr);
                     return Ok(());
                 }
             }
@@ -227,6 +239,71 @@ impl DeskPhone {
 
     pub fn received(&self) -> Vec<RxPacket> {
         self.rtp.received()
+    }
+
+    /// The agent presses hold (`"sendonly"`, or `"inactive"`) or resume (`"sendrecv"`): a
+    /// re-INVITE in the server's dialog with that direction, ACKed; the final status and the
+    /// server's SDP answer.
+    pub fn reinvite(&mut self, direction: &str) -> Result<(u16, String), String> {
+        let leg = self.leg.as_mut().ok_or("no call")?;
+        leg.cseq += 1;
+        let inv = &leg.invite;
+        let target = uri_of(inv.header("Contact").ok_or("INVITE without Contact")?);
+        let from = format!("{};tag={}", inv.header("To").unwrap_or_default(), leg.tag);
+        let to = inv.header("From").unwrap_or_default().to_string();
+        let call_id = inv.call_id().unwrap_or_default().to_string();
+        let cseq = leg.cseq;
+        let sdp = sdp_offer(
+            self.rtp.port(),
+            42,
+            &[(0, "PCMU/8000"), (101, "telephone-event/8000")],
+        )
+        .replace("a=sendrecv", &format!("a={direction}"));
+        let local = self.link.local;
+        let via = move || format!("SIP/2.0/UDP {local};branch=z9hG4bK{};rport", token());
+        let reinvite = Msg::request("INVITE", &target)
+            .with("Via", via())
+            .with("Max-Forwards", "70")
+            .with("From", from.clone())
+            .with("To", to.clone())
+            .with("Call-ID", call_id.clone())
+            .with("CSeq", format!("{cseq} INVITE"))
+            .with(
+                "Contact",
+                format!("<sip:{}@{}>", self.user, self.link.local),
+            )
+            .with_body("application/sdp", sdp.as_bytes());
+        let answer = self.send_wait(reinvite)?;
+        let status = answer.status().unwrap_or(0);
+        if (200..300).contains(&status) {
+            let ack = Msg::request("ACK", &target)
+                .with("Via", via())
+                .with("Max-Forwards", "70")
+                .with("From", from)
+                .with("To", answer.header("To").unwrap_or(&to).to_string())
+                .with("Call-ID", call_id)
+                .with("CSeq", format!("{cseq} ACK"));
+            self.link.send(&ack.to_bytes())?;
+            // A held phone stops sending (it would send its own hold music at most).
+            if direction == "sendrecv" {
+                if let Some(remote) = self.remote_rtp {
+                    self.rtp.start_sending(remote, Law::Mu, Some(101));
+                }
+            } else {
+                self.rtp.stop_sending();
+            }
+        }
+        Ok((status, answer.body_text()))
+    }
+
+    /// Waits until everything queued (tones, keys) has been sent.
+    pub fn wait_sent(&self, timeout: Duration) -> Result<(), String> {
+        self.rtp.wait_queue_drained(timeout)
+    }
+
+    /// Keys pressed on the phone's keypad, sent as RFC 4733 events (PT 101).
+    pub fn press(&self, digits: &str) -> Result<(), String> {
+        self.rtp.queue_rfc4733(digits, 120, 80)
     }
 
     /// The agent hangs up: BYE in the server's dialog; the BYE's final status.

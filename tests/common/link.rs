@@ -58,13 +58,19 @@ const MAIN_CONN: usize = 0;
 
 impl SipLink {
     pub fn open(transport: Transport, server: SocketAddr) -> std::io::Result<SipLink> {
+        Self::open_at(transport, server, "127.0.0.1")
+    }
+
+    /// As [`SipLink::open`], from another loopback address (127.0.0.2…): a second "source" for
+    /// tests of per-address limits. UDP only.
+    pub fn open_at(transport: Transport, server: SocketAddr, ip: &str) -> std::io::Result<SipLink> {
         let (tx, rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let conns: Conns = Arc::new(Mutex::new(Vec::new()));
         let mut threads = Vec::new();
         let (local, udp) = match transport {
             Transport::Udp => {
-                let sock = UdpSocket::bind("127.0.0.1:0")?;
+                let sock = UdpSocket::bind((ip, 0))?;
                 sock.set_read_timeout(Some(Duration::from_millis(50)))?;
                 let reader = sock.try_clone()?;
                 let (tx, stop) = (tx.clone(), stop.clone());
