@@ -232,7 +232,10 @@ pub struct AgentRow {
     pub handle_ms: u64,
     /// Time in any state but logged_out.
     pub logged_in_ms: u64,
-    /// handle ÷ logged in.
+    /// Time `away` (breaks, not ready): logged in but not offered calls.
+    pub away_ms: u64,
+    /// handle ÷ (logged in − away): the share of the time the agent was available for calls
+    /// that went to calls, as Amazon Connect and Flex count it (breaks do not lower it).
     pub occupancy: Option<f64>,
 }
 
@@ -332,6 +335,9 @@ struct Offered<'a> {
     short_abandon: bool,
     callback: bool,
     callback_made: bool,
+    /// A callback attempt dialled for a callback queued outside a call (web form, CRM): it is
+    /// counted in `callbacks_made` only; the request itself is not a call and was never offered.
+    made_only: bool,
     within_target: bool,
     wait_ms: Option<u64>,
     talk_ms: Option<u64>,
@@ -386,6 +392,10 @@ fn ratio(num: u64, den: u64, decimals: i32) -> Option<f64> {
 
 impl Acc {
     fn add(&mut self, c: &Offered<'_>) {
+        if c.made_only {
+            self.callbacks_made += 1;
+            return;
+        }
         self.offered += 1;
         if c.answered {
             self.answered += 1;
@@ -501,10 +511,27 @@ fn offered<'a>(
     t: &QueueTargets,
     tl: &HashMap<&str, Timeline<'_>>,
 ) -> Option<Offered<'a>> {
-    let enqueued = r.enqueued_at?;
     if !passes_filters(r, q) {
         return None;
     }
+    let Some(enqueued) = r.enqueued_at else {
+        // A callback attempt (each one dialled, answered or not) counts where it was dialled.
+        return (r.direction == Direction::Callback).then(|| Offered {
+            queue: r.queue.as_deref(),
+            at_ms: r.started_at.timestamp_millis(),
+            answered: false,
+            abandoned: false,
+            short_abandon: false,
+            callback: false,
+            callback_made: true,
+            made_only: true,
+            within_target: false,
+            wait_ms: None,
+            talk_ms: None,
+            handle_ms: None,
+            survey: None,
+        });
+    };
     let answered = r.agent_answered_at.is_some();
     let wait_ms = wait_of(r, enqueued);
     let abandoned = !answered && r.disposition == Some(Disposition::Abandoned);
@@ -528,6 +555,7 @@ fn offered<'a>(
         callback: r.disposition == Some(Disposition::Callback)
             || r.events.iter().any(|e| e.kind == "callback"),
         callback_made: r.direction == Direction::Callback,
+        made_only: false,
         within_target: answered && wait_ms.is_some_and(|w| w <= millis(target)),
         wait_ms,
         talk_ms,

@@ -72,6 +72,7 @@ struct AgentAcc {
     talk: u64,
     wrap: u64,
     logged_in: u64,
+    away: u64,
 }
 
 impl AgentAcc {
@@ -85,7 +86,8 @@ impl AgentAcc {
             wrap_up_ms: self.wrap,
             handle_ms: handle,
             logged_in_ms: self.logged_in,
-            occupancy: ratio(handle, self.logged_in, 4),
+            away_ms: self.away,
+            occupancy: ratio(handle, self.logged_in.saturating_sub(self.away), 4),
         }
     }
 }
@@ -133,6 +135,7 @@ pub(super) fn agent_rows(
                     "logged_out" => {}
                     "on_call" => acc.talk += part,
                     "wrap_up" => acc.wrap += part,
+                    "away" => acc.away += part,
                     _ => {}
                 }
                 if state != "logged_out" {
@@ -163,6 +166,7 @@ pub(super) fn agent_rows(
                 s.talk += a.talk;
                 s.wrap += a.wrap;
                 s.logged_in += a.logged_in;
+                s.away += a.away;
                 s
             });
             sum.row(from, agent)

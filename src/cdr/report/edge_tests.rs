@@ -274,8 +274,8 @@ fn csv_has_the_documented_header_and_exact_rows() {
     assert_eq!(
         agents.split("\r\n").take(2).collect::<Vec<_>>(),
         [
-            "interval_start,agent_id,handled,talk_ms,wrap_up_ms,handle_ms,logged_in_ms,occupancy",
-            "2026-11-23T09:00:00.000Z,ana,2,320000,25000,345000,3600000,0.0958",
+            "interval_start,agent_id,handled,talk_ms,wrap_up_ms,handle_ms,logged_in_ms,away_ms,occupancy",
+            "2026-11-23T09:00:00.000Z,ana,2,320000,25000,345000,3600000,900000,0.1278",
         ]
     );
 }
@@ -402,4 +402,49 @@ fn a_transferred_call_is_offered_once_and_its_talk_is_the_sum_of_its_legs() {
         .map(|a| (a.agent_id.as_str(), a.handled))
         .collect();
     assert_eq!(handled, [("ana", 1), ("bob", 1)]);
+}
+
+#[test]
+fn callback_attempts_from_a_web_form_count_as_made_where_dialled_never_as_offered() {
+    // A callback asked for on the web site is dialled twice at 10:05 (busy) and 10:20 (answered
+    // by ana): two attempts made in the 10:00 hour for sales; the hour's offered calls and
+    // answers do not change, because the request was never a call waiting in the queue.
+    let attempt = |id: &str, t: DateTime<Utc>, answered_by: Option<&str>| {
+        let mut r = CallRecord::new(
+            id,
+            Direction::Callback,
+            "+551130000001",
+            "+5511912345678",
+            t,
+        );
+        r.queue = Some("sales".into());
+        r.agent_id = Some("ana".into());
+        r.agent_answered_at = answered_by.map(|_| plus_ms(t, 4_000));
+        r.disposition = Some(if answered_by.is_some() {
+            Disposition::Completed
+        } else {
+            Disposition::Failed
+        });
+        r.ended_at = Some(plus_ms(t, 60_000));
+        r
+    };
+    let q = query(at(9, 0, 0), at(12, 0, 0), Interval::Hour);
+    let before = compute(&day(), &states(), &q, &targets());
+    let mut records = day();
+    records.push(attempt("CB1", at(10, 5, 0), None));
+    records.push(attempt("CB2", at(10, 20, 0), Some("ana")));
+    let after = compute(&records, &states(), &q, &targets());
+    let hour10 = |r: &Report| {
+        r.rows
+            .iter()
+            .find(|x| x.queue.as_deref() == Some("sales") && x.interval_start == at(10, 0, 0))
+            .map(|x| (x.offered, x.answered, x.callbacks_made))
+    };
+    let (offered, answered, made) = hour10(&before).unwrap_or_default();
+    assert_eq!(hour10(&after), Some((offered, answered, made + 2)));
+    assert_eq!(
+        after.totals.callbacks_made,
+        before.totals.callbacks_made + 2
+    );
+    assert_eq!(after.totals.offered, before.totals.offered);
 }

@@ -31,7 +31,7 @@ const ROW_COLUMNS: [&str; 22] = [
     "survey_bad",
 ];
 
-const AGENT_COLUMNS: [&str; 8] = [
+const AGENT_COLUMNS: [&str; 9] = [
     "interval_start",
     "agent_id",
     "handled",
@@ -39,6 +39,7 @@ const AGENT_COLUMNS: [&str; 8] = [
     "wrap_up_ms",
     "handle_ms",
     "logged_in_ms",
+    "away_ms",
     "occupancy",
 ];
 
@@ -102,6 +103,7 @@ fn agent_cells(a: &AgentRow) -> Vec<String> {
         a.wrap_up_ms.to_string(),
         a.handle_ms.to_string(),
         a.logged_in_ms.to_string(),
+        a.away_ms.to_string(),
         opt(a.occupancy),
     ]
 }
@@ -211,6 +213,7 @@ fn agent_table_row(first: String, a: &AgentRow) -> Vec<String> {
         dur(Some(a.talk_ms)),
         dur(Some(a.handle_ms)),
         dur(Some(a.logged_in_ms)),
+        dur(Some(a.away_ms)),
         pct(a.occupancy),
     ]
 }
@@ -256,6 +259,7 @@ pub fn to_table(r: &Report) -> String {
             "talk",
             "handle",
             "logged in",
+            "away",
             "occupancy",
         ];
         let mut rows: Vec<Vec<String>> = r

@@ -438,7 +438,7 @@ fn a_day_by_hour_matches_the_hand_computed_agent_figures() {
 }
 
 fn a_day_by_hour_matches_the_hand_computed_agent_figures_in(rep: &Report) {
-    type Figures<'a> = (String, &'a str, u64, u64, u64, u64, u64, Option<f64>);
+    type Figures<'a> = (String, &'a str, u64, u64, u64, u64, u64, u64, Option<f64>);
     let got: Vec<Figures<'_>> = rep
         .agents
         .iter()
@@ -451,6 +451,7 @@ fn a_day_by_hour_matches_the_hand_computed_agent_figures_in(rep: &Report) {
                 a.wrap_up_ms,
                 a.handle_ms,
                 a.logged_in_ms,
+                a.away_ms,
                 a.occupancy,
             )
         })
@@ -459,8 +460,8 @@ fn a_day_by_hour_matches_the_hand_computed_agent_figures_in(rep: &Report) {
     assert_eq!(
         got,
         vec![
-            // ana 09: in all hour (away counts as logged in); talk 120+200, wrap 15+10;
-            // 345 s / 3600 s. Her 4 s of ringing is neither talk nor wrap-up.
+            // ana 09: in all hour, away 09:30–09:45 (900 s); talk 120+200, wrap 15+10;
+            // 345 s / (3600 − 900) s. Her 4 s of ringing is neither talk nor wrap-up.
             (
                 h("09"),
                 "ana",
@@ -469,7 +470,8 @@ fn a_day_by_hour_matches_the_hand_computed_agent_figures_in(rep: &Report) {
                 25_000,
                 345_000,
                 3_600_000,
-                Some(0.0958)
+                900_000,
+                Some(0.1278)
             ),
             // bob 09: in from 09:04 (3360 s); talk S2 60 s + S6 until 10:00 150 s; wrap 30 s.
             (
@@ -480,6 +482,7 @@ fn a_day_by_hour_matches_the_hand_computed_agent_figures_in(rep: &Report) {
                 30_000,
                 240_000,
                 3_360_000,
+                0,
                 Some(0.0714)
             ),
             // 10: ana logged out all hour (no row); bob finishes S6 (150 s) and wraps 10 s.
@@ -491,6 +494,7 @@ fn a_day_by_hour_matches_the_hand_computed_agent_figures_in(rep: &Report) {
                 10_000,
                 160_000,
                 3_600_000,
+                0,
                 Some(0.0444)
             ),
             // ana 11: in 11:00–11:55 (3300 s); talk 90+240, wrap 10+20 → 360/3300.
@@ -502,6 +506,7 @@ fn a_day_by_hour_matches_the_hand_computed_agent_figures_in(rep: &Report) {
                 30_000,
                 360_000,
                 3_300_000,
+                0,
                 Some(0.1091)
             ),
             // bob 11: in until 11:22:45 (1365 s); talk 100, wrap 20 → 120/1365.
@@ -513,11 +518,12 @@ fn a_day_by_hour_matches_the_hand_computed_agent_figures_in(rep: &Report) {
                 20_000,
                 120_000,
                 1_365_000,
+                0,
                 Some(0.0879)
             ),
         ]
     );
-    // Totals: ana 705 s / 6900 s, bob 520 s / 8325 s. bob's S15 rang but was not handled.
+    // Totals: ana 705 s / (6900 − 900) s, bob 520 s / 8325 s. bob's S15 rang but was not handled.
     let totals: Vec<(&str, u64, u64, u64, Option<f64>)> = rep
         .agent_totals
         .iter()
@@ -534,7 +540,7 @@ fn a_day_by_hour_matches_the_hand_computed_agent_figures_in(rep: &Report) {
     assert_eq!(
         totals,
         vec![
-            ("ana", 4, 705_000, 6_900_000, Some(0.1022)),
+            ("ana", 4, 705_000, 6_900_000, Some(0.1175)),
             ("bob", 3, 520_000, 8_325_000, Some(0.0625)),
         ]
     );
