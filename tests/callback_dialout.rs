@@ -8,11 +8,10 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::agent::{agent_yaml, tone_pcm, tone_windows, Agent};
-use common::deskphone::DeskPhone;
+use common::deskphone::{sip_ha1, DeskPhone};
 use common::trunk::MockTrunk;
 use common::*;
 use serde_json::json;
@@ -24,18 +23,6 @@ const CALLER_ID: &str = "+551130000000";
 const AGENT_HZ: f64 = 500.0;
 const CUSTOMER_HZ: f64 = 1000.0;
 const ONE_SECOND: usize = 10;
-
-fn sip_ha1(user: &str, password: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["sip-ha1", "--user", user])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run sip-ha1");
-    writeln!(child.stdin.take().expect("stdin"), "{password}").expect("write password");
-    let out = child.wait_with_output().expect("sip-ha1 output");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 fn server(trunk: &MockTrunk) -> Server {
     let agent = format!(

@@ -223,13 +223,15 @@ fn the_widget_endpoint_checks_origin_rate_and_flow() {
         &[shop],
         r#"{"flow":"main","sdp":"v=0"}"#,
     );
-    assert_eq!(
-        call.status, 503,
-        "browser calls are refused clearly until the media path exists"
+    // `main` is open to the widget but no flow file defines it here.
+    assert_eq!(call.status, 404, "{}", call.body);
+    assert!(
+        call.body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("flow does not exist")),
+        "{}",
+        call.body
     );
-    assert!(call.body["error"]
-        .as_str()
-        .is_some_and(|e| e.contains("browser calls not enabled")));
 
     let other = request(
         server.http,

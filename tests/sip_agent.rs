@@ -5,12 +5,10 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::agent::{agent_yaml, tone_pcm, tone_windows};
-use common::deskphone::DeskPhone;
+use common::deskphone::{sip_ha1, DeskPhone};
 use common::*;
 
 const FLOW: &str = r##"
@@ -28,23 +26,6 @@ const CONSOLE_PW: &str = "correct horse battery";
 const CALLER_HZ: f64 = 1000.0;
 const AGENT_HZ: f64 = 500.0;
 const ONE_SECOND: usize = 10;
-
-/// The `ha1` for a phone's password, from the real `switchboard sip-ha1` command.
-fn sip_ha1(user: &str, password: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["sip-ha1", "--user", user])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run sip-ha1");
-    writeln!(child.stdin.take().expect("stdin"), "{password}").expect("write password");
-    let out = child.wait_with_output().expect("sip-ha1 output");
-    assert!(out.status.success());
-    let ha1 = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert_eq!(ha1.len(), 32, "{ha1}");
-    assert!(!ha1.contains(password));
-    ha1
-}
 
 fn sip_agent(id: &str, user: &str, password: &str) -> String {
     format!(
@@ -94,24 +75,16 @@ fn caller_audio_since(phone: &Phone, since: Instant) -> Vec<u8> {
         .collect()
 }
 
-fn desk_audio(desk: &DeskPhone) -> Vec<u8> {
-    desk.received()
-        .iter()
-        .filter(|p| p.pt == 0)
-        .flat_map(|p| p.payload.clone())
-        .collect()
-}
-
 fn prove_audio_both_ways(phone: &mut Phone, desk: &DeskPhone) {
     let since = Instant::now();
     desk.queue_pcm(&tone_pcm(AGENT_HZ, 8.0));
     phone.queue_pcm(&tone_pcm(CALLER_HZ, 8.0));
     let deadline = since + secs(10);
     loop {
-        let at_agent = tone_windows(&desk_audio(desk), CALLER_HZ);
+        let at_agent = tone_windows(&desk.audio(), CALLER_HZ);
         let at_caller = tone_windows(&caller_audio_since(phone, since), AGENT_HZ);
         if at_agent >= ONE_SECOND && at_caller >= ONE_SECOND {
-            assert_eq!(tone_windows(&desk_audio(desk), AGENT_HZ), 0, "no echo");
+            assert_eq!(tone_windows(&desk.audio(), AGENT_HZ), 0, "no echo");
             return;
         }
         assert!(

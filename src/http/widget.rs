@@ -11,16 +11,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 
 use crate::acd::callback::{validate_request, CallbackError};
 use crate::runtime::acd_task::AcdCmd;
 use crate::runtime::callbacks::{Refused, Submit};
+use crate::runtime::widget_call::{self, StartError};
 use crate::runtime::Shared;
 
 use super::error;
@@ -45,6 +47,11 @@ pub fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
             post(widget_callback).options(preflight),
         )
         .route("/api/widget/call", post(widget_call).options(preflight))
+        .route("/api/widget/call/{id}/events", get(widget_call_events))
+        .route(
+            "/api/widget/call/{id}",
+            delete(widget_call_hangup).options(preflight),
+        )
         .layer(Extension(limiter))
         .merge(api)
 }
@@ -139,7 +146,7 @@ async fn preflight(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Res
     let h = resp.headers_mut();
     h.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("POST"),
+        HeaderValue::from_static("POST, DELETE"),
     );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
@@ -184,7 +191,7 @@ struct CallbackBody {
     queue: Option<String>,
 }
 
-fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
+fn parse<T: serde::de::DeserializeOwned>(body: &Bytes, example: &str) -> Result<T, Response> {
     if body.len() > MAX_BODY {
         return Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -192,11 +199,12 @@ fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
         ));
     }
     serde_json::from_slice(body).map_err(|e| {
-        let msg =
-            format!("the body must be JSON like {{\"number\": \"+55…\", \"note\": \"…\"}}: {e}");
+        let msg = format!("the body must be JSON like {example}: {e}");
         error(StatusCode::BAD_REQUEST, &msg)
     })
 }
+
+const CALLBACK_EXAMPLE: &str = r#"{"number": "+55…", "note": "…"}"#;
 
 fn unprocessable(field: &str, message: &str) -> Response {
     (
@@ -263,7 +271,7 @@ async fn queue_callback(shared: &Shared, b: CallbackBody, queue: Option<String>)
 
 /// `POST /api/callbacks` (token): a CRM or web form of the centre's own.
 async fn api_callback(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    match parse::<CallbackBody>(&body) {
+    match parse::<CallbackBody>(&body, CALLBACK_EXAMPLE) {
         Ok(mut b) => {
             let queue = b.queue.take();
             queue_callback(&shared, b, queue).await
@@ -284,7 +292,7 @@ async fn widget_callback(
         Ok(o) => o,
         Err(r) => return r,
     };
-    let resp = match parse::<CallbackBody>(&body) {
+    let resp = match parse::<CallbackBody>(&body, CALLBACK_EXAMPLE) {
         Ok(b) if b.queue.is_some() => unprocessable(
             "queue",
             "queue: the widget's callbacks always go to the configured queue",
@@ -302,15 +310,15 @@ async fn widget_callback(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CallBody {
     flow: String,
     #[serde(default)]
-    #[allow(dead_code)]
-    sdp: Option<String>,
+    sdp: String,
 }
 
-/// `POST /api/widget/call`: a browser call into a flow. Checked now; the browser caller's media
-/// path is not built yet, so an allowed request is refused with 503 rather than faked.
+/// `POST /api/widget/call`: a browser call into a flow. The answer carries our SDP and where to
+/// follow the call; the browser caller then walks the flow like a phone caller.
 async fn widget_call(
     State(shared): State<Arc<Shared>>,
     Extension(limiter): Extension<Arc<Limiter>>,
@@ -322,21 +330,103 @@ async fn widget_call(
         Ok(o) => o,
         Err(r) => return r,
     };
-    let resp = match parse::<CallBody>(&body) {
+    let resp = match parse::<CallBody>(&body, CALL_EXAMPLE) {
         Ok(b) if !shared.config.widget.flows.contains(&b.flow) => error(
             StatusCode::FORBIDDEN,
             "this flow is not open to the widget (see widget.flows)",
         ),
-        Ok(_) => {
-            let mut r = error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "browser calls not enabled on this server yet; use the callback form",
-            );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("3600"));
-            r
-        }
+        Ok(b) if b.sdp.trim().is_empty() => error(
+            StatusCode::BAD_REQUEST,
+            "sdp: the browser's SDP offer is required",
+        ),
+        Ok(b) => match widget_call::start(shared.clone(), &b.flow, &b.sdp, peer.ip()).await {
+            Ok(started) => Json(serde_json::json!({
+                "call_id": started.id,
+                "sdp": started.sdp,
+                "events": format!("/api/widget/call/{}/events", started.id),
+            }))
+            .into_response(),
+            Err(e @ StartError::Busy) => {
+                let mut r = error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+                r
+            }
+            Err(e @ StartError::Offer(_)) => error(StatusCode::BAD_REQUEST, &e.to_string()),
+            Err(e @ StartError::NoFlow) => error(StatusCode::NOT_FOUND, &e.to_string()),
+            Err(e @ StartError::NoGateway) => {
+                error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
+            }
+        },
         Err(r) => r,
+    };
+    with_cors(resp, &origin)
+}
+
+const CALL_EXAMPLE: &str = r#"{"flow": "main", "sdp": "v=0…"}"#;
+
+fn unknown_call() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "no such call: it has ended, or the id is wrong",
+    )
+}
+
+/// `GET /api/widget/call/{id}/events`: the call's states as server-sent events (`state` events
+/// with JSON data), from its state now until it ends.
+async fn widget_call_events(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let origin = match allowed_origin(&shared, &headers) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let Some(rx) = shared.widget_calls.subscribe(&id) else {
+        return with_cors(unknown_call(), &origin);
+    };
+    // First the state now, then each change; after `ended` (or when the call is gone) the
+    // stream ends.
+    let stream =
+        futures_util::stream::unfold((rx, true, false), |(mut rx, first, done)| async move {
+            if done {
+                return None;
+            }
+            if !first && rx.changed().await.is_err() {
+                // The call is gone; its last state was sent already unless it never ended.
+                let last = rx.borrow().clone();
+                if last.is_ended() {
+                    return None;
+                }
+            }
+            let phase = rx.borrow_and_update().clone();
+            let ended = phase.is_ended();
+            let data = serde_json::to_string(&phase).unwrap_or_default();
+            let ev: Result<Event, std::convert::Infallible> =
+                Ok(Event::default().event("state").data(data));
+            Some((ev, (rx, false, ended)))
+        });
+    let resp = Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response();
+    with_cors(resp, &origin)
+}
+
+/// `DELETE /api/widget/call/{id}`: the page hangs up.
+async fn widget_call_hangup(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let origin = match allowed_origin(&shared, &headers) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let resp = if shared.widget_calls.hangup(&id) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        unknown_call()
     };
     with_cors(resp, &origin)
 }

@@ -25,6 +25,7 @@ use crate::sip::transaction::ServerTxKey;
 use crate::sip::{Peer, Transport};
 
 use super::sip_task::{random_tag, SipCmd};
+use super::widget_call::Phase;
 use super::Shared;
 
 /// What the SIP task forwards to a call.
@@ -92,6 +93,9 @@ pub struct NewCallTask {
     pub local_sip: SocketAddr,
     /// This call's own inbox, handed to the ACD so it can reach the call.
     pub self_tx: mpsc::UnboundedSender<CallIn>,
+    pub direction: Direction,
+    /// The widget call this is (a browser caller through the gateway): told how the call goes.
+    pub widget: Option<String>,
 }
 
 enum JobDone {
@@ -184,6 +188,13 @@ pub async fn run(t: NewCallTask) {
     let _ = sip.send(SipCmd::CallEnded { call_id });
 }
 
+/// Tells the widget call behind this call (if it is one) how it goes.
+fn tell(shared: &Shared, widget: &Option<String>, phase: Phase) {
+    if let Some(w) = widget {
+        shared.widget_calls.set(w, phase);
+    }
+}
+
 fn contact_uri(local: SocketAddr, transport: Transport) -> Option<rsip::Uri> {
     let s = match transport {
         Transport::Udp => format!("sip:switchboard@{local}"),
@@ -231,6 +242,8 @@ async fn call(t: NewCallTask) {
         rtp,
         local_sip,
         self_tx,
+        direction,
+        widget,
         ..
     } = t;
 
@@ -272,7 +285,7 @@ async fn call(t: NewCallTask) {
             call_id: call_id.clone(),
             from,
             to,
-            direction: Direction::Inbound,
+            direction,
             started,
             started_wall: chrono::Utc::now(),
             queues_enabled: shared.acd.is_some(),
@@ -508,6 +521,15 @@ async fn call(t: NewCallTask) {
                     shared.cdr.update(*rec)
                 }
                 Command::CdrFinish(rec) => {
+                    let by = rec.hangup_by.map_or("system", |b| b.as_str());
+                    tell(
+                        &shared,
+                        &widget,
+                        Phase::Ended {
+                            by: by.to_string(),
+                            reason: None,
+                        },
+                    );
                     tracing::info!(disposition = ?rec.disposition, hangup_by = ?rec.hangup_by, path = ?rec.ivr_path, "call ended");
                     super::events::call_ended(
                         &shared,
@@ -631,20 +653,26 @@ async fn call(t: NewCallTask) {
                     }
                     Some(CallIn::Response(_)) | Some(CallIn::RequestTimeout) => {}
                     Some(CallIn::Enqueued { music, announce_every, exit_key }) => {
+                        tell(&shared, &widget, Phase::Queued { position: None });
                         ctl.enqueued(now, music, announce_every, exit_key);
                     }
                     Some(CallIn::QueueTimeout(why)) => ctl.queue_timeout(now, &why),
-                    Some(CallIn::Position(p)) => ctl.queue_position(p),
+                    Some(CallIn::Position(p)) => {
+                        tell(&shared, &widget, Phase::Queued { position: Some(p) });
+                        ctl.queue_position(p)
+                    }
                     Some(CallIn::Requeued { queue, why }) => {
                         if let Some(a) = agent_side.take() {
                             tokio::spawn(a.leg.close());
                         }
+                        tell(&shared, &widget, Phase::Queued { position: None });
                         ctl.requeued(now, &queue, &why);
                     }
                     Some(CallIn::Transferred { from_agent, queue, agent }) => {
                         if let Some(a) = agent_side.take() {
                             tokio::spawn(a.leg.close());
                         }
+                        tell(&shared, &widget, Phase::Queued { position: None });
                         ctl.transferred(now, &from_agent, &queue, agent.as_deref());
                     }
                     Some(CallIn::AgentAnswer { agent_id, sdp, agent }) => {
@@ -662,6 +690,7 @@ async fn call(t: NewCallTask) {
                             let _ = agent.send(AgentMsg::Connected { call_id: call_id.clone() });
                             agent_side = Some(AgentSide { leg: AgentLeg::Sip(media), agent, relaying: false });
                             shared.webhooks.emit("call.answered", serde_json::json!({ "call_id": call_id, "agent_id": agent_id }));
+                            tell(&shared, &widget, Phase::Connected);
                             ctl.agent_connected(now, &agent_id);
                         }
                     }
@@ -669,6 +698,7 @@ async fn call(t: NewCallTask) {
                         if let Some(a) = agent_side.take() {
                             tokio::spawn(a.leg.close());
                         }
+                        tell(&shared, &widget, Phase::InIvr);
                         ctl.agent_hung_up(now);
                     }
                     Some(CallIn::Hold(on)) => ctl.hold(now, on),
@@ -697,6 +727,7 @@ async fn call(t: NewCallTask) {
                             let _ = agent.send(AgentMsg::Connected { call_id: call_id.clone() });
                             agent_side = Some(AgentSide { leg: AgentLeg::WebRtc(leg), agent, relaying: false });
                             shared.webhooks.emit("call.answered", serde_json::json!({ "call_id": call_id, "agent_id": agent_id }));
+                            tell(&shared, &widget, Phase::Connected);
                             ctl.agent_connected(now, &agent_id);
                         }
                         Ok((leg, _)) => {
@@ -745,6 +776,7 @@ async fn call(t: NewCallTask) {
                         if let Some(acd) = shared.acd.as_ref() {
                             let _ = acd.send(AcdCmd::CallEnded { call_id: call_id.clone() });
                         }
+                        tell(&shared, &widget, Phase::InIvr);
                         ctl.agent_hung_up(now);
                     }
                 }

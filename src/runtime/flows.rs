@@ -117,6 +117,12 @@ impl FlowRegistry {
             .map(|f| (f.clone(), cur.prompts.clone()))
     }
 
+    /// A flow by its name (browser calls name the flow, not a number).
+    pub fn for_name(&self, name: &str) -> Option<(Arc<Flow>, Arc<PromptIndex>)> {
+        let cur = self.current();
+        cur.set.get(name).map(|f| (f.clone(), cur.prompts.clone()))
+    }
+
     /// Reload if anything changed on disk; true when a reload happened.
     pub fn reload_if_changed(&self, config: &Config) -> bool {
         let cur = self.current();

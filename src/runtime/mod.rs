@@ -26,6 +26,7 @@ pub mod retention;
 pub mod sip_agent;
 pub mod sip_task;
 pub mod webhooks;
+pub mod widget_call;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -101,6 +102,13 @@ pub struct Shared {
         tokio::sync::mpsc::UnboundedSender<sip_task::SipCmd>,
         std::net::SocketAddr,
     )>,
+    /// The internal SIP endpoint browser calls are placed from (when the widget names flows).
+    pub gateway_out: std::sync::OnceLock<(
+        tokio::sync::mpsc::UnboundedSender<sip_task::SipCmd>,
+        std::net::SocketAddr,
+    )>,
+    /// Browser calls from the widget that are up now.
+    pub widget_calls: widget_call::WidgetCalls,
 }
 
 /// What a call needs to know about its queue while it waits.
@@ -328,6 +336,8 @@ pub async fn start(config: Config) -> Result<Running, RuntimeError> {
         auth_limiter: crate::auth::AuthLimiter::new(config.security),
         hangup_all: watch::channel(false).0,
         sip_out: std::sync::OnceLock::new(),
+        gateway_out: std::sync::OnceLock::new(),
+        widget_calls: widget_call::WidgetCalls::default(),
         config,
     });
 
@@ -347,6 +357,10 @@ pub async fn start(config: Config) -> Result<Running, RuntimeError> {
     let sip = sip_task::SipTask::bind(shared.clone()).await?;
     let sip_addr = sip.local_addr();
     tasks.push(tokio::spawn(sip.run(stop_rx.clone())));
+    if !shared.config.widget.flows.is_empty() {
+        let gateway = sip_task::SipTask::bind_gateway(shared.clone(), sip_addr).await?;
+        tasks.push(tokio::spawn(gateway.run(stop_rx.clone())));
+    }
 
     let listener = tokio::net::TcpListener::bind(shared.config.http_listen)
         .await

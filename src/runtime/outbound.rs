@@ -13,6 +13,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use crate::media::dtmf::Rfc4733Receiver;
+use crate::media::dtmf_send::{DtmfSender, DtmfSlot};
 use crate::media::g711::{self, Law};
 use crate::media::rtp;
 use crate::sip::dialog::{invite, OutboundCall};
@@ -58,6 +59,9 @@ pub enum LegCtl {
     Audio(Vec<u8>),
     /// CANCEL while ringing, BYE once answered.
     Hangup,
+    /// A key press towards the far end: RFC 4733 if it took telephone-event, else the tones,
+    /// sent in the slots of the frames that follow.
+    Dtmf(char),
 }
 
 /// What the far end did besides talking: a desk phone's hold button, its keypad.
@@ -168,11 +172,55 @@ struct Media {
     pt: u8,
     dtmf_pt: Option<u8>,
     dtmf: Rfc4733Receiver,
+    dtmf_out: DtmfSender,
     /// The far end holds the call: send nothing until it resumes.
     held: bool,
     ssrc: u32,
     seq: u16,
     ts: u32,
+}
+
+/// How long a key relayed to the far end is held.
+const DTMF_MS: u32 = 120;
+
+impl Media {
+    /// One 20 ms send slot into `out`: a key being sent takes it (its event, or its tone),
+    /// else the frame of µ-law audio in the far end's law.
+    fn write_frame(&mut self, frame: Vec<u8>, out: &mut Vec<u8>) {
+        let samples = u32::try_from(frame.len()).unwrap_or(160);
+        let slot = self.dtmf_out.next_slot(self.ts);
+        let (pt, marker, ts, payload): (u8, bool, u32, Vec<u8>) = match (slot, self.dtmf_pt) {
+            (
+                Some(DtmfSlot::Event {
+                    payload,
+                    first,
+                    start_ts,
+                }),
+                Some(dpt),
+            ) => (dpt, first, start_ts, payload.to_vec()),
+            (Some(DtmfSlot::Tone(samples)), _) => (
+                self.pt,
+                false,
+                self.ts,
+                samples.iter().map(|s| g711::encode(self.law, *s)).collect(),
+            ),
+            _ => (
+                self.pt,
+                false,
+                self.ts,
+                match self.law {
+                    Law::Mu => frame,
+                    Law::A => frame
+                        .iter()
+                        .map(|b| g711::encode(Law::A, g711::decode(Law::Mu, *b)))
+                        .collect(),
+                },
+            ),
+        };
+        rtp::write(pt, marker, self.seq, ts, self.ssrc, &payload, out);
+        self.seq = self.seq.wrapping_add(1);
+        self.ts = self.ts.wrapping_add(samples);
+    }
 }
 
 impl LegTask {
@@ -261,14 +309,14 @@ impl LegTask {
                 ctl = self.ctl.recv() => match ctl {
                     Some(LegCtl::Audio(frame)) => {
                         if let Some(m) = media.as_mut().filter(|m| !m.held) {
-                            let payload: Vec<u8> = match m.law {
-                                Law::Mu => frame,
-                                Law::A => frame.iter().map(|b| g711::encode(Law::A, g711::decode(Law::Mu, *b))).collect(),
-                            };
-                            rtp::write(m.pt, false, m.seq, m.ts, m.ssrc, &payload, &mut out);
-                            m.seq = m.seq.wrapping_add(1);
-                            m.ts = m.ts.wrapping_add(u32::try_from(payload.len()).unwrap_or(160));
+                            m.write_frame(frame, &mut out);
                             let _ = socket.try_send_to(&out, m.remote);
+                        }
+                    }
+                    Some(LegCtl::Dtmf(d)) => {
+                        if let Some(m) = media.as_mut() {
+                            let rfc4733 = m.dtmf_pt.is_some();
+                            m.dtmf_out.push(d, DTMF_MS, rfc4733);
                         }
                     }
                     Some(LegCtl::Hangup) | None => uac.hangup(clock.now()),
@@ -339,6 +387,7 @@ impl LegTask {
                                 pt: n.payload_type,
                                 dtmf_pt: n.dtmf_payload_type,
                                 dtmf: Rfc4733Receiver::new(),
+                                dtmf_out: DtmfSender::default(),
                                 held: false,
                                 ssrc: rand::random(),
                                 seq: rand::random(),

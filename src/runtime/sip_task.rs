@@ -61,27 +61,45 @@ enum TcpEvent {
 pub struct SipTask {
     shared: Arc<Shared>,
     udp: UdpSocket,
-    tcp: TcpListener,
+    tcp: Option<TcpListener>,
     local: SocketAddr,
+    role: Role,
 }
+
+/// The public SIP listener, or the internal one that browser calls from the widget are placed
+/// from: a second endpoint on loopback that dials the public one, so a browser caller walks the
+/// same path (flow, queue, record) as a phone caller. The gateway accepts nothing new.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Public,
+    Gateway,
+}
+
+/// Header on a gateway INVITE naming the widget call (trusted only from the gateway's address).
+pub const WIDGET_HEADER: &str = "X-Switchboard-Widget";
+/// Header on a gateway INVITE naming the flow the browser asked for.
+pub const WIDGET_FLOW_HEADER: &str = "X-Switchboard-Flow";
 
 const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
 /// A TCP peer that sends more than this without completing a message is cut off.
 const MAX_TCP_BUFFER: usize = 2 * message::MAX_MESSAGE;
 
+async fn bind_udp(
+    addr: SocketAddr,
+    what: &'static str,
+) -> Result<(UdpSocket, SocketAddr), RuntimeError> {
+    let udp = UdpSocket::bind(addr)
+        .await
+        .map_err(|source| RuntimeError::Bind { what, addr, source })?;
+    let local = udp
+        .local_addr()
+        .map_err(|e| RuntimeError::Other(e.to_string()))?;
+    Ok((udp, local))
+}
+
 impl SipTask {
     pub async fn bind(shared: Arc<Shared>) -> Result<SipTask, RuntimeError> {
-        let addr = shared.config.sip_listen;
-        let udp = UdpSocket::bind(addr)
-            .await
-            .map_err(|source| RuntimeError::Bind {
-                what: "SIP/UDP",
-                addr,
-                source,
-            })?;
-        let local = udp
-            .local_addr()
-            .map_err(|e| RuntimeError::Other(e.to_string()))?;
+        let (udp, local) = bind_udp(shared.config.sip_listen, "SIP/UDP").await?;
         // TCP on the same port as UDP, as phones expect.
         let tcp = TcpListener::bind(local)
             .await
@@ -93,8 +111,26 @@ impl SipTask {
         Ok(SipTask {
             shared,
             udp,
-            tcp,
+            tcp: Some(tcp),
             local,
+            role: Role::Public,
+        })
+    }
+
+    /// The internal endpoint for browser calls: UDP only, on the public listener's address with
+    /// a free port (loopback when the listener is on all addresses).
+    pub async fn bind_gateway(
+        shared: Arc<Shared>,
+        public: SocketAddr,
+    ) -> Result<SipTask, RuntimeError> {
+        let addr = SocketAddr::new(gateway_target(public).ip(), 0);
+        let (udp, local) = bind_udp(addr, "SIP gateway/UDP").await?;
+        Ok(SipTask {
+            shared,
+            udp,
+            tcp: None,
+            local,
+            role: Role::Gateway,
         })
     }
 
@@ -108,6 +144,7 @@ impl SipTask {
             udp,
             tcp,
             local,
+            role,
         } = self;
         let seed: u64 = rand::random();
         let mut layer = TransactionLayer::new(TimerConfig::default(), seed);
@@ -115,9 +152,18 @@ impl SipTask {
         layer.set_local_addr(Transport::Tcp, local);
 
         let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<SipCmd>();
-        let _ = shared.sip_out.set((cmd_tx.clone(), local));
         let (tcp_tx, mut tcp_rx) = mpsc::unbounded_channel::<TcpEvent>();
-        tokio::spawn(accept_loop(tcp, tcp_tx));
+        match role {
+            Role::Public => {
+                let _ = shared.sip_out.set((cmd_tx.clone(), local));
+            }
+            Role::Gateway => {
+                let _ = shared.gateway_out.set((cmd_tx.clone(), local));
+            }
+        }
+        if let Some(tcp) = tcp {
+            tokio::spawn(accept_loop(tcp, tcp_tx));
+        }
 
         let mut router = Router {
             shared: shared.clone(),
@@ -128,8 +174,11 @@ impl SipTask {
             registrar: super::registrar::Registrar::new(&shared),
             cmd_tx,
             local,
+            role,
         };
-        shared.sip_up.store(true, Ordering::SeqCst);
+        if role == Role::Public {
+            shared.sip_up.store(true, Ordering::SeqCst);
+        }
         // A scanner or a flood from one address must not starve real callers: each source gets
         // a token bucket; what exceeds it is dropped before any parsing.
         let mut limiter = crate::sip::ratelimit::RateLimiter::new(
@@ -215,7 +264,24 @@ impl SipTask {
                 }
             }
         }
-        shared.sip_up.store(false, Ordering::SeqCst);
+        if role == Role::Public {
+            shared.sip_up.store(false, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Where the gateway sends its INVITEs: the public listener, on loopback if it listens on all
+/// addresses.
+pub fn gateway_target(public: SocketAddr) -> SocketAddr {
+    if public.ip().is_unspecified() {
+        let lo: std::net::IpAddr = if public.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        };
+        SocketAddr::new(lo, public.port())
+    } else {
+        public
     }
 }
 
@@ -317,6 +383,7 @@ struct Router {
     registrar: super::registrar::Registrar,
     cmd_tx: mpsc::UnboundedSender<SipCmd>,
     local: SocketAddr,
+    role: Role,
 }
 
 impl Router {
@@ -435,6 +502,14 @@ impl Router {
             return;
         };
         let in_dialog = message::to_tag(&msg).is_some();
+        if self.role == Role::Gateway
+            && !self.calls.contains_key(&call_id)
+            && req.method != rsip::Method::Ack
+        {
+            // The gateway only carries the calls it placed.
+            self.reply(layer, &key, &req, 403, &[]);
+            return;
+        }
         // A source blocked for failed authentications gets nothing new (403: a transaction
         // must end, and the rate limit keeps the answers from being an amplifier); its calls
         // already up may still hang up.
@@ -533,7 +608,13 @@ impl Router {
         let to = message::request_uri_user(&req)
             .or_else(|| message::to_user(&msg))
             .unwrap_or_default();
-        if !self.shared.config.trunk_allow.allows(peer.addr.ip()) {
+        // A browser call from the widget arrives from our own gateway endpoint; only from there
+        // are its headers believed.
+        let from_gateway = self.shared.gateway_out.get().map(|(_, a)| *a) == Some(peer.addr);
+        let widget = from_gateway
+            .then(|| message::header(&req, WIDGET_HEADER))
+            .flatten();
+        if widget.is_none() && !self.shared.config.trunk_allow.allows(peer.addr.ip()) {
             tracing::info!(%call_id, source = %peer.addr.ip(), "INVITE from a source not in sip.trunk_allow");
             self.reply(layer, &key, &req, 403, &[]);
             self.rejected(&req, &call_id, &from, &to, "source not allowed");
@@ -551,7 +632,12 @@ impl Router {
             self.rejected(&req, &call_id, &from, &to, why);
             return;
         }
-        let Some((flow, prompts)) = self.shared.flows.for_number(&to) else {
+        let found = match &widget {
+            Some(_) => message::header(&req, WIDGET_FLOW_HEADER)
+                .and_then(|name| self.shared.flows.for_name(&name)),
+            None => self.shared.flows.for_number(&to),
+        };
+        let Some((flow, prompts)) = found else {
             tracing::info!(%call_id, dialed = %to, "no flow owns this number");
             self.reply(layer, &key, &req, 404, &[]);
             self.rejected(&req, &call_id, &from, &to, "unknown number");
@@ -640,6 +726,12 @@ impl Router {
             rtp: socket,
             local_sip: self.local,
             self_tx,
+            direction: if widget.is_some() {
+                Direction::Webrtc
+            } else {
+                Direction::Inbound
+            },
+            widget,
         };
         tokio::spawn(call_task::run(task));
     }

@@ -11,6 +11,25 @@ use super::phone::response_to;
 use super::rtp::{RtpEndpoint, RxPacket};
 use super::sipmsg::{param, parse_sdp_answer, sdp_offer, uri_of, Msg};
 
+/// The `ha1` for a phone's password, from the real `switchboard sip-ha1` command.
+pub fn sip_ha1(user: &str, password: &str) -> String {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["sip-ha1", "--user", user])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run sip-ha1");
+    writeln!(child.stdin.take().expect("stdin"), "{password}").expect("write password");
+    let out = child.wait_with_output().expect("sip-ha1 output");
+    assert!(out.status.success());
+    let ha1 = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(ha1.len(), 32, "{ha1}");
+    assert!(!ha1.contains(password));
+    ha1
+}
+
 fn token() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
@@ -235,6 +254,15 @@ impl DeskPhone {
 
     pub fn queue_pcm(&self, pcm: &[i16]) {
         self.rtp.queue_pcm(pcm);
+    }
+
+    /// The PCMU the phone has heard so far, as one µ-law run.
+    pub fn audio(&self) -> Vec<u8> {
+        self.received()
+            .iter()
+            .filter(|p| p.pt == 0)
+            .flat_map(|p| p.payload.clone())
+            .collect()
     }
 
     pub fn received(&self) -> Vec<RxPacket> {
