@@ -13,6 +13,7 @@
 //   --ring-timeout-ms N    how long to wait for the ring (60000)
 //   --expect-caller S      the screen pop's caller must contain S
 //   --expect-account S     the screen pop's account name must be S (else: whatever the ring carried)
+//   --no-account           the caller did not identify (a web visitor): the ring carries no account
 //   --tone-hz F            the caller's tone: its frequency must dominate what the page hears
 //   --rms-threshold X      RMS (0..1) the caller's audio must exceed (0.01 ≈ -40 dBFS)
 //   --audio-timeout-ms N   how long to wait for the caller's audio (10000)
@@ -61,6 +62,7 @@ function parseArgs(argv) {
       case '--ring-timeout-ms': o.ringTimeoutMs = num(); break;
       case '--expect-caller': o.expectCaller = str(); break;
       case '--expect-account': o.expectAccount = str(); break;
+      case '--no-account': o.noAccount = true; break;
       case '--tone-hz': o.toneHz = num(); break;
       case '--rms-threshold': o.rmsThreshold = num(); break;
       case '--audio-timeout-ms': o.audioTimeoutMs = num(); break;
@@ -220,9 +222,13 @@ async function run(o) {
     check(call.caller && shownCaller.includes(call.caller), `the screen pop shows caller "${shownCaller}", the ring said "${call.caller}"`);
     if (o.expectCaller) check(shownCaller.includes(o.expectCaller), `the screen pop shows caller "${shownCaller}", expected "${o.expectCaller}"`);
     const shownAccount = (await page.textContent('[data-test="account-name"]')).trim();
-    const wantAccount = o.expectAccount ?? call.account?.name;
-    check(wantAccount, 'the ring carried no account (pass --expect-account to say which one is expected)');
-    check(shownAccount === wantAccount, `the screen pop shows account "${shownAccount}", expected "${wantAccount}"`);
+    if (o.noAccount) {
+      check(!call.account?.name, `an anonymous caller's ring carried account "${call.account?.name}"`);
+    } else {
+      const wantAccount = o.expectAccount ?? call.account?.name;
+      check(wantAccount, 'the ring carried no account (pass --expect-account to say which one is expected, or --no-account)');
+      check(shownAccount === wantAccount, `the screen pop shows account "${shownAccount}", expected "${wantAccount}"`);
+    }
     const popText = await page.textContent('[data-test="call-card"]');
     check(!/\bpin\b\s*[:=]?\s*\d/i.test(popText), 'the screen pop shows something PIN-like');
     console.log(`screen pop: caller ${shownCaller}, account ${shownAccount}, queue ${call.queue}, path ${call.ivrPath.join(' > ')}`);

@@ -31,7 +31,7 @@
     '  <button id="tab-cb" role="tab" aria-selected="false">Call me back</button>',
     ' </div>',
     ' <section id="call">',
-    '  <div id="call-state">Talk to us from this page. Your browser will ask for the microphone.</div>',
+    '  <div id="host-state" data-state="idle"><div id="call-state" aria-live="polite">Talk to us from this page. Your browser will ask for the microphone.</div></div>',
     '  <div class="keys" id="keys" hidden></div>',
     '  <button id="dial">Call</button> <button id="mute" class="ghost" hidden>Mute</button>',
     '  <button id="hangup" class="ghost" hidden>Hang up</button>',
@@ -122,13 +122,14 @@
   });
 
   // ---- Call us ------------------------------------------------------------------------------
-  // Signalling follows WIDGET.md: POST the SDP offer to /api/widget/call; the answer starts the
-  // call. Until the server enables browser calls it answers 503, which is shown as it is.
+  // Signalling follows WIDGET.md: POST the SDP offer (ICE gathered) to /api/widget/call; the
+  // answer starts the call; its states come as server-sent events; DELETE hangs up.
   var call = null;
   '123456789*0#'.split('').forEach(function (d) {
     var b = document.createElement('button');
     b.className = 'ghost';
     b.textContent = d;
+    b.setAttribute('aria-label', 'Key ' + d);
     b.addEventListener('click', function () {
       if (call && call.dtmf) call.dtmf.insertDTMF(d, 120, 60);
     });
@@ -138,15 +139,56 @@
   function state(text) { $('call-state').textContent = text; }
   function endCall(text) {
     if (call) {
+      if (call.events) call.events.close();
       if (call.pc) call.pc.close();
       if (call.stream) call.stream.getTracks().forEach(function (t) { t.stop(); });
+      if (call.audio) call.audio.srcObject = null;
     }
     call = null;
     $('keys').hidden = true;
     $('mute').hidden = true;
+    $('mute').textContent = 'Mute';
     $('hangup').hidden = true;
     $('dial').hidden = false;
     state(text);
+    $('host-state').setAttribute('data-state', 'ended');
+  }
+
+  // The server answers without trickle ICE: send the offer once our candidates are in it.
+  function gathered(pc) {
+    if (pc.iceGatheringState === 'complete') return Promise.resolve();
+    return new Promise(function (resolve) {
+      var done = function () {
+        if (pc.iceGatheringState === 'complete') {
+          pc.removeEventListener('icegatheringstatechange', done);
+          resolve();
+        }
+      };
+      pc.addEventListener('icegatheringstatechange', done);
+      setTimeout(resolve, 3000);
+    });
+  }
+
+  var WORDS = {
+    connecting: 'Connecting…',
+    ringing: 'Ringing…',
+    in_ivr: 'Connected. Use the keypad to choose.',
+    connected: 'You are talking to an agent.'
+  };
+  function onState(ev) {
+    if (!call) return;
+    var s;
+    try { s = JSON.parse(ev.data); } catch (e) { return; }
+    call.state = s.state;
+    $('host-state').setAttribute('data-state', s.state);
+    if (s.state === 'queued') {
+      state(s.position ? 'You are number ' + s.position + ' in line. Please hold.' : 'Please hold for an agent.');
+    } else if (s.state === 'ended') {
+      var who = s.by === 'agent' ? 'The agent ended the call.' : 'Call ended.';
+      endCall(s.reason ? 'Call ended: ' + s.reason : who);
+    } else if (WORDS[s.state]) {
+      state(WORDS[s.state]);
+    }
   }
 
   $('dial').addEventListener('click', function () {
@@ -156,6 +198,7 @@
       return;
     }
     call = {};
+    say('call-status', '');
     $('dial').hidden = true;
     $('hangup').hidden = false;
     state('Asking for the microphone…');
@@ -169,36 +212,56 @@
         call.dtmf = sender.dtmf || null;
       });
       pc.ontrack = function (ev) {
+        if (!call) return;
         var audio = new Audio();
-        audio.srcObject = ev.streams[0];
+        audio.srcObject = ev.streams[0] || new MediaStream([ev.track]);
         audio.play().catch(function () {});
+        call.audio = audio;
+      };
+      pc.onconnectionstatechange = function () {
+        if (call && call.pc === pc && pc.connectionState === 'failed') {
+          endCall('The connection was lost.');
+        }
       };
       state('Connecting…');
       return pc.createOffer().then(function (offer) { return pc.setLocalDescription(offer); })
+        .then(function () { return gathered(pc); })
         .then(function () { return post('/api/widget/call', { flow: flow, sdp: pc.localDescription.sdp }); })
         .then(function (r) {
-          if (!call) return;
+          if (!call || call.pc !== pc) return;
           if (r.status === 200 && r.body.sdp) {
+            call.id = r.body.call_id;
+            call.events = new EventSource(server + r.body.events);
+            call.events.addEventListener('state', onState);
             return pc.setRemoteDescription({ type: 'answer', sdp: r.body.sdp }).then(function () {
-              state('Connected');
               $('keys').hidden = false;
               $('mute').hidden = false;
             });
           }
           endCall('Call not placed.');
-          say('call-status', r.body.error || ('The call failed (HTTP ' + r.status + ').'), 'error');
+          var msg = r.status === 429 ? 'Too many calls from here; please try again in ' + (r.retry || 60) + ' seconds.'
+            : (r.body.error || ('The call failed (HTTP ' + r.status + ').'));
+          say('call-status', msg, 'error');
         });
     }).catch(function (e) {
       endCall('Call not placed.');
       say('call-status', e && e.name === 'NotAllowedError' ? 'The microphone was not allowed.' : 'The call could not start.', 'error');
     });
   });
-  $('hangup').addEventListener('click', function () { endCall('Call ended.'); });
+  $('hangup').addEventListener('click', function () {
+    if (call && call.id) {
+      fetch(server + '/api/widget/call/' + encodeURIComponent(call.id), {
+        method: 'DELETE', mode: 'cors', credentials: 'omit'
+      }).catch(function () {});
+    }
+    endCall('Call ended.');
+  });
   $('mute').addEventListener('click', function () {
     if (!call || !call.stream) return;
     var track = call.stream.getAudioTracks()[0];
     if (!track) return;
     track.enabled = !track.enabled;
     $('mute').textContent = track.enabled ? 'Mute' : 'Unmute';
+    $('mute').setAttribute('aria-pressed', String(!track.enabled));
   });
 })();
