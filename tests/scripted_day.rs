@@ -1,9 +1,12 @@
 //! Issue 4: a scripted day through the real server, then every report figure checked against
 //! numbers worked out here from the script.
 //!
-//! The script: five callers abandon while no agent is available (three after 1 s, two after
-//! 6.5 s), one caller fails the PIN, then ana answers four calls at once (two end with a survey)
-//! and three after letting them ring 3 s, and finally ana takes one call and transfers it to bea.
+//! The script: ten callers abandon while no agent is available (six after 1 s, four after
+//! 6.5 s), one caller fails the PIN, one presses the queue's exit key for a callback that keeps
+//! their place, and a CRM posts another callback. Then ana accepts both callbacks (the server
+//! dials the customers through a MOCK carrier trunk — a carrier is out of reach — and bridges
+//! them), answers six calls at once (two end with a survey) and three after letting them ring
+//! 3 s, and finally takes one call and transfers it to bea. 26 calls in all.
 //! Counts are exact. Waits are timed by the server, so for each call the test keeps bounds it
 //! can prove: at least the delay it scripted, at most the span it measured around the server's
 //! own timestamps (the server's wait starts after the call is answered and ends before the
@@ -14,8 +17,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::agent::{agent_yaml, Agent};
+use common::agent::{agent_yaml, post_json_with, Agent};
 use common::reports::{csv_rows, get_csv};
+use common::trunk::MockTrunk;
 use common::*;
 
 const FLOW: &str = r##"
@@ -60,18 +64,69 @@ steps:
     queue: billing
 "##;
 
+const CB_FLOW: &str = r##"
+flow: cb
+numbers: ["7400"]
+language: en
+start: billing
+steps:
+  billing:
+    queue: { name: billing, timeout: 2m }
+    on_timeout: keep-place
+  keep-place:
+    callback: billing
+    next: hangup
+"##;
+
 const PW: &str = "correct horse battery";
+const TRUNK_USER: &str = "acme-centre";
+const TRUNK_PW: &str = "trunk-secret-9";
+const CRM_NUMBER: &str = "+5511912345678";
 /// The queue's service level target, short so the script runs quickly.
 const SL_MS: u64 = 2_000;
 /// Where the server's wait may start after the test's clock: enqueueing follows the answer.
 const ENQUEUE_SLACK_MS: u64 = 1_000;
 
-fn config() -> String {
+fn config(trunk: &MockTrunk) -> String {
     format!(
-        "queues:\n  - name: billing\n    service_level: 2s\n    wrap_up: 1s\n    ring_timeout: 30s\n    announce_every: 60s\nagents:\n{}{}",
+        "queues:\n  - name: billing\n    service_level: 2s\n    wrap_up: 1s\n    ring_timeout: 30s\n    announce_every: 60s\n    exit_key: \"9\"\nagents:\n{}{}\
+         widget:\n  callback_prefixes: [\"+55\"]\n  callback_retries: [\"1s\"]\n\
+         trunk:\n  address: \"{}\"\n  username: {TRUNK_USER}\n  password: {TRUNK_PW}\n  default_caller_id: \"+551130000000\"\n",
         agent_yaml("ana", PW, &[("billing", 3)], &["billing"]),
         agent_yaml("bea", PW, &[("billing", 3)], &["billing"]),
+        trunk.addr,
     )
+}
+
+/// ana accepts the callback ringing her; the carrier challenges, the customer answers, they
+/// talk briefly, ana hangs up. The attempt's record.
+fn accepted_callback(
+    server: &Server,
+    ana: &mut Agent,
+    trunk: MockTrunk,
+    number: &str,
+) -> (MockTrunk, serde_json::Value) {
+    let ring = ana.wait_ring(secs(15)).must();
+    assert_eq!(ring["callback"]["number"], number, "{ring}");
+    let call_id = ring["call_id"].as_str().unwrap_or_default().to_string();
+    let carrier = std::thread::spawn(move || {
+        let mut trunk = trunk;
+        let seen = trunk.take_call(401, 200, secs(15));
+        (trunk, seen)
+    });
+    ana.answer(&call_id).must();
+    let (mut trunk, seen) = carrier
+        .join()
+        .unwrap_or_else(|_| panic!("the carrier's thread failed"));
+    let seen = seen.must();
+    std::thread::sleep(Duration::from_millis(300));
+    ana.hangup(&call_id).must();
+    trunk.wait_bye(secs(10)).must();
+    ana.wait_state("available", secs(10)).must();
+    let rec = wait_call_record(server, seen.first.call_id().unwrap_or_default(), secs(10));
+    assert_eq!(field(&rec, "direction"), "callback", "{rec}");
+    assert_eq!(field(&rec, "to"), number, "{rec}");
+    (trunk, rec)
 }
 
 /// What the test knows about one offered call's wait, in ms.
@@ -143,20 +198,24 @@ fn within(what: &str, got: u64, lo: u64, hi: u64) {
 
 #[test]
 fn a_scripted_day_adds_up_in_the_report() {
+    let trunk = MockTrunk::bind(TRUNK_USER, TRUNK_PW);
     let server = Server::start(
         ServerOpts::new()
             .flow("day", FLOW)
             .flow("pin", PIN_FLOW)
+            .flow("cb", CB_FLOW)
             .account(Account::new("m-100", "+5511900000099", "73829461"))
-            .config(&config()),
+            .config(&config(&trunk)),
     );
     let mut ana = Agent::login(&server, "ana", PW).must();
     let mut bea = Agent::login(&server, "bea", PW).must();
     let prompts = english_prompts(&["survey", "goodbye", "enter-pin"]);
     let mut waits: Vec<Wait> = Vec::new();
 
-    // Morning: both agents logged in but away. Five callers give up, one fails the PIN.
-    let hang_after = [1_000u64, 1_000, 1_000, 6_500, 6_500];
+    // Morning: both agents logged in but away. Ten callers give up, one fails the PIN.
+    let hang_after = [
+        1_000u64, 1_000, 1_000, 1_000, 1_000, 1_000, 6_500, 6_500, 6_500, 6_500,
+    ];
     let auth_id = std::thread::scope(|s| {
         let auth = s.spawn(|| {
             let mut phone = Phone::udp(&server);
@@ -194,14 +253,52 @@ fn a_scripted_day_adds_up_in_the_report() {
     let rec = wait_call_record(&server, &auth_id, secs(10));
     assert_eq!(field(&rec, "disposition"), "auth_failed", "{rec}");
 
-    // Midday: ana takes calls. Quick ones (within the 2 s target), two ending with a survey
-    // scored 1 and 3, then three she lets ring 3 s (beyond it).
+    // Late morning: a caller leaves the queue with the exit key for a callback that keeps their
+    // place; then a CRM asks for a callback to another customer.
+    let mut phone = Phone::udp(&server);
+    phone.call("7400", CALLER).must();
+    let t0 = Instant::now();
+    pause(&mut phone, Duration::from_millis(1_000));
+    phone.send_digits_rfc4733("9").must();
+    phone.wait_for_bye(secs(15)).must();
+    waits.push(Wait {
+        lo: 1_000u64.saturating_sub(ENQUEUE_SLACK_MS),
+        hi: ms(t0.elapsed()),
+        answered: false,
+    });
+    let rec = wait_call_record(&server, phone.call_id(), secs(10));
+    assert_eq!(field(&rec, "disposition"), "callback", "{rec}");
+    let (status, cb) = post_json_with(
+        server.http,
+        "/api/callbacks",
+        &serde_json::json!({"number": CRM_NUMBER, "queue": "billing", "note": "invoice 42"}),
+        &[("Authorization", "Bearer test-token")],
+    )
+    .must();
+    assert_eq!(
+        (status, &cb["position"]),
+        (201, &serde_json::json!(2)),
+        "{cb}"
+    );
+
+    // Midday: ana comes back. The callbacks come first, the caller's in their original place.
     ana.set_available().must();
-    let script: [(u64, Option<char>); 7] = [
+    let (trunk, first) = accepted_callback(&server, &mut ana, trunk, CALLER);
+    let (_trunk, second) = accepted_callback(&server, &mut ana, trunk, CRM_NUMBER);
+    for rec in [&first, &second] {
+        assert_eq!(field(rec, "agent_id"), "ana", "{rec}");
+        assert_eq!(field(rec, "disposition"), "completed", "{rec}");
+    }
+
+    // Then calls. Quick ones (within the 2 s target), two ending with a survey scored 1 and 3,
+    // then three she lets ring 3 s (beyond it).
+    let script: [(u64, Option<char>); 9] = [
         (0, None),
         (0, Some('1')),
         (0, None),
         (0, Some('3')),
+        (0, None),
+        (0, None),
         (3_000, None),
         (3_000, None),
         (3_000, None),
@@ -238,19 +335,20 @@ fn a_scripted_day_adds_up_in_the_report() {
     let rec = wait_call_record(&server, &call_id, secs(10));
     assert_eq!(field(&rec, "agent_id"), "bea", "{rec}");
 
-    // By hand: 5 abandoned + 7 answered by ana + 1 transferred = 13 offered, 8 answered;
-    // 3 abandons within 5 s; the auth failure never reached the queue.
-    let offered = 13u64;
-    let (answered, abandoned, short) = (8u64, 5u64, 3u64);
+    // By hand: 10 abandoned + 1 callback asked from the queue + 9 answered by ana + 1
+    // transferred = 21 offered, 10 answered; 6 abandons within 5 s; the auth failure never
+    // reached the queue; the two callback attempts are callbacks made, not offered calls.
+    let offered = 21u64;
+    let (answered, abandoned, short) = (10u64, 10u64, 6u64);
     assert_eq!(waits.len() as u64, offered);
-    // Within 2 s: the four quick calls and the transferred one. On a loaded machine a "quick"
+    // Within 2 s: the six quick calls and the transferred one. On a loaded machine a "quick"
     // WebRTC answer could take longer than the target; such a call is then counted as either.
     let sure = waits.iter().filter(|w| w.answered && w.hi <= SL_MS).count() as u64;
     let maybe = waits
         .iter()
         .filter(|w| w.answered && w.lo <= SL_MS && w.hi > SL_MS)
         .count() as u64;
-    assert_eq!(sure + maybe, 5, "the script's quick answers: {waits:?}");
+    assert_eq!(sure + maybe, 7, "the script's quick answers: {waits:?}");
     let answered_waits: Vec<&Wait> = waits.iter().filter(|w| w.answered).collect();
     let mean =
         |ws: &[&Wait], f: fn(&Wait) -> u64| ws.iter().map(|w| f(w)).sum::<u64>() / ws.len() as u64;
@@ -264,10 +362,12 @@ fn a_scripted_day_adds_up_in_the_report() {
     assert_eq!(num(t, "abandoned"), abandoned, "{t}");
     assert_eq!(num(t, "abandoned_within_5s"), short, "{t}");
     assert_eq!(num(t, "timed_out"), 0, "{t}");
+    assert_eq!(num(t, "callbacks"), 1, "{t}");
+    assert_eq!(num(t, "callbacks_made"), 2, "{t}");
     let within_target = num(t, "answered_within_target");
     within("answered_within_target", within_target, sure, sure + maybe);
-    // 5 / 13 and (normally 5) / (13 − 3), to the report's four decimals.
-    assert_eq!(t["abandon_rate"].as_f64(), Some(0.3846), "{t}");
+    // 10 / 21 and (normally 7) / (21 − 6), to the report's four decimals.
+    assert_eq!(t["abandon_rate"].as_f64(), Some(0.4762), "{t}");
     let sl = (within_target as f64 / (offered - short) as f64 * 10_000.0).round() / 10_000.0;
     assert_eq!(t["service_level"].as_f64(), Some(sl), "{t}");
     // Scores 1 and 3: two surveys, mean 2, one bad.
@@ -300,12 +400,26 @@ fn a_scripted_day_adds_up_in_the_report() {
         .iter()
         .map(|a| (field(a, "agent_id").to_string(), num(a, "handled")))
         .collect();
-    // The transferred call is handled once, by bea who finished it.
+    // The transferred call is handled once, by bea who finished it; ana's two callback
+    // conversations are calls she handled.
     assert_eq!(
         handled,
-        BTreeMap::from([("ana".to_string(), 7), ("bea".to_string(), 1)]),
+        BTreeMap::from([("ana".to_string(), 11), ("bea".to_string(), 1)]),
         "{report}"
     );
+    // ana was away the whole morning (at least the 6.5 s abandons and the callback request),
+    // and her occupancy is her handling time over the time she could take calls.
+    let ana_row = report["agent_totals"]
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["agent_id"] == "ana").cloned())
+        .unwrap_or_default();
+    let away = num(&ana_row, "away_ms");
+    assert!(away >= 7_500, "ana's away time {away} ms: {ana_row}");
+    let available_ms = num(&ana_row, "logged_in_ms") - away;
+    let occupancy =
+        (num(&ana_row, "handle_ms") as f64 / available_ms as f64 * 10_000.0).round() / 10_000.0;
+    assert_eq!(ana_row["occupancy"].as_f64(), Some(occupancy), "{ana_row}");
+    assert!(occupancy > 0.0 && occupancy <= 1.0, "{ana_row}");
 
     // The CSV says the same for the billing row.
     let (status, csv) = get_csv(
@@ -325,7 +439,9 @@ fn a_scripted_day_adds_up_in_the_report() {
     assert_eq!(cell("answered"), answered.to_string(), "{csv}");
     assert_eq!(cell("abandoned"), abandoned.to_string(), "{csv}");
     assert_eq!(cell("abandoned_within_5s"), short.to_string(), "{csv}");
-    assert_eq!(cell("abandon_rate"), "0.3846", "{csv}");
+    assert_eq!(cell("abandon_rate"), "0.4762", "{csv}");
+    assert_eq!(cell("callbacks"), "1", "{csv}");
+    assert_eq!(cell("callbacks_made"), "2", "{csv}");
     assert_eq!(cell("service_level"), sl.to_string(), "{csv}");
     assert_eq!(cell("service_level_target_ms"), SL_MS.to_string(), "{csv}");
     assert_eq!(cell("survey_count"), "2", "{csv}");

@@ -36,14 +36,28 @@ pub fn agent_yaml(id: &str, password: &str, skills: &[(&str, u8)], queues: &[&st
 
 /// `POST path` with a JSON body; the status and the body as JSON (Null when it is not JSON).
 pub fn post_json(addr: SocketAddr, path: &str, body: &Value) -> Result<(u16, Value), String> {
+    post_json_with(addr, path, body, &[])
+}
+
+/// [`post_json`] with extra request headers (`Authorization`, `Origin`…).
+pub fn post_json_with(
+    addr: SocketAddr,
+    path: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> Result<(u16, Value), String> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
         .map_err(|e| format!("connect {addr}: {e}"))?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
     let body = body.to_string();
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     stream
