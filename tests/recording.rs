@@ -25,6 +25,8 @@ const PW: &str = "correct horse battery";
 const CALLER_HZ: f64 = 1000.0;
 const AGENT_HZ: f64 = 500.0;
 
+const SUP_PW: &str = "supervisor password 1";
+
 fn config(extra: &str) -> String {
     format!(
         "queues:\n  - name: billing\n    record: true\n    wrap_up: 1s\n    announce_every: 60s\nagents:\n{}{extra}",
@@ -96,12 +98,13 @@ fn wav_channels(wav: &[u8]) -> (Vec<u8>, Vec<u8>) {
 }
 
 #[test]
-fn recorded_call_has_caller_left_agent_right_and_only_the_token_may_fetch_it() {
-    let server = Server::start(
-        ServerOpts::new()
-            .flow("queue-rec", FLOW)
-            .config(&config("")),
-    );
+fn recorded_call_has_caller_left_agent_right_and_only_the_token_or_a_supervisor_may_fetch_it() {
+    let hash = switchboard::auth::hash_password(SUP_PW).expect("8+ bytes");
+    let server = Server::start(ServerOpts::new().flow("queue-rec", FLOW).config(&config(
+        &format!(
+            "supervisors:\n  - id: mia\n    name: Mia Supervisor\n    password_hash: \"{hash}\"\n"
+        ),
+    )));
     let mut alice = Agent::login(&server, "alice", PW).must();
     alice.set_available().must();
     let (mut phone, call_id) = talk(&server, &mut alice);
@@ -193,6 +196,23 @@ fn recorded_call_has_caller_left_agent_right_and_only_the_token_may_fetch_it() {
             .status,
         403
     );
+    // A supervisor reviewing the call gets the same file, and the fetch is logged by whom.
+    let (code, body) = common::agent::post_json(
+        server.http,
+        "/api/supervisor/login",
+        &serde_json::json!({"supervisor": "mia", "password": SUP_PW}),
+    )
+    .must();
+    assert_eq!(code, 200, "{body}");
+    let sup = body["token"].as_str().expect("token").to_string();
+    let by_sup = http::get(server.http, &path, Some(&sup)).must();
+    assert_eq!(by_sup.status, 200);
+    assert_eq!(by_sup.body, wav.body, "the same recording");
+    assert!(
+        server.log().contains("supervisor:mia"),
+        "the fetch is logged"
+    );
+    assert!(!server.log().contains(&sup), "the session token is not");
     assert_eq!(
         http::get(
             server.http,

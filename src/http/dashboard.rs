@@ -167,7 +167,7 @@ impl DashboardState {
     }
 
     /// The supervisor a live session token belongs to.
-    fn supervisor(&self, token: &str) -> Option<String> {
+    pub(crate) fn supervisor(&self, token: &str) -> Option<String> {
         self.lock_sessions()
             .get(token)
             .filter(|(_, exp)| *exp > Instant::now())

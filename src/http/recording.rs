@@ -1,5 +1,6 @@
-//! `GET /api/calls/{call_id}/recording`: the call's WAV, for the API token only (supervisor
-//! sessions are not part of this build). An agent's console session is refused with 403.
+//! `GET /api/calls/{call_id}/recording`: the call's WAV, for the API token and for supervisors
+//! logged in on the dashboard (who review calls); each fetch is logged with who fetched it. An
+//! agent's console session is refused with 403.
 //!
 //! The file is found through the call's record, never from the URL: the id only selects a
 //! record, and the record's file name must be a recording name under `<data>/recordings/`.
@@ -23,6 +24,7 @@ pub fn routes() -> Router<Arc<Shared>> {
 
 enum Caller {
     Admin,
+    Supervisor(String),
     Agent,
     Nobody,
 }
@@ -38,6 +40,9 @@ fn who(shared: &Shared, headers: &HeaderMap) -> Caller {
     };
     if same(given.as_bytes(), shared.api_token.as_bytes()) {
         return Caller::Admin;
+    }
+    if let Some(id) = shared.dashboard.supervisor(given) {
+        return Caller::Supervisor(id);
     }
     let tokens = shared
         .agent_tokens
@@ -56,8 +61,9 @@ async fn recording(
     Path(call_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    match who(&shared, &headers) {
-        Caller::Admin => {}
+    let by = match who(&shared, &headers) {
+        Caller::Admin => "api".to_string(),
+        Caller::Supervisor(id) => format!("supervisor:{id}"),
         Caller::Agent => {
             return error(
                 StatusCode::FORBIDDEN,
@@ -67,10 +73,10 @@ async fn recording(
         Caller::Nobody => {
             return error(
                 StatusCode::UNAUTHORIZED,
-                "this route needs `Authorization: Bearer <token>` (see data/api-token)",
+                "this route needs `Authorization: Bearer <token>`: the API token or a supervisor's login",
             )
         }
-    }
+    };
     let store = shared.cdr_store.clone();
     let id = call_id.clone();
     let rec = match tokio::task::spawn_blocking(move || store.get(&id)).await {
@@ -93,19 +99,37 @@ async fn recording(
     else {
         return error(StatusCode::NOT_FOUND, "this call has no recording");
     };
-    // Read whole: the crate has no stream adapter for axum bodies; a recording is bounded by
-    // `recordings.max_length` (2 h is about 230 MB).
-    let bytes = match tokio::fs::read(&path).await {
-        Ok(b) => b,
+    // Streamed in 64 KiB chunks: a 2 h recording is about 230 MB and need not sit in memory.
+    let (file, len) = match tokio::fs::File::open(&path).await {
+        Ok(f) => {
+            let len = f.metadata().await.map(|m| m.len()).ok();
+            (f, len)
+        }
         Err(_) => return error(StatusCode::NOT_FOUND, "the recording is not on disk"),
     };
+    tracing::info!(%call_id, %by, "recording fetched");
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("recording.wav")
         .to_string();
-    let mut resp = Body::from(bytes).into_response();
+    let chunks = futures_util::stream::unfold(file, |mut f| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 64 * 1024];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(buf), f))
+            }
+            Err(e) => Some((Err(e), f)),
+        }
+    });
+    let mut resp = Body::from_stream(chunks).into_response();
     let h = resp.headers_mut();
+    if let Some(len) = len {
+        h.insert(header::CONTENT_LENGTH, header::HeaderValue::from(len));
+    }
     h.insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("audio/wav"),
