@@ -120,6 +120,28 @@ fn a_failing_receiver_gets_the_same_delivery_again_until_it_answers_2xx() {
     );
 }
 
+#[test]
+fn sigterm_right_after_a_call_still_delivers_its_event_through_a_retry() {
+    // The CRM refuses the first POST: the retry (200 ms later) comes after the SIGTERM.
+    let crm = Crm::start(&[503]);
+    let mut server = Server::start(
+        ServerOpts::new()
+            .flow("hooks", FLOW)
+            .config(&config(&crm, "    events: [call.ended]\n")),
+    );
+    let call_id = one_call(&server);
+    common::ops::sigterm(&server);
+    let status = server.wait_exit(secs(15)).expect("the server exits");
+    assert!(status.success(), "{status:?}");
+    let got: Vec<_> = crm
+        .hooks()
+        .into_iter()
+        .filter(|h| h.header("x-switchboard-event") == Some("call.ended"))
+        .collect();
+    assert_eq!(got.len(), 2, "refused once, then delivered before the exit");
+    assert_eq!(got[1].json()["data"]["call_id"], call_id.as_str());
+}
+
 fn metrics_text(server: &Server) -> String {
     let r = common::http::get(server.http, "/metrics", Some(common::http::API_TOKEN)).must();
     assert_eq!(r.status, 200, "{}", r.text());

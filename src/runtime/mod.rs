@@ -160,6 +160,9 @@ pub struct Running {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// How long a shutdown waits for webhook deliveries still under way.
+pub const WEBHOOK_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Running {
     /// SIGTERM: refuse new calls (503) and let calls in progress go on for up to `timeout`;
     /// then hang up the rest (BYE, `hangup_by: system`), stop, and flush the records.
@@ -199,9 +202,17 @@ impl Running {
         true
     }
 
-    /// Stop accepting work, flush the records, and return.
+    /// Stop accepting work, flush the records, and return. Webhook events of the last calls
+    /// get up to [`WEBHOOK_FLUSH`] to be delivered (retries included).
     pub async fn shutdown(self) {
         self.shared.draining.store(true, Ordering::SeqCst);
+        let left = self.shared.webhooks.flush(WEBHOOK_FLUSH).await;
+        if left > 0 {
+            tracing::warn!(
+                undelivered = left,
+                "shutting down with webhook deliveries still pending; they are lost"
+            );
+        }
         let _ = self.stop.send(true);
         for t in self.tasks {
             t.abort();

@@ -231,6 +231,8 @@ pub struct Webhooks {
     capacity: usize,
     /// Drops not yet moved into the metrics (the delivery task does that).
     drops: std::sync::atomic::AtomicU64,
+    /// Events queued plus deliveries under way (retries included): 0 when all is sent.
+    busy: std::sync::atomic::AtomicUsize,
 }
 
 impl Webhooks {
@@ -241,7 +243,23 @@ impl Webhooks {
             enabled: !hooks.is_empty(),
             capacity: QUEUE_CAPACITY,
             drops: Default::default(),
+            busy: Default::default(),
         }
+    }
+
+    /// Events not yet delivered (queued, being sent or waiting to retry).
+    pub fn pending(&self) -> usize {
+        self.busy.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// At shutdown: waits up to `limit` for every queued event to be delivered (or given up);
+    /// the number still pending.
+    pub async fn flush(&self, limit: std::time::Duration) -> usize {
+        let until = tokio::time::Instant::now() + limit;
+        while self.pending() > 0 && tokio::time::Instant::now() < until {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        self.pending()
     }
 
     /// Queue `{id, type, at, data}` for every hook that wants `kind`. `data` must hold no
@@ -277,9 +295,11 @@ impl Webhooks {
                 None
             };
             q.push_back(ev);
+            self.busy.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             dropped
         };
         if let Some(d) = dropped {
+            self.busy.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
             tracing::error!(event = %d.kind, id = %d.id, "webhook queue full: dropped the oldest event");
             self.drops
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -319,11 +339,24 @@ pub fn spawn(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                     let shared = shared.clone();
                     let hook = hook.clone();
                     let ev = ev.clone();
+                    shared
+                        .webhooks
+                        .busy
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     tokio::spawn(async move {
                         deliver(&shared, &hook, &ev).await;
+                        shared
+                            .webhooks
+                            .busy
+                            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                         drop(permit);
                     });
                 }
+                // The event itself has left the queue (its deliveries count on their own).
+                shared
+                    .webhooks
+                    .busy
+                    .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
             }
             tokio::select! {
                 _ = shared.webhooks.notify.notified() => {}
