@@ -91,4 +91,38 @@ fn each_did_records_its_country_and_the_report_filters_by_it() {
         "{csv}"
     );
     assert_eq!(first.get("offered").map(String::as_str), Some("1"), "{csv}");
+
+    // The command line reads the same store (the server's SQLite file, open in WAL mode).
+    let cli = |args: &[&str]| {
+        let data = server.data_dir();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .arg("report")
+            .arg("--data")
+            .arg(&data)
+            .args(["--interval", "1d"])
+            .args(args)
+            .current_dir(data.parent().unwrap_or(&data))
+            .output()
+            .expect("run switchboard report");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        (
+            out.status.success(),
+            text,
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (ok, csv, err) = cli(&["--country", "ar", "--format", "csv"]);
+    assert!(ok, "{err}");
+    let rows = csv_rows(&csv);
+    let first = rows.first().unwrap_or_else(|| panic!("no CSV rows: {csv}"));
+    assert_eq!(
+        first.get("country").map(String::as_str),
+        Some("AR"),
+        "{csv}"
+    );
+    assert_eq!(first.get("offered").map(String::as_str), Some("1"), "{csv}");
+    let (ok, table, err) = cli(&["--country", "BR"]);
+    assert!(ok && table.starts_with("country BR\n"), "{table}{err}");
+    let (ok, _, err) = cli(&["--country", "+55"]);
+    assert!(!ok && err.contains("ISO 3166"), "{err}");
 }
