@@ -116,6 +116,9 @@ enum Cmd {
         agent: Option<String>,
         #[arg(long)]
         dialed: Option<String>,
+        /// Only calls to numbers of this country (ISO 3166 alpha-2, e.g. BR)
+        #[arg(long)]
+        country: Option<String>,
         /// Interval edges in local time, minutes east of UTC (-180 for São Paulo)
         #[arg(long = "tz-offset", allow_hyphen_values = true)]
         tz_offset: Option<i32>,
@@ -164,10 +167,11 @@ fn main() -> ExitCode {
             queue,
             agent,
             dialed,
+            country,
             tz_offset,
             format,
         } => report(
-            common, from, to, interval, queue, agent, dialed, tz_offset, format,
+            common, from, to, interval, queue, agent, dialed, country, tz_offset, format,
         ),
     };
     match result {
@@ -390,6 +394,7 @@ fn report(
     queue: Option<String>,
     agent: Option<String>,
     dialed: Option<String>,
+    country: Option<String>,
     tz_offset: Option<i32>,
     format: Option<String>,
 ) -> anyhow::Result<ExitCode> {
@@ -404,6 +409,7 @@ fn report(
         queue,
         agent,
         dialed,
+        country,
         tz_offset,
     )
     .map_err(|m| anyhow::anyhow!(m))?;

@@ -135,6 +135,11 @@ fn accepted_callback_dials_through_a_401_trunk_and_bridges_audio_both_ways() {
     assert_eq!(field(&record, "direction"), "callback", "{record}");
     assert_eq!(field(&record, "from"), CALLER_ID, "{record}");
     assert_eq!(field(&record, "to"), NUMBER, "{record}");
+    assert_eq!(
+        field(&record, "country"),
+        "BR",
+        "the customer's country: {record}"
+    );
     assert_eq!(field(&record, "agent_id"), "alice", "{record}");
     assert_eq!(field(&record, "disposition"), "completed", "{record}");
     assert_eq!(callbacks_waiting(&server), 0);

@@ -5,6 +5,7 @@
 //! [`PgCdrStore`] lets several nodes share one PostgreSQL database, and [`CdrWriter`] keeps their
 //! blocking writes off the async threads. [`open_store`] picks one from `--database`.
 
+pub mod country;
 mod database;
 mod postgres;
 mod record;

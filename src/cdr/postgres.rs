@@ -14,6 +14,7 @@ use postgres::{Client, NoTls, Row};
 use super::record::{CallQuery, CallRecord, Disposition, HangupBy};
 use super::sqlite::{
     agent_state, agent_states_sql, capped, capped_path, ms, stored_events, RawRecord, COLUMNS,
+    EVENTS_AT,
 };
 use super::{AgentStateChange, CdrError, CdrStore, DatabaseUrl};
 
@@ -62,6 +63,8 @@ const MIGRATIONS: &[&str] = &[
          UNIQUE (agent_id, at, state)
      );
      CREATE INDEX agent_states_at ON agent_states (at);",
+    // Version 3: the dialed number's country; older rows keep NULL.
+    "ALTER TABLE cdr_calls ADD COLUMN country TEXT;",
 ];
 
 /// Call records and agent states in PostgreSQL.
@@ -156,12 +159,12 @@ impl PgCdrStore {
             "INSERT INTO cdr_calls (call_id, direction, caller, dialed, flow, started_at,
                  answered_at, ended_at, ivr_path, account_id, auth, queue, priority, enqueued_at,
                  agent_id, agent_answered_at, wait_ms, talk_ms, disposition, hangup_by, recording,
-                 survey, events, open, last_progress_at, node)
+                 survey, events, open, last_progress_at, node, country)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                 $18, $19, $20, $21, $22, $23, $24, $25, $26)
+                 $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)
              ON CONFLICT (call_id) {on_conflict}"
         );
-        let params: [&(dyn ToSql + Sync); 26] = [
+        let params: [&(dyn ToSql + Sync); 27] = [
             &rec.call_id,
             &rec.direction.as_str(),
             &rec.from,
@@ -188,6 +191,7 @@ impl PgCdrStore {
             &open,
             &ms(rec.last_progress_at()),
             &self.node,
+            &rec.country,
         ];
         self.with(|c| Ok(c.execute(sql.as_str(), &params).map(drop)?))
     }
@@ -203,7 +207,7 @@ impl PgCdrStore {
             .map(|r| {
                 let mut rec = raw(r)?.into_record()?;
                 if with_events {
-                    let events: String = r.try_get(22)?;
+                    let events: String = r.try_get(EVENTS_AT)?;
                     rec.events = serde_json::from_str(&events).map_err(|e| CdrError::Corrupt {
                         call_id: rec.call_id.clone(),
                         what: format!("events: {e}"),
@@ -279,6 +283,7 @@ fn raw(r: &Row) -> Result<RawRecord, postgres::Error> {
         hangup_by: r.try_get(19)?,
         recording: r.try_get(20)?,
         survey: r.try_get(21)?,
+        country: r.try_get(22)?,
     })
 }
 
@@ -292,7 +297,8 @@ const UPDATE_OPEN_ROW: &str = "DO UPDATE SET direction = excluded.direction,
      wait_ms = excluded.wait_ms, talk_ms = excluded.talk_ms,
      disposition = excluded.disposition, hangup_by = excluded.hangup_by,
      recording = excluded.recording, survey = excluded.survey, events = excluded.events,
-     open = excluded.open, last_progress_at = excluded.last_progress_at
+     open = excluded.open, last_progress_at = excluded.last_progress_at,
+     country = excluded.country
      WHERE cdr_calls.open";
 
 impl CdrStore for PgCdrStore {

@@ -97,6 +97,10 @@ pub struct CallRecord {
     pub from: String,
     /// The dialed number.
     pub to: String,
+    /// ISO 3166-1 alpha-2 country of `to` when it is an E.164 number (`BR` for `+55…`); `None`
+    /// for extensions and for records written before the field existed.
+    #[serde(default)]
+    pub country: Option<String>,
     pub flow: Option<String>,
     #[serde(with = "ts")]
     pub started_at: DateTime<Utc>,
@@ -136,11 +140,13 @@ impl CallRecord {
         to: impl Into<String>,
         started_at: DateTime<Utc>,
     ) -> Self {
+        let to = to.into();
         CallRecord {
             call_id: call_id.into(),
             direction,
             from: from.into(),
-            to: to.into(),
+            country: super::country::country_of(&to).map(str::to_owned),
+            to,
             flow: None,
             started_at,
             answered_at: None,

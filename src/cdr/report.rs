@@ -21,6 +21,7 @@ mod tests;
 
 pub use format::{to_agents_csv, to_csv, to_table};
 
+use super::country::country_of;
 use super::{CallRecord, Direction, Disposition};
 use agents::{agent_rows, timelines, Timeline};
 use chrono::{DateTime, FixedOffset, Offset, SecondsFormat, Utc};
@@ -121,6 +122,8 @@ pub struct ReportQuery {
     pub queue: Option<String>,
     pub agent: Option<String>,
     pub dialed: Option<String>,
+    /// ISO 3166-1 alpha-2, upper case: only calls whose dialed number is in that country.
+    pub country: Option<String>,
     /// Interval edges fall on local time with this offset from UTC (-180 = UTC−03:00); 0 = UTC.
     pub tz_offset_minutes: i32,
 }
@@ -139,6 +142,14 @@ impl ReportQuery {
             });
         }
         Ok(())
+    }
+
+    /// What a row's `country` column says: the country filter, or the dialed filter's country.
+    fn row_country(&self) -> Option<String> {
+        self.country.clone().or_else(|| {
+            let dialed = self.dialed.as_deref()?;
+            country_of(dialed).map(str::to_owned)
+        })
     }
 
     fn offset(&self) -> FixedOffset {
@@ -185,6 +196,9 @@ pub struct Row {
     pub queue: Option<String>,
     /// The dialed-number filter the row was computed under (`None` = every number).
     pub dialed: Option<String>,
+    /// The country filter the row was computed under, else the country of the `dialed` filter
+    /// (`None` = every country).
+    pub country: Option<String>,
     pub offered: u64,
     pub answered: u64,
     /// Includes the short abandons.
@@ -450,6 +464,7 @@ impl Acc {
             interval_start: start,
             queue: queue.map(str::to_owned),
             dialed: q.dialed.clone(),
+            country: q.row_country(),
             offered: self.offered,
             answered: self.answered,
             abandoned: self.abandoned,
@@ -497,9 +512,17 @@ fn talk_of(r: &CallRecord) -> Option<u64> {
     Some(span_ms(r.agent_answered_at?, r.ended_at?))
 }
 
+/// The record's country; a record written before the field existed gets it from its `to`.
+fn record_country(r: &CallRecord) -> Option<&str> {
+    r.country.as_deref().or_else(|| country_of(&r.to))
+}
+
 fn passes_filters(r: &CallRecord, q: &ReportQuery) -> bool {
     q.queue.as_ref().is_none_or(|f| r.queue.as_ref() == Some(f))
         && q.dialed.as_ref().is_none_or(|d| &r.to == d)
+        && q.country
+            .as_deref()
+            .is_none_or(|c| record_country(r) == Some(c))
         && q.agent
             .as_ref()
             .is_none_or(|a| r.agent_id.as_ref() == Some(a) && r.agent_answered_at.is_some())

@@ -132,6 +132,9 @@ const MIGRATIONS: &[&str] = &[
          UNIQUE (agent_id, at, state)
      );
      CREATE INDEX agent_states_at ON agent_states (at);",
+    // Version 3: the dialed number's country (ISO 3166-1 alpha-2); rows written before it keep
+    // NULL, so nothing is rewritten and nothing lost.
+    "ALTER TABLE cdr_calls ADD COLUMN country TEXT;",
 ];
 
 /// The SQL both stores use for [`CdrStore::agent_states`] (`?1`/`$1` = from, `?2`/`$2` = to,
@@ -217,9 +220,9 @@ impl SqliteCdrStore {
             "INSERT INTO cdr_calls (call_id, direction, caller, dialed, flow, started_at,
                  answered_at, ended_at, ivr_path, account_id, auth, queue, priority, enqueued_at,
                  agent_id, agent_answered_at, wait_ms, talk_ms, disposition, hangup_by, recording,
-                 survey, events, open, last_progress_at)
+                 survey, events, open, last_progress_at, country)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                 ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)
+                 ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)
              ON CONFLICT (call_id) {on_conflict}"
         );
         self.conn().prepare_cached(&sql)?.execute(params![
@@ -248,6 +251,7 @@ impl SqliteCdrStore {
             events,
             open,
             ms(rec.last_progress_at()),
+            rec.country,
         ])?;
         Ok(())
     }
@@ -263,7 +267,8 @@ const UPDATE_OPEN_ROW: &str = "DO UPDATE SET direction = excluded.direction,
      wait_ms = excluded.wait_ms, talk_ms = excluded.talk_ms,
      disposition = excluded.disposition, hangup_by = excluded.hangup_by,
      recording = excluded.recording, survey = excluded.survey, events = excluded.events,
-     open = excluded.open, last_progress_at = excluded.last_progress_at
+     open = excluded.open, last_progress_at = excluded.last_progress_at,
+     country = excluded.country
      WHERE cdr_calls.open = 1";
 
 impl CdrStore for SqliteCdrStore {
@@ -369,7 +374,7 @@ impl CdrStore for SqliteCdrStore {
         let limit = i64::try_from(super::REPORT_MAX_RECORDS).unwrap_or(i64::MAX);
         let rows = stmt
             .query_map(params![ms(from), ms(to), limit], |r| {
-                Ok((RawRecord::from_row(r)?, r.get::<_, String>(22)?))
+                Ok((RawRecord::from_row(r)?, r.get::<_, String>(EVENTS_AT)?))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         let mut out = Vec::with_capacity(rows.len());
@@ -390,7 +395,7 @@ impl CdrStore for SqliteCdrStore {
             .query_row(
                 &format!("SELECT {COLUMNS}, events FROM cdr_calls WHERE call_id = ?1"),
                 [call_id],
-                |r| Ok((RawRecord::from_row(r)?, r.get::<_, String>(22)?)),
+                |r| Ok((RawRecord::from_row(r)?, r.get::<_, String>(EVENTS_AT)?)),
             )
             .optional()?;
         match row {
@@ -456,7 +461,10 @@ impl CdrStore for SqliteCdrStore {
 pub(super) const COLUMNS: &str =
     "call_id, direction, caller, dialed, flow, started_at, answered_at, \
      ended_at, ivr_path, account_id, auth, queue, priority, enqueued_at, agent_id, \
-     agent_answered_at, wait_ms, talk_ms, disposition, hangup_by, recording, survey";
+     agent_answered_at, wait_ms, talk_ms, disposition, hangup_by, recording, survey, country";
+
+/// Where `events` is when a query selects `{COLUMNS}, events`.
+pub(super) const EVENTS_AT: usize = 23;
 
 /// A row as SQLite holds it, before the strings are checked against the contract's enums.
 pub(super) struct RawRecord {
@@ -482,6 +490,7 @@ pub(super) struct RawRecord {
     pub(super) hangup_by: Option<String>,
     pub(super) recording: Option<String>,
     pub(super) survey: Option<i64>,
+    pub(super) country: Option<String>,
 }
 
 impl RawRecord {
@@ -509,6 +518,7 @@ impl RawRecord {
             hangup_by: r.get(19)?,
             recording: r.get(20)?,
             survey: r.get(21)?,
+            country: r.get(22)?,
         })
     }
 
@@ -555,6 +565,7 @@ impl RawRecord {
             talk_ms: self.talk_ms,
             recording: self.recording,
             survey: self.survey,
+            country: self.country,
             events: Vec::new(),
         })
     }

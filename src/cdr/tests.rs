@@ -24,6 +24,7 @@ fn full_record() -> CallRecord {
         direction: Direction::Callback,
         from: "+5511987650000".into(),
         to: "+551130001000".into(),
+        country: Some("BR".into()),
         flow: Some("merchant-support".into()),
         started_at: t(BASE + 123),
         answered_at: Some(t(BASE + 400)),
@@ -315,7 +316,7 @@ fn migrations_are_recorded_and_a_newer_schema_is_refused() {
             |r| r.get(0),
         )
         .unwrap_or_default();
-    assert_eq!(versions, 2);
+    assert_eq!(versions, 3);
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap_or_default();

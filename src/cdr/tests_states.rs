@@ -81,7 +81,11 @@ fn a_database_from_the_first_release_upgrades_in_place() {
 
     let store = db.open();
     let old = store.get("old-call").ok().flatten();
-    assert_eq!(old.map(|r| r.ivr_path), Some(vec!["menu".to_string()]));
+    assert_eq!(
+        old.map(|r| (r.ivr_path, r.to, r.country)),
+        Some((vec!["menu".to_string()], "+2".to_string(), None)),
+        "an old row keeps every field and has no country"
+    );
     store
         .record_agent_state(&change("ana", "available", 1_000, None))
         .unwrap_or_else(|e| panic!("{e}"));
@@ -98,7 +102,7 @@ fn a_database_from_the_first_release_upgrades_in_place() {
             |r| r.get(0),
         )
         .unwrap_or_default();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
 }
 
 #[test]

@@ -377,6 +377,7 @@ fn compute_today(shared: &Shared, tz: i32, now: DateTime<Utc>) -> Result<Today, 
         queue: None,
         agent: None,
         dialed: None,
+        country: None,
         tz_offset_minutes: tz,
     };
     q.validate().map_err(|e| e.to_string())?;

@@ -208,10 +208,12 @@ struct ReportParams {
     queue: Option<String>,
     agent: Option<String>,
     dialed: Option<String>,
+    country: Option<String>,
     tz_offset_minutes: Option<i32>,
 }
 
 /// Builds the report query from request parameters: today (UTC) up to now by default.
+#[allow(clippy::too_many_arguments)]
 pub fn report_query(
     from: Option<&str>,
     to: Option<&str>,
@@ -219,6 +221,7 @@ pub fn report_query(
     queue: Option<String>,
     agent: Option<String>,
     dialed: Option<String>,
+    country: Option<String>,
     tz_offset_minutes: Option<i32>,
 ) -> Result<crate::cdr::report::ReportQuery, String> {
     use crate::cdr::report::{Interval, ReportQuery};
@@ -233,6 +236,13 @@ pub fn report_query(
         .unwrap_or(now)
         .min(now);
     let interval = Interval::parse(interval.unwrap_or("15m")).map_err(|e| e.to_string())?;
+    let country = match country.as_deref().filter(|c| !c.trim().is_empty()) {
+        None => None,
+        Some(c) => Some(crate::cdr::country::normalize(c).ok_or_else(|| {
+            let shown: String = c.chars().take(32).collect();
+            format!("country must be an ISO 3166 alpha-2 code such as BR or PT, not `{shown}`")
+        })?),
+    };
     let q = ReportQuery {
         from,
         to,
@@ -240,6 +250,7 @@ pub fn report_query(
         queue,
         agent,
         dialed,
+        country,
         tz_offset_minutes: tz_offset_minutes.unwrap_or(0),
     };
     q.validate().map_err(|e| e.to_string())?;
@@ -258,6 +269,7 @@ async fn reports(
         p.queue,
         p.agent,
         p.dialed,
+        p.country,
         p.tz_offset_minutes,
     ) {
         Ok(q) => q,

@@ -61,6 +61,10 @@ pub enum ParseError {
     MissingHeader(&'static str),
     #[error("malformed {0} header")]
     InvalidHeader(&'static str),
+    #[error("{0} header has {1}")]
+    HeaderGrammar(&'static str, &'static str),
+    #[error("{0} header appears more than once")]
+    Repeated(&'static str),
     #[error("Content-Length says {declared} bytes but the body has {actual}")]
     ContentLength { declared: usize, actual: usize },
     #[error("CSeq method does not match the request method")]
@@ -153,29 +157,74 @@ fn header_lines(lines: &[&str], strict: bool) -> Result<Vec<(String, String)>, P
         }
     }
     if strict {
-        // Control characters would let a value smuggle extra lines into what we render for rsip.
+        // Control characters would let a value smuggle extra lines into what we render for rsip;
+        // inside a quoted string, as a quoted-pair, they are legal and kept.
         if let Some(i) = headers
             .iter()
-            .position(|(_, v)| v.chars().any(|c| c.is_control() && c != '\t'))
+            .position(|(_, v)| syntax::has_stray_control(v))
         {
             return Err(ParseError::BadHeaderLine(i + 2));
         }
     }
-    // One Via/Route/Record-Route per line: what rsip and the routing code expect.
+    let named = |list: &[&'static str], name: &str| {
+        list.iter().copied().find(|h| h.eq_ignore_ascii_case(name))
+    };
     let mut out = Vec::with_capacity(headers.len());
     for (name, value) in headers {
-        if ["Via", "Route", "Record-Route"]
-            .iter()
-            .any(|h| h.eq_ignore_ascii_case(&name))
-        {
-            for part in syntax::split_list(&value) {
-                out.push((name.clone(), part.to_string()));
+        let listed = named(&LIST_HEADERS, &name);
+        let parts = match listed {
+            Some(_) => syntax::split_list(&value),
+            None => vec![value.as_str()],
+        };
+        if let (true, Some(header)) = (strict, named(&ADDRESS_HEADERS, &name)) {
+            if let Some(problem) = parts.iter().find_map(|p| syntax::element_problem(p)) {
+                return Err(ParseError::HeaderGrammar(header, problem));
             }
-        } else {
-            out.push((name, value));
+        }
+        match listed {
+            // One Via/Route/Record-Route per line: what rsip and the routing code expect; a Via's
+            // sent-protocol without the LWS RFC 3261 allows around its `/`.
+            Some(list) if list != "Contact" => {
+                for part in parts.into_iter().filter(|p| !p.is_empty()) {
+                    let part = match list {
+                        "Via" => syntax::compact_via(part).unwrap_or_else(|| part.to_string()),
+                        _ => part.to_string(),
+                    };
+                    out.push((name.clone(), part));
+                }
+            }
+            _ => out.push((name, value)),
         }
     }
     Ok(out)
+}
+
+/// Headers whose value may be a comma-separated list.
+const LIST_HEADERS: [&str; 4] = ["Via", "Route", "Record-Route", "Contact"];
+/// Headers whose every element [`syntax::element_problem`] checks.
+const ADDRESS_HEADERS: [&str; 6] = ["Via", "Route", "Record-Route", "Contact", "From", "To"];
+/// RFC 3261 §7.3: only list headers may appear more than once; these, which the stack reads,
+/// must not (RFC 4475 §3.3.8).
+const SINGLE_HEADERS: [&str; 6] = [
+    "Call-ID",
+    "CSeq",
+    "From",
+    "To",
+    "Max-Forwards",
+    "Content-Type",
+];
+
+fn check_single(headers: &[(String, String)]) -> Result<(), ParseError> {
+    for name in SINGLE_HEADERS {
+        let count = headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .count();
+        if count > 1 {
+            return Err(ParseError::Repeated(name));
+        }
+    }
+    Ok(())
 }
 
 fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
@@ -255,6 +304,7 @@ fn parse_raw(bytes: &[u8]) -> Result<Raw<'_>, ParseError> {
     let (first, rest) = lines.split_first().ok_or(ParseError::Empty)?;
     let start = parse_start_line(first)?;
     let mut headers = header_lines(rest, true)?;
+    check_single(&headers)?;
 
     let mut declared = None;
     for (_, v) in headers
@@ -339,10 +389,33 @@ fn render(raw: &Raw<'_>) -> Vec<u8> {
 pub fn parse(bytes: &[u8]) -> Result<rsip::SipMessage, ParseError> {
     let raw = parse_raw(bytes)?;
     check_mandatory(&raw)?;
-    let text = render(&raw);
+    let parsed = rsip_parse(&render(&raw));
+    // rsip ends a URI's user part at its first `.` unless an `@` comes first, so a user part
+    // holding both `;` or `:` and a `.` (RFC 4475 §3.1.1.9: `sip:user;par=u%40example.net@…`)
+    // fails its grammar. `%2E` means the same as `.` there (RFC 3261 §19.1.4, `.` is unreserved),
+    // so such a Request-URI is handed over with its dots escaped. Only messages rsip refused take
+    // this path: every other Request-URI reaches the stack exactly as sent.
+    match (parsed, &raw.start) {
+        (Err(ParseError::Grammar), StartLine::Request { method, uri }) => {
+            let escaped = syntax::escape_user_dots(uri).ok_or(ParseError::Grammar)?;
+            let raw = Raw {
+                start: StartLine::Request {
+                    method: method.clone(),
+                    uri: escaped,
+                },
+                headers: raw.headers,
+                body: raw.body,
+            };
+            rsip_parse(&render(&raw))
+        }
+        (parsed, _) => parsed,
+    }
+}
+
+fn rsip_parse(text: &[u8]) -> Result<rsip::SipMessage, ParseError> {
     // rsip is a nom parser over text we have already validated; the unwind guard is a last line
     // of defence so that a grammar corner it mishandles costs one message, not the process.
-    std::panic::catch_unwind(|| rsip::SipMessage::try_from(text.as_slice()))
+    std::panic::catch_unwind(|| rsip::SipMessage::try_from(text))
         .map_err(|_| ParseError::Grammar)?
         .map_err(|_| ParseError::Grammar)
 }
@@ -404,7 +477,7 @@ pub(crate) fn reject_malformed(bytes: &[u8], err: &ParseError, to_tag: &str) -> 
         return None;
     }
     let headers = header_lines(rest, false).ok()?;
-    let clean = |v: &str| !v.is_empty() && !v.chars().any(|c| c.is_control() && c != '\t');
+    let clean = |v: &str| !v.is_empty() && !syntax::has_stray_control(v);
     let vias: Vec<&str> = headers
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case("Via"))

@@ -364,3 +364,179 @@ fn malformed_requests_get_an_addressable_error_response_or_silence() {
         None
     );
 }
+
+/// The sipp INVITE with `header`'s line replaced by `line` (or the line added when absent).
+fn with_line(header: &str, line: &str) -> String {
+    let base = sipp_invite("z9hG4bKrfc", "rfc4475@x");
+    let prefix = format!("\r\n{header}:");
+    match base.find(&prefix) {
+        Some(at) => {
+            let start = at + 2;
+            let end = start + base[start..].find("\r\n").unwrap();
+            format!("{}{line}{}", &base[..start], &base[end..])
+        }
+        None => base.replacen("\r\n", &format!("\r\n{line}\r\n"), 1),
+    }
+}
+
+#[test]
+fn lws_around_the_slashes_of_a_via_is_legal_and_read_as_usual() {
+    // RFC 4475 §3.1.1.1 (wsinv): SLASH = SWS "/" SWS, here across folded lines.
+    let text = with_line(
+        "Via",
+        "Via  : SIP  /   2.0\r\n /UDP\r\n    192.0.2.2;branch=z9hG4bKws ,\r\n SIP / 2.0 / TCP spindle.example.com ; branch = z9hG4bK2",
+    );
+    let msg = parse(text.as_bytes()).expect("LWS in a Via is legal");
+    assert_eq!(branch(&msg).as_deref(), Some("z9hG4bKws"));
+    let vias = headers_named(&msg, "Via");
+    assert_eq!(vias[0], "SIP/2.0/UDP 192.0.2.2;branch=z9hG4bKws");
+    assert!(
+        vias[1].starts_with("SIP/2.0/TCP spindle.example.com"),
+        "{vias:?}"
+    );
+    // A slash with nothing around it, or a protocol glued to its sent-by, is still malformed.
+    for bad in [
+        "Via: SIP/2.0/ 192.0.2.2;branch=z9hG4bKx",
+        "Via: SIP/2.0/UDP/TLS 192.0.2.2;branch=z9hG4bKx",
+        "Via: SIP / 2.0 / UDP",
+    ] {
+        assert!(parse(with_line("Via", bad).as_bytes()).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn a_semicolon_in_the_request_uri_user_part_is_legal() {
+    // RFC 4475 §3.1.1.9 (semiuri): the user part is `user;par=u%40example.net`.
+    let text = sipp_invite("z9hG4bKsemi", "semi@x").replace(
+        "INVITE sip:7000@127.0.0.1:5060",
+        "INVITE sip:7000;par=u%40example.net@127.0.0.1:5060",
+    );
+    let r = req(parse(text.as_bytes()).expect("a `;` in the user part is legal"));
+    assert_eq!(request_uri_user(&r).as_deref(), Some("7000"));
+    // A Request-URI rsip reads as sent is not rewritten.
+    let plain = sipp_invite("z9hG4bKdot", "dot@x").replace("sip:7000@", "sip:first.last@");
+    let r = req(parse(plain.as_bytes()).unwrap());
+    assert_eq!(r.uri.to_string(), "sip:first.last@127.0.0.1:5060");
+}
+
+#[test]
+fn empty_parameters_and_list_elements_in_address_headers_are_refused() {
+    // RFC 4475 §3.1.2.1 (badinv01).
+    for (header, line) in [
+        ("Via", "Via: SIP/2.0/UDP 192.0.2.15;;,;,,"),
+        ("Via", "Via: SIP/2.0/UDP 192.0.2.15;branch=z9hG4bKa;"),
+        ("Contact", "Contact: \"Joe\" <sip:joe@example.org>;;;;"),
+        ("Contact", "Contact: <sip:a@b>, , <sip:c@d>"),
+        ("To", "To: <sip:7000@127.0.0.1>; ;x=1"),
+    ] {
+        let text = with_line(header, line);
+        let err = parse(text.as_bytes()).expect_err(line);
+        assert!(
+            matches!(err, ParseError::HeaderGrammar(h, _) if h == header),
+            "{line}: {err}"
+        );
+        let answer = reject_malformed(text.as_bytes(), &err, "t").expect("answered");
+        let answer = String::from_utf8(answer).unwrap();
+        assert!(
+            answer.starts_with("SIP/2.0 400 Bad Request\r\n"),
+            "{answer}"
+        );
+    }
+    // Parameters with LWS around `;` and `=`, and quoted values holding `;`, are fine.
+    let ok = with_line(
+        "Contact",
+        "Contact: \"a;b\" <sip:a@b;lr> ; q = 0.5 ; x=\"1;2\", <sip:c@d>",
+    );
+    assert!(parse(ok.as_bytes()).is_ok());
+}
+
+#[test]
+fn an_addr_spec_with_uri_headers_must_be_enclosed_in_angle_brackets() {
+    // RFC 4475 §3.1.2.13 (regbadct) and RFC 3261 §20.
+    let bare = with_line(
+        "Contact",
+        "Contact: sip:user@example.com?Route=%3Csip:sip.example.com%3E",
+    );
+    assert!(matches!(
+        parse(bare.as_bytes()),
+        Err(ParseError::HeaderGrammar("Contact", _))
+    ));
+    let enclosed = with_line(
+        "Contact",
+        "Contact: <sip:user@example.com?Route=%3Csip:sip.example.com%3E>",
+    );
+    assert!(parse(enclosed.as_bytes()).is_ok());
+    assert!(parse(with_line("Contact", "Contact: *").as_bytes()).is_ok());
+}
+
+#[test]
+fn single_valued_headers_may_not_repeat() {
+    // RFC 4475 §3.3.8 (multi01): the first one must not silently win.
+    for (name, extra) in [
+        ("Call-ID", "Call-ID: other@x"),
+        ("CSeq", "CSeq: 59 INVITE"),
+        ("From", "From: <sip:caller@example.net>;tag=2"),
+        ("To", "To: sip:other@example.net"),
+        ("Max-Forwards", "Max-Forwards: 5"),
+        ("Call-ID", "i: other@x"),
+    ] {
+        let text =
+            sipp_invite("z9hG4bKm", "multi@x").replacen("\r\n", &format!("\r\n{extra}\r\n"), 1);
+        assert_eq!(
+            parse(text.as_bytes()),
+            Err(ParseError::Repeated(name)),
+            "{extra}"
+        );
+        let answer = String::from_utf8(
+            reject_malformed(text.as_bytes(), &ParseError::Repeated(name), "t").unwrap(),
+        )
+        .unwrap();
+        assert!(answer.starts_with("SIP/2.0 400 "), "{answer}");
+    }
+    // List headers may.
+    let two_vias = sipp_invite("z9hG4bKm", "multi@x").replacen(
+        "\r\n",
+        "\r\nVia: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKv2\r\n",
+        1,
+    );
+    assert!(parse(two_vias.as_bytes()).is_ok());
+}
+
+#[test]
+fn control_characters_are_legal_only_as_quoted_pairs() {
+    // RFC 4475 §3.1.1.2 (intmeth): BEL, NUL and DEL escaped inside a quoted display name.
+    let to = "To: \"BEL:\\\x07 NUL:\\\x00 DEL:\\\x7f\" <sip:7000@127.0.0.1:5060>";
+    let text = with_line("To", to);
+    let msg = parse(text.as_bytes()).expect("quoted-pairs may carry control characters");
+    assert_eq!(to_user(&msg).as_deref(), Some("7000"));
+    // An unknown method with that To still gets its 501, with the To echoed and tagged.
+    let unknown = text
+        .replace("INVITE sip:", "FROB sip:")
+        .replace("1 INVITE", "1 FROB");
+    let err = parse(unknown.as_bytes()).unwrap_err();
+    let answer =
+        String::from_utf8(reject_malformed(unknown.as_bytes(), &err, "t9").unwrap()).unwrap();
+    assert!(
+        answer.starts_with("SIP/2.0 501 Not Implemented\r\n"),
+        "{answer}"
+    );
+    assert!(answer.contains(&format!("{to};tag=t9\r\n")), "{answer:?}");
+    // Outside a quoted string, or unescaped, or a bare CR anywhere: refused, and never echoed.
+    for bad in [
+        "To: <sip:7000@127.0.0.1>;x=\x07",
+        "To: \"a\x07b\" <sip:7000@127.0.0.1>",
+        "To: \"a\\\rb\" <sip:7000@127.0.0.1>",
+    ] {
+        let text = with_line("To", bad);
+        assert!(parse(text.as_bytes()).is_err(), "{bad:?}");
+        let unknown = text
+            .replace("INVITE sip:", "FROB sip:")
+            .replace("1 INVITE", "1 FROB");
+        let err = parse(unknown.as_bytes()).unwrap_err();
+        assert_eq!(
+            reject_malformed(unknown.as_bytes(), &err, "t"),
+            None,
+            "{bad:?}"
+        );
+    }
+}

@@ -46,13 +46,77 @@ pub(crate) fn is_token(s: &str) -> bool {
         })
 }
 
-/// Splits a header value at top-level commas (outside quotes and `<...>`), as allowed for Via,
-/// Route and Record-Route lists.
-pub(crate) fn split_list(value: &str) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let (mut quoted, mut angle, mut escaped) = (false, false, false);
-    let mut start = 0;
+/// Walks `value`, calling `visit(index, char)` for every character outside quoted strings (the
+/// quotes and their quoted-pairs, `\"` `\\`…, excluded) until it returns `false`. Returns whether
+/// a quoted string was left open.
+fn outside_quotes(value: &str, mut visit: impl FnMut(usize, char) -> bool) -> bool {
+    let (mut quoted, mut escaped) = (false, false);
     for (i, ch) in value.char_indices() {
+        match ch {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            _ if quoted => {}
+            _ if !visit(i, ch) => return false,
+            _ => {}
+        }
+    }
+    quoted
+}
+
+/// Splits at every `sep` outside quoted strings and `<...>`, keeping empty pieces.
+fn split_outside(value: &str, sep: char) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut angle, mut start) = (false, 0);
+    outside_quotes(value, |i, ch| {
+        match ch {
+            '<' => angle = true,
+            '>' => angle = false,
+            c if c == sep && !angle => {
+                parts.push(value.get(start..i).unwrap_or(""));
+                start = i + 1;
+            }
+            _ => {}
+        }
+        true
+    });
+    parts.push(value.get(start..).unwrap_or(""));
+    parts
+}
+
+/// Splits a header value at top-level commas (outside quotes and `<...>`), as allowed for Via,
+/// Route, Record-Route and Contact lists. Elements are trimmed; empty ones (`a,,b`) are kept, for
+/// the caller to refuse or skip.
+pub(crate) fn split_list(value: &str) -> Vec<&str> {
+    split_outside(value, ',')
+        .into_iter()
+        .map(str::trim)
+        .collect()
+}
+
+/// Where the `<` of a name-addr is (outside a quoted display name), and whether a quoted string
+/// was left open.
+fn angle_open(value: &str) -> (Option<usize>, bool) {
+    let mut open = None;
+    let unterminated = outside_quotes(value, |i, ch| {
+        if ch == '<' {
+            open = Some(i);
+        }
+        open.is_none()
+    });
+    (open, unterminated)
+}
+
+/// Whether a header value carries a control character outside a quoted-pair. RFC 3261 lets a
+/// quoted string hold any octet but CR and LF as `\` + octet (RFC 4475 §3.1.1.2 puts BEL, NUL and
+/// DEL in a display name); anywhere else, and CR or LF anywhere, a control character is either an
+/// error or an attempt to smuggle a line into what is rendered from the value.
+pub(crate) fn has_stray_control(value: &str) -> bool {
+    let (mut quoted, mut escaped) = (false, false);
+    for ch in value.chars() {
+        if ch == '\r' || ch == '\n' {
+            return true;
+        }
         if escaped {
             escaped = false;
             continue;
@@ -60,18 +124,45 @@ pub(crate) fn split_list(value: &str) -> Vec<&str> {
         match ch {
             '\\' if quoted => escaped = true,
             '"' => quoted = !quoted,
-            '<' if !quoted => angle = true,
-            '>' if !quoted => angle = false,
-            ',' if !quoted && !angle => {
-                parts.push(value.get(start..i).unwrap_or("").trim());
-                start = i + 1;
-            }
+            c if c.is_control() && c != '\t' => return true,
             _ => {}
         }
     }
-    parts.push(value.get(start..).unwrap_or("").trim());
-    parts.retain(|p| !p.is_empty());
-    parts
+    false
+}
+
+/// What RFC 3261's grammar forbids in one element of an address header (From, To, Contact, Route,
+/// Record-Route) or a Via, and lenient readers would silently skip (RFC 4475 §3.1.2.1, §3.1.2.13):
+/// an empty parameter (`;;`, a trailing `;`), and an addr-spec (no `<>`) whose URI holds `?` or
+/// `,`, which §20 requires to be enclosed in `<>`.
+pub(crate) fn element_problem(value: &str) -> Option<&'static str> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Some("an empty list element");
+    }
+    let (open, quoted) = angle_open(value);
+    if quoted {
+        return Some("an unterminated quoted string");
+    }
+    let tail = match open {
+        Some(i) => {
+            let after = value.get(i..).unwrap_or("");
+            after
+                .find('>')
+                .and_then(|c| after.get(c + 1..))
+                .unwrap_or("")
+        }
+        None => value,
+    };
+    let mut parts = split_outside(tail, ';').into_iter();
+    let head = parts.next().unwrap_or("");
+    if open.is_none() && head.contains(['?', ',']) {
+        return Some("a URI with `?` or `,` outside `<>`");
+    }
+    if parts.any(|p| p.trim().is_empty()) {
+        return Some("an empty parameter");
+    }
+    None
 }
 
 /// Parses `;name=value;flag` parameter lists. Leading text before the first `;` is ignored.
@@ -112,19 +203,7 @@ pub(crate) struct NameAddr {
 impl NameAddr {
     pub fn parse(value: &str) -> Option<NameAddr> {
         let value = value.trim();
-        // Find '<' outside a quoted display name.
-        let mut quoted = false;
-        let mut open = None;
-        for (i, ch) in value.char_indices() {
-            match ch {
-                '"' => quoted = !quoted,
-                '<' if !quoted => {
-                    open = Some(i);
-                    break;
-                }
-                _ => {}
-            }
-        }
+        let (open, quoted) = angle_open(value);
         if quoted {
             return None;
         }
@@ -224,6 +303,15 @@ pub(crate) fn uri_user(uri: &str) -> Option<String> {
     (!user.is_empty()).then_some(user)
 }
 
+/// The URI with every `.` of its user part written `%2E` (the same URI, RFC 3261 §19.1.4), or
+/// `None` when it has no user part or no dot there. A literal `@` only ever ends the user part.
+pub(crate) fn escape_user_dots(uri: &str) -> Option<String> {
+    let (scheme, rest) = uri.split_once(':')?;
+    let (user, host) = rest.split_once('@')?;
+    user.contains('.')
+        .then(|| format!("{scheme}:{}@{host}", user.replace('.', "%2E")))
+}
+
 fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -256,21 +344,10 @@ pub(crate) struct ViaInfo {
 }
 
 impl ViaInfo {
-    /// `SIP/2.0/UDP host[:port];params`
+    /// `SIP/2.0/UDP host[:port];params`; LWS around each `/` is allowed (`SIP / 2.0 / UDP`).
     pub fn parse(value: &str) -> Option<ViaInfo> {
-        let value = value.trim();
-        let (proto, rest) = value.split_once(|c: char| c.is_ascii_whitespace())?;
-        let mut proto_parts = proto.split('/').map(str::trim);
-        let (name, version, transport) = (
-            proto_parts.next()?,
-            proto_parts.next()?,
-            proto_parts.next()?,
-        );
-        if !name.eq_ignore_ascii_case("SIP")
-            || version != "2.0"
-            || !is_token(transport)
-            || proto_parts.next().is_some()
-        {
+        let ([name, version, transport], rest) = sent_protocol(value)?;
+        if !name.eq_ignore_ascii_case("SIP") || version != "2.0" {
             return None;
         }
         let rest = rest.trim_start();
@@ -310,6 +387,33 @@ impl ViaInfo {
             None => self.host.to_ascii_lowercase(),
         }
     }
+}
+
+/// The three tokens of a Via's sent-protocol and what follows it. RFC 3261 writes the `/` as
+/// SLASH = SWS "/" SWS, so `SIP  /   2.0 /UDP` (RFC 4475 §3.1.1.1) is the same as `SIP/2.0/UDP`;
+/// at least one LWS must then separate the protocol from the sent-by.
+fn sent_protocol(value: &str) -> Option<([&str; 3], &str)> {
+    let mut rest = value.trim_start();
+    let mut tokens = [""; 3];
+    for (i, token) in tokens.iter_mut().enumerate() {
+        if i > 0 {
+            rest = rest.trim_start().strip_prefix('/')?.trim_start();
+        }
+        let end = rest
+            .find(|c: char| c == '/' || c.is_ascii_whitespace())
+            .unwrap_or(rest.len());
+        *token = rest.get(..end).filter(|t| is_token(t))?;
+        rest = rest.get(end..)?;
+    }
+    rest.starts_with(|c: char| c.is_ascii_whitespace())
+        .then_some((tokens, rest))
+}
+
+/// A Via value with its sent-protocol written without LWS (`SIP/2.0/UDP host;…`), the form
+/// rsip and every reader after the parser expect; `None` when it has no valid sent-protocol.
+pub(crate) fn compact_via(value: &str) -> Option<String> {
+    let ([name, version, transport], rest) = sent_protocol(value)?;
+    Some(format!("{name}/{version}/{transport} {}", rest.trim()))
 }
 
 /// `CSeq: 4711 INVITE` → (4711, "INVITE").
@@ -389,6 +493,13 @@ mod tests {
             ViaInfo::parse("SIP/2.0/TCP pbx.example").unwrap().port,
             None
         );
+        let spaced =
+            ViaInfo::parse("SIP  / 2.0 /tcp  pbx.example:5070 ; branch = z9hG4bK1").unwrap();
+        assert_eq!(
+            (spaced.transport.as_str(), spaced.sent_by()),
+            ("TCP", "pbx.example:5070".into())
+        );
+        assert_eq!(spaced.branch(), Some("z9hG4bK1"));
         for bad in [
             "",
             "SIP/2.0/UDP",

@@ -1,7 +1,7 @@
 //! The edges: filters, boundaries, empty ranges, local-time intervals, validation, output formats.
 
 use super::tests::{
-    answered, at, day, hours, plus_ms, query, states, targets, unanswered, SUPPORT,
+    answered, at, day, hours, plus_ms, query, row, states, targets, unanswered, SUPPORT,
 };
 use super::*;
 use crate::cdr::CallEvent;
@@ -260,12 +260,12 @@ fn csv_has_the_documented_header_and_exact_rows() {
     assert_eq!(
         lines,
         [
-            "interval_start,queue,dialed,offered,answered,abandoned,abandoned_within_5s,timed_out,\
+            "interval_start,queue,dialed,country,offered,answered,abandoned,abandoned_within_5s,timed_out,\
              abandon_rate,asa_ms,avg_wait_ms,max_wait_ms,avg_talk_ms,avg_handle_ms,service_level,\
              service_level_target_ms,answered_within_target,callbacks,callbacks_made,survey_count,\
              survey_avg,survey_bad",
             // The 09 sales figures worked out above.
-            "2026-11-23T09:00:00.000Z,sales,,6,3,3,1,0,0.5,18333,21333,40000,126667,145000,0.4,20000,2,0,0,2,2,1",
+            "2026-11-23T09:00:00.000Z,sales,,,6,3,3,1,0,0.5,18333,21333,40000,126667,145000,0.4,20000,2,0,0,2,2,1",
             "",
         ]
     );
@@ -297,7 +297,7 @@ fn csv_quotes_and_defuses_hostile_names() {
     let csv = to_csv(&compute(&[r], &[], &q, &targets()));
     let second = csv.split("\r\n").nth(1).unwrap_or_default();
     assert!(
-        second.starts_with("2026-11-23T09:00:00.000Z,\"'=cmd,\"\"x\"\"\",,1,"),
+        second.starts_with("2026-11-23T09:00:00.000Z,\"'=cmd,\"\"x\"\"\",,,1,"),
         "{second}"
     );
 }
@@ -447,4 +447,111 @@ fn callback_attempts_from_a_web_form_count_as_made_where_dialled_never_as_offere
         before.totals.callbacks_made + 2
     );
     assert_eq!(after.totals.offered, before.totals.offered);
+}
+
+/// The day's calls all dialled Brazilian numbers; add an Argentine DID's calls, a Portuguese
+/// customer's callback, an extension and a record from before the `country` column.
+fn day_with_other_countries() -> Vec<CallRecord> {
+    let mut recs = day();
+    // AR1: answered after 12 s, 60 s of talk, on sales at 09:30.
+    let mut ar1 = answered("AR1", "sales", at(9, 30, 0), 12, "ana", 60, None);
+    ar1.to = "+541150000000".into();
+    ar1.country = Some("AR".into());
+    // AR2: the same DID, abandoned after 4 s at 11:05, stored before the column existed (no
+    // country): the report takes it from the number.
+    let mut ar2 = unanswered(
+        "AR2",
+        "support",
+        at(11, 5, 0),
+        4_000,
+        Disposition::Abandoned,
+    );
+    ar2.to = "+541150000000".into();
+    ar2.country = None;
+    // PT1: a callback attempt dialled to a Portuguese customer, never queued.
+    let mut pt1 = CallRecord::new(
+        "PT1",
+        Direction::Callback,
+        "+551130000001",
+        "+351912345678",
+        at(10, 15, 0),
+    );
+    pt1.queue = Some("sales".into());
+    // EXT: a call to extension 7000 has no country and is in no country's figures.
+    let mut ext = answered("EXT", "sales", at(9, 40, 0), 1, "bob", 10, None);
+    ext.to = "7000".into();
+    ext.country = None;
+    recs.extend([ar1, ar2, pt1, ext]);
+    recs
+}
+
+#[test]
+fn a_country_filter_keeps_only_calls_to_that_countrys_numbers() {
+    let recs = day_with_other_countries();
+    assert_eq!(
+        recs.iter()
+            .find(|r| r.call_id == "PT1")
+            .and_then(|r| r.country.as_deref()),
+        Some("PT")
+    );
+    let by = |country: Option<&str>| {
+        let mut q = query(at(9, 0, 0), at(12, 0, 0), Interval::Hour);
+        q.country = country.map(str::to_owned);
+        compute(&recs, &states(), &q, &targets())
+    };
+
+    // Argentina: AR1 (answered, 12 s ≤ 20 s target) and AR2 (abandoned, 4 s: a short abandon).
+    let ar = by(Some("AR"));
+    let t = &ar.totals;
+    assert_eq!(t.country.as_deref(), Some("AR"));
+    assert_eq!(
+        (t.offered, t.answered, t.abandoned, t.abandoned_within_5s),
+        (2, 1, 1, 1)
+    );
+    // ASA 12 000; mean wait (12 000 + 4 000) / 2 = 8 000; SL 1 ÷ (2 − 1) = 1.
+    assert_eq!(
+        (t.asa_ms, t.avg_wait_ms, t.service_level),
+        (Some(12_000), Some(8_000), Some(1.0))
+    );
+    assert_eq!(row(&ar, 9, Some("sales")).offered, 1);
+    assert_eq!(row(&ar, 11, Some("support")).abandoned, 1);
+    assert!(ar.rows.iter().all(|r| r.country.as_deref() == Some("AR")));
+
+    // Portugal: only the callback attempt, counted as made, never offered.
+    let pt = by(Some("PT"));
+    assert_eq!((pt.totals.offered, pt.totals.callbacks_made), (0, 1));
+    assert_eq!(row(&pt, 10, None).callbacks_made, 1);
+
+    // Brazil: exactly the hand-computed day (every call of `day()` dialled +55).
+    let br = by(Some("BR"));
+    let mut want = hours().totals;
+    want.country = Some("BR".into());
+    assert_eq!(br.totals, want);
+
+    // No filter: every call, the extension's too: the day's 15 + AR1 + AR2 + EXT = 18 offered.
+    let all = by(None);
+    assert_eq!(all.totals.offered, 18);
+    assert_eq!(all.totals.country, None);
+    // Nobody dialled Germany.
+    assert_eq!(by(Some("DE")).totals.offered, 0);
+}
+
+#[test]
+fn a_dialed_filter_names_its_country_in_every_row_and_the_csv() {
+    let mut q = query(at(9, 0, 0), at(10, 0, 0), Interval::Hour);
+    q.dialed = Some("+541150000000".into());
+    let rep = compute(&day_with_other_countries(), &states(), &q, &targets());
+    assert_eq!(rep.totals.offered, 1, "AR1 only");
+    assert!(rep.rows.iter().all(|r| r.country.as_deref() == Some("AR")));
+    let csv = to_csv(&rep);
+    let second = csv.split("\r\n").nth(1).unwrap_or_default();
+    assert!(
+        second.starts_with("2026-11-23T09:00:00.000Z,,+541150000000,AR,1,1,0,0,0,"),
+        "{second}"
+    );
+    assert!(
+        to_table(&rep).contains("country AR\n"),
+        "{}",
+        to_table(&rep)
+    );
 }

@@ -6,10 +6,11 @@
 use super::{AgentRow, Report, Row};
 use chrono::{DateTime, FixedOffset, SecondsFormat};
 
-const ROW_COLUMNS: [&str; 22] = [
+const ROW_COLUMNS: [&str; 23] = [
     "interval_start",
     "queue",
     "dialed",
+    "country",
     "offered",
     "answered",
     "abandoned",
@@ -72,6 +73,7 @@ fn row_cells(r: &Row) -> Vec<String> {
         ts(&r.interval_start),
         r.queue.as_deref().map(text_cell).unwrap_or_default(),
         r.dialed.as_deref().map(text_cell).unwrap_or_default(),
+        r.country.as_deref().map(text_cell).unwrap_or_default(),
         r.offered.to_string(),
         r.answered.to_string(),
         r.abandoned.to_string(),
@@ -247,6 +249,9 @@ pub fn to_table(r: &Report) -> String {
     rows.push(table_row("total".into(), &r.totals));
     if let Some(d) = &r.totals.dialed {
         out.push_str(&format!("dialed number {d}\n"));
+    }
+    if let Some(c) = &r.totals.country {
+        out.push_str(&format!("country {c}\n"));
     }
     render(&mut out, &header, &rows, 2);
 

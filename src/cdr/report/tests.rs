@@ -181,6 +181,7 @@ pub(super) fn query(from: DateTime<Utc>, to: DateTime<Utc>, interval: Interval) 
         queue: None,
         agent: None,
         dialed: None,
+        country: None,
         tz_offset_minutes: 0,
     }
 }
