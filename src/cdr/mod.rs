@@ -69,10 +69,7 @@ pub trait CdrStore: Send + Sync {
     fn ping(&self) -> Result<(), CdrError>;
     /// Retention deleted the recording `file`: the records linking it lose the link and get a
     /// `recording_deleted` event. Returns how many records changed.
-    fn recording_deleted(&self, file: &str, at: DateTime<Utc>) -> Result<usize, CdrError> {
-        let _ = (file, at);
-        Ok(0)
-    }
+    fn recording_deleted(&self, file: &str, at: DateTime<Utc>) -> Result<usize, CdrError>;
     /// Every record, with its events, that entered a queue or started in `[from, to)`: what a
     /// report over that range needs. At most [`REPORT_MAX_RECORDS`].
     fn for_report(

@@ -13,8 +13,8 @@ use postgres::{Client, NoTls, Row};
 
 use super::record::{CallQuery, CallRecord, Disposition, HangupBy};
 use super::sqlite::{
-    agent_state, agent_states_sql, capped, capped_path, ms, stored_events, RawRecord, COLUMNS,
-    EVENTS_AT,
+    agent_state, agent_states_sql, capped, capped_path, ms, stored_events, with_recording_deleted,
+    RawRecord, COLUMNS, EVENTS_AT,
 };
 use super::{AgentStateChange, CdrError, CdrStore, DatabaseUrl};
 
@@ -353,6 +353,27 @@ impl CdrStore for PgCdrStore {
 
     fn ping(&self) -> Result<(), CdrError> {
         self.with(|c| Ok(c.simple_query("SELECT 1").map(drop)?))
+    }
+
+    fn recording_deleted(&self, file: &str, at: DateTime<Utc>) -> Result<usize, CdrError> {
+        self.with(|c| {
+            let mut tx = c.transaction()?;
+            let rows = tx.query(
+                "SELECT call_id, events FROM cdr_calls WHERE recording = $1 FOR UPDATE",
+                &[&file],
+            )?;
+            for r in &rows {
+                let call_id: String = r.try_get(0)?;
+                let events: String = r.try_get(1)?;
+                let events = with_recording_deleted(&events, file, at)?;
+                tx.execute(
+                    "UPDATE cdr_calls SET recording = NULL, events = $2 WHERE call_id = $1",
+                    &[&call_id, &events],
+                )?;
+            }
+            tx.commit()?;
+            Ok(rows.len())
+        })
     }
 
     fn for_report(

@@ -286,13 +286,7 @@ impl CdrStore for SqliteCdrStore {
             rows
         };
         for (call_id, events) in &rows {
-            let mut ev: Vec<CallEvent> = serde_json::from_str(events).unwrap_or_default();
-            ev.push(CallEvent {
-                at,
-                kind: "recording_deleted".into(),
-                detail: serde_json::json!({ "file": file, "reason": "retention" }),
-            });
-            let events = serde_json::to_string(&stored_events(&ev))?;
+            let events = with_recording_deleted(events, file, at)?;
             tx.execute(
                 "UPDATE cdr_calls SET recording = NULL, events = ?2 WHERE call_id = ?1",
                 params![call_id, events],
@@ -577,6 +571,21 @@ pub(super) fn ms(t: DateTime<Utc>) -> i64 {
 
 pub(super) fn capped_path(path: &[String]) -> &[String] {
     path.get(..MAX_PATH).unwrap_or(path)
+}
+
+/// A record's stored events (JSON) with a `recording_deleted` event for `file` added.
+pub(super) fn with_recording_deleted(
+    events: &str,
+    file: &str,
+    at: DateTime<Utc>,
+) -> Result<String, CdrError> {
+    let mut ev: Vec<CallEvent> = serde_json::from_str(events).unwrap_or_default();
+    ev.push(CallEvent {
+        at,
+        kind: "recording_deleted".into(),
+        detail: serde_json::json!({ "file": file, "reason": "retention" }),
+    });
+    Ok(serde_json::to_string(&stored_events(&ev))?)
 }
 
 /// Keeps the first `MAX_EVENTS` (the part of a call that explains it) plus a marker saying how

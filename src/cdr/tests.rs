@@ -342,3 +342,51 @@ fn ping_answers_on_a_live_store() {
 fn ping_answers_on_a_live_store_on(db: &Db) {
     assert!(open(db).ping().is_ok());
 }
+
+#[test]
+fn retention_unlinks_a_deleted_recording_and_says_so_on_the_record() {
+    each_backend(
+        "retention_unlinks_a_deleted_recording_and_says_so_on_the_record",
+        retention_unlinks_a_deleted_recording_and_says_so_on_the_record_on,
+    );
+}
+
+fn retention_unlinks_a_deleted_recording_and_says_so_on_the_record_on(db: &Db) {
+    let store = open(db);
+    let rec = full_record();
+    let file = rec.recording.clone().unwrap_or_default();
+    store.finish(&rec).unwrap_or_else(|e| panic!("{e}"));
+    let mut other = CallRecord::new("other", Direction::Inbound, "+1", "+2", t(BASE));
+    other.recording = Some("recordings/other.wav".into());
+    store.finish(&other).unwrap_or_else(|e| panic!("{e}"));
+
+    let changed = store
+        .recording_deleted(&file, t(BASE + 86_400_000))
+        .unwrap_or_else(|e| panic!("{}: {e}", db.name()));
+    assert_eq!(changed, 1, "{}", db.name());
+    let got = store
+        .get(&rec.call_id)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("{}: record gone", db.name()));
+    assert_eq!(got.recording, None, "{}", db.name());
+    let ev = got
+        .events
+        .last()
+        .map(|e| (e.kind.clone(), e.detail.clone()));
+    assert_eq!(
+        ev,
+        Some((
+            "recording_deleted".to_string(),
+            json!({"file": file, "reason": "retention"})
+        )),
+        "{}",
+        db.name()
+    );
+    assert_eq!(got.events.len(), rec.events.len() + 1, "{}", db.name());
+    let untouched = store.get("other").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        untouched.and_then(|r| r.recording).as_deref(),
+        Some("recordings/other.wav")
+    );
+    assert_eq!(store.recording_deleted(&file, t(BASE)).ok(), Some(0));
+}

@@ -461,6 +461,9 @@ mod tests {
         fn ping(&self) -> Result<(), CdrError> {
             Ok(())
         }
+        fn recording_deleted(&self, _: &str, _: DateTime<Utc>) -> Result<usize, CdrError> {
+            Ok(0)
+        }
         fn record_agent_state(&self, c: &AgentStateChange) -> Result<(), CdrError> {
             let mut left = self.fail_first.lock().unwrap_or_else(|e| e.into_inner());
             if *left > 0 {
