@@ -12,6 +12,7 @@ pub mod digest;
 pub mod md5;
 pub mod message;
 pub mod ratelimit;
+pub mod register_client;
 pub mod registrar;
 pub mod sdp;
 mod syntax;
