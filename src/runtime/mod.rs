@@ -25,6 +25,7 @@ pub mod registrar;
 pub mod retention;
 pub mod sip_agent;
 pub mod sip_task;
+pub mod trunk_register;
 pub mod webhooks;
 
 use std::net::SocketAddr;
@@ -150,6 +151,8 @@ pub struct Running {
     pub shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// `trunk.register: true`: removed from the carrier on shutdown.
+    trunk_registration: Option<trunk_register::TrunkRegistration>,
 }
 
 impl Running {
@@ -194,6 +197,10 @@ impl Running {
     /// Stop accepting work, flush the records, and return.
     pub async fn shutdown(self) {
         self.shared.draining.store(true, Ordering::SeqCst);
+        if let Some(reg) = self.trunk_registration {
+            // Before the SIP task stops: the un-REGISTER needs it.
+            reg.stop().await;
+        }
         let _ = self.stop.send(true);
         for t in self.tasks {
             t.abort();
@@ -347,6 +354,7 @@ pub async fn start(config: Config) -> Result<Running, RuntimeError> {
     let sip = sip_task::SipTask::bind(shared.clone()).await?;
     let sip_addr = sip.local_addr();
     tasks.push(tokio::spawn(sip.run(stop_rx.clone())));
+    let trunk_registration = trunk_register::spawn(&shared);
 
     let listener = tokio::net::TcpListener::bind(shared.config.http_listen)
         .await
@@ -386,5 +394,6 @@ pub async fn start(config: Config) -> Result<Running, RuntimeError> {
         shared,
         stop: stop_tx,
         tasks,
+        trunk_registration,
     })
 }

@@ -45,7 +45,7 @@ impl RegState {
 #[derive(Clone, Debug)]
 pub enum RegAction {
     /// Send this REGISTER in a new client transaction (no Via: the layer adds it).
-    Send(Request),
+    Send(Box<Request>),
     /// The state changed (reported once per change, for the log and the health check).
     State(RegState),
 }
@@ -166,7 +166,7 @@ impl RegisterClient {
             Phase::Waiting
         };
         self.deadline = Some(now + ANSWER_GUARD);
-        self.actions.push_back(RegAction::Send(r));
+        self.actions.push_back(RegAction::Send(Box::new(r)));
     }
 
     fn set_state(&mut self, state: RegState) {
@@ -270,7 +270,7 @@ impl RegisterClient {
             Ok(r) => {
                 self.cseq = message::cseq(&r).map_or(self.cseq, |(n, _)| n);
                 self.pending = Some(r.clone());
-                self.actions.push_back(RegAction::Send(r));
+                self.actions.push_back(RegAction::Send(Box::new(r)));
             }
             Err(_) if self.phase == Phase::Unregistering => self.finish(),
             Err(_) => self.retry_later(now, REFUSED_RETRY),

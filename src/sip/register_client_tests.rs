@@ -29,7 +29,7 @@ fn drain(c: &mut RegisterClient) -> (Vec<Request>, Vec<RegState>) {
     let (mut sent, mut states) = (Vec::new(), Vec::new());
     while let Some(a) = c.poll_action() {
         match a {
-            RegAction::Send(r) => sent.push(r),
+            RegAction::Send(r) => sent.push(*r),
             RegAction::State(s) => states.push(s),
         }
     }
