@@ -25,6 +25,7 @@ pub mod registrar;
 pub mod retention;
 pub mod sip_agent;
 pub mod sip_task;
+pub mod transfer;
 pub mod trunk_register;
 pub mod webhooks;
 
