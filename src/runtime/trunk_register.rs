@@ -68,6 +68,12 @@ async fn run(shared: Arc<Shared>, mut unregister: oneshot::Receiver<()>) {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
+    // Bound to every interface: the carrier must be given an address it can reach.
+    let local = if local.ip().is_unspecified() {
+        std::net::SocketAddr::new(shared.local_ip, local.port())
+    } else {
+        local
+    };
     let tp = trunk.uri_params();
     let Ok(registrar) = rsip::Uri::try_from(format!("sip:{domain}{tp}").as_str()) else {
         tracing::warn!(%domain, "trunk registration: the registrar domain is not a SIP host");
