@@ -20,6 +20,19 @@ const CALLER_ID: &str = "+551130000000";
 const CALLER_HZ: f64 = 500.0;
 const FAR_HZ: f64 = 1000.0;
 
+/// 100 ms windows of µ-law that are not near-silence.
+fn loud_windows(ulaw: &[u8]) -> usize {
+    ulaw.chunks_exact(800)
+        .filter(|w| {
+            let energy: f64 = w
+                .iter()
+                .map(|&b| f64::from(common::g711::Law::Mu.decode(b)).powi(2))
+                .sum();
+            (energy / w.len() as f64).sqrt() > 300.0
+        })
+        .count()
+}
+
 fn server(trunk: &MockTrunk) -> Server {
     server_to(trunk, NUMBER)
 }
@@ -38,11 +51,25 @@ fn server_to(trunk: &MockTrunk, target: &str) -> Server {
 #[test]
 fn a_number_is_dialled_through_a_407_trunk_and_bridged_until_the_caller_hangs_up() {
     let mut trunk = MockTrunk::bind(TRUNK_USER, TRUNK_PW);
+    trunk.ring_for = Duration::from_millis(1500);
     let server = server(&trunk);
     let mut phone = Phone::udp(&server);
     phone.call("7000", CALLER).must();
+    let called = Instant::now();
     let seen = trunk.take_call(407, 200, secs(15)).must();
     seen.dialled(NUMBER, trunk.addr, CALLER_ID).must();
+    // While it rang the caller heard music, not silence.
+    let ringing: Vec<u8> = phone
+        .received()
+        .iter()
+        .filter(|p| p.at >= called && p.pt == 0)
+        .flat_map(|p| p.payload.clone())
+        .collect();
+    assert!(
+        loud_windows(&ringing) >= 5,
+        "the caller heard {} loud 100 ms windows while it rang",
+        loud_windows(&ringing)
+    );
 
     // Each side plays its own tone; each must hear the other's.
     let since = Instant::now();

@@ -53,6 +53,8 @@ pub struct MockTrunk {
     password: String,
     rtp: RtpEndpoint,
     call: Option<(Msg, SocketAddr, String)>,
+    /// How long the far end rings (after 180) before it answers.
+    pub ring_for: Duration,
 }
 
 impl MockTrunk {
@@ -66,6 +68,7 @@ impl MockTrunk {
             password: password.into(),
             rtp: RtpEndpoint::bind().expect("bind RTP"),
             call: None,
+            ring_for: Duration::ZERO,
         }
     }
 
@@ -158,6 +161,7 @@ impl MockTrunk {
             return Ok(Seen { first, authorized });
         }
         self.send(&response_to(&authorized, 180, "Ringing", Some(&tag)), from)?;
+        std::thread::sleep(self.ring_for);
         let offer = parse_sdp_answer(&authorized.body_text())?;
         let sdp = sdp_offer(self.rtp.port(), 7, &[(0, "PCMU/8000")]);
         let ok = response_to(&authorized, 200, "OK", Some(&tag))
