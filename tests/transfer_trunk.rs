@@ -88,6 +88,11 @@ fn a_number_is_dialled_through_a_407_trunk_and_bridged_until_the_caller_hangs_up
         );
         phone.rtp_arriving_during(Duration::from_millis(100));
     }
+    assert_eq!(
+        tone_windows(&caller_audio_since(&phone, since), CALLER_HZ),
+        0,
+        "the caller hears their own voice back"
+    );
     assert_eq!(phone.hangup().must(), 200);
     trunk.wait_bye(secs(10)).must();
 
