@@ -85,7 +85,7 @@ pub struct Config {
     pub database: Option<crate::cdr::DatabaseUrl>,
     /// The click-to-call widget and callbacks.
     pub widget: crate::acd::callback::WidgetConfig,
-    /// `trunk:` — where callbacks are dialled out; none = callbacks cannot be dialled.
+    /// `trunk:` — where callbacks and flow transfers are dialled out; none = they cannot be.
     pub trunk: Option<trunk::TrunkConfig>,
 }
 

@@ -265,6 +265,7 @@ fn check(common: Common, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let env = CheckEnv {
         sounds_dir: config.sounds_dir.clone(),
         queues: config.queue_infos(),
+        trunk: Some(config.trunk.is_some()),
     };
     let (set, diags) = ivr::load_dir(&config.flows_dir, &env);
     for d in &diags {
@@ -317,6 +318,7 @@ fn simulate(
     let env = CheckEnv {
         sounds_dir: config.sounds_dir.clone(),
         queues: config.queue_infos(),
+        trunk: Some(config.trunk.is_some()),
     };
     let (set, diags) = ivr::load_dir(&config.flows_dir, &env);
     for d in diags.iter().filter(|d| d.severity == Severity::Error) {

@@ -91,23 +91,7 @@ fn accepted_callback_dials_through_a_401_trunk_and_bridges_audio_both_ways() {
     let server = server(&trunk);
     let mut desk = accept_callback(&server);
     let seen = trunk.take_call(401, 200, secs(15)).must();
-    let request_line = String::from_utf8_lossy(&seen.authorized.to_bytes())
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    assert!(
-        request_line.contains(&format!("sip:{NUMBER}@{}", trunk.addr)),
-        "{request_line}"
-    );
-    assert!(
-        seen.first
-            .header("From")
-            .unwrap_or_default()
-            .contains(CALLER_ID),
-        "caller id for +55: {:?}",
-        seen.first.header("From")
-    );
+    seen.dialled(NUMBER, trunk.addr, CALLER_ID).must();
     assert!(
         !server.log().contains(TRUNK_PW),
         "the trunk password is never logged"

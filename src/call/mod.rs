@@ -23,6 +23,7 @@ use crate::ivr::{
 use crate::time::Instant;
 
 mod queue;
+mod transfer;
 pub use queue::ScreenPop;
 
 /// What the runtime must do next for this call.
@@ -85,6 +86,15 @@ pub enum Command {
     Hold(bool),
     /// The caller hung up while talking to an agent: end the agent's leg.
     EndAgentLeg,
+    /// A flow's `transfer`: dial the target (a number through the trunk, or a SIP URI); answer
+    /// with `transfer_dialling`, then `transfer_answered` / `transfer_failed` / `transfer_ended`.
+    Dial {
+        target: String,
+    },
+    /// The transfer target answered: relay audio between the caller and it.
+    BridgeTransfer,
+    /// Hang up the transfer target's leg (CANCEL while ringing, BYE once answered).
+    EndTransferLeg,
     /// Persist progress (an open record survives a crash and is closed as interrupted).
     CdrUpdate(Box<CallRecord>),
     /// The final record; the call is over once this is out.
@@ -123,6 +133,10 @@ pub struct CallController {
     voicemail: bool,
     /// The caller chose a callback: the call ends with disposition `callback`.
     callback_requested: bool,
+    /// A `transfer` step's target being dialled or bridged.
+    transfer: Option<transfer::Transferring>,
+    /// A `transfer` step could not reach its target: the call ends `failed`.
+    transfer_failed: bool,
     commands: VecDeque<Command>,
     path_len_written: usize,
 }
@@ -177,6 +191,8 @@ impl CallController {
             recording: None,
             voicemail: false,
             callback_requested: false,
+            transfer: None,
+            transfer_failed: false,
             commands: VecDeque::new(),
             path_len_written: 0,
         };
@@ -293,6 +309,9 @@ impl CallController {
             return;
         }
         if id >= OWN_IDS {
+            if !interrupted && self.transfer_playback_done(id) {
+                return;
+            }
             self.own_playback_done(now, id, interrupted);
             return;
         }
@@ -348,7 +367,10 @@ impl CallController {
             return;
         }
         let answered = self.phase == Phase::Answered;
-        if let Some(disposition) = self.queue_caller_left(now) {
+        if let Some(disposition) = self
+            .queue_caller_left(now)
+            .or_else(|| self.transfer_caller_left())
+        {
             self.finish(now, disposition, HangupBy::Caller);
             return;
         }
@@ -384,6 +406,12 @@ impl CallController {
         }
         if self.callback_requested {
             return Disposition::Callback;
+        }
+        if self.transfer_failed {
+            return Disposition::Failed;
+        }
+        if self.is_transferred() {
+            return Disposition::Transferred;
         }
         match reason {
             Some(EndReason::Error(_)) => Disposition::Failed,
@@ -474,9 +502,7 @@ impl CallController {
                         self.not_available(now, "callback", &step, &queue);
                     }
                 }
-                Action::Transfer { step, target } => {
-                    self.not_available(now, "transfer", &step, &target);
-                }
+                Action::Transfer { step, target } => self.start_transfer(now, &step, target),
                 Action::Survey { step, score, bad } => {
                     self.record.survey = Some(score);
                     self.event(
@@ -531,8 +557,8 @@ impl CallController {
         );
     }
 
-    /// Queues, callbacks and transfers arrive with the queue and trunk work; until then the call
-    /// goes on the way the flow says it goes when the queue gives up (`on_timeout`), or ends.
+    /// Queue and callback steps on a server without queues: the call goes on the way the flow
+    /// says it goes when the queue gives up (`on_timeout`), or ends.
     fn not_available(&mut self, now: Instant, kind: &str, step: &str, target: &str) {
         tracing::warn!(call_id = %self.record.call_id, step, kind, target, "step kind not yet available; following on_timeout");
         self.event(
@@ -550,6 +576,7 @@ impl CallController {
         self.answer_at = None;
         self.start_at = None;
         self.close_leg(now, by.as_str());
+        self.close_transfer_leg(now, by);
         self.queueing = None;
         if let Some((id, _)) = self.recording.take() {
             self.commands.push_back(Command::StopRecording { id });

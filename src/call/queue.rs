@@ -55,7 +55,7 @@ pub(super) struct Queueing {
 }
 
 impl CallController {
-    fn own_id(&mut self) -> u64 {
+    pub(super) fn own_id(&mut self) -> u64 {
         self.next_own_id += 1;
         self.next_own_id
     }

@@ -35,7 +35,7 @@ steps:
     next: hangup
 "##;
 
-fn t(ms: u64) -> Instant {
+pub(super) fn t(ms: u64) -> Instant {
     Instant::from_millis(ms)
 }
 
@@ -43,7 +43,7 @@ fn controller() -> CallController {
     controller_with(FLOW, false)
 }
 
-fn controller_with(yaml: &str, queues_enabled: bool) -> CallController {
+pub(super) fn controller_with(yaml: &str, queues_enabled: bool) -> CallController {
     let (flow, diags) = crate::ivr::parse_str(Path::new("t.yaml"), yaml);
     let flow = flow.unwrap_or_else(|| panic!("flow parses: {diags:?}"));
     CallController::new(
@@ -66,12 +66,16 @@ fn controller_with(yaml: &str, queues_enabled: bool) -> CallController {
     )
 }
 
-fn drain(c: &mut CallController) -> Vec<Command> {
+pub(super) fn drain(c: &mut CallController) -> Vec<Command> {
     std::iter::from_fn(|| c.poll_command()).collect()
 }
 
 /// Finishes every prompt the controller asked for, as the media session would.
-fn finish_prompts(c: &mut CallController, now: Instant, cmds: &[Command]) -> Vec<Command> {
+pub(super) fn finish_prompts(
+    c: &mut CallController,
+    now: Instant,
+    cmds: &[Command],
+) -> Vec<Command> {
     let mut out = Vec::new();
     for cmd in cmds {
         if let Command::Play { id, .. } = cmd {
@@ -82,7 +86,7 @@ fn finish_prompts(c: &mut CallController, now: Instant, cmds: &[Command]) -> Vec
     out
 }
 
-fn finished(cmds: &[Command]) -> Option<&CallRecord> {
+pub(super) fn finished(cmds: &[Command]) -> Option<&CallRecord> {
     cmds.iter().find_map(|c| match c {
         Command::CdrFinish(r) => Some(r.as_ref()),
         _ => None,

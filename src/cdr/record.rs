@@ -186,11 +186,19 @@ impl CallRecord {
 }
 
 /// One agent's part of a call, from their answer to the moment they left it: a call that was
-/// transferred has one per agent, in order. Kept as a `leg` event so every store persists it
-/// with the events, and listed apart by [`CallRecord::legs`].
+/// transferred has one per agent, in order. A flow's `transfer` step to a number or SIP URI
+/// adds one for that target (`target` and `sip_status` set, no `agent_id`). Kept as a `leg`
+/// event so every store persists it with the events, and listed apart by [`CallRecord::legs`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CallLeg {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub agent_id: String,
+    /// The number or SIP URI a flow transferred the call to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The final SIP status of the target's answer (200).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_status: Option<u16>,
     #[serde(with = "ts")]
     pub answered_at: DateTime<Utc>,
     #[serde(with = "ts")]

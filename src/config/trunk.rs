@@ -28,6 +28,22 @@ pub struct TrunkConfig {
     pub caller_ids: BTreeMap<String, String>,
     #[serde(default)]
     pub default_caller_id: Option<String>,
+    /// `register: true`: keep a registration with the carrier (REGISTER, refreshed).
+    #[serde(default)]
+    pub register: bool,
+    /// The expiry asked for, in seconds (the carrier may grant less).
+    #[serde(default = "default_register_expires")]
+    pub register_expires: u32,
+    /// The user we register as; `username` by default.
+    #[serde(default)]
+    pub register_user: Option<String>,
+    /// The registrar's domain (Request-URI and AOR host); the trunk `address` by default.
+    #[serde(default)]
+    pub register_domain: Option<String>,
+}
+
+fn default_register_expires() -> u32 {
+    3600
 }
 
 impl std::fmt::Debug for TrunkConfig {
@@ -39,6 +55,10 @@ impl std::fmt::Debug for TrunkConfig {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("caller_ids", &self.caller_ids)
             .field("default_caller_id", &self.default_caller_id)
+            .field("register", &self.register)
+            .field("register_expires", &self.register_expires)
+            .field("register_user", &self.register_user)
+            .field("register_domain", &self.register_domain)
             .finish()
     }
 }
@@ -47,6 +67,26 @@ impl TrunkConfig {
     /// The trunk's address, resolved without DNS (an IP literal and port).
     pub fn socket_addr(&self) -> Option<core::net::SocketAddr> {
         self.address.parse().ok()
+    }
+
+    /// Where requests to the trunk go.
+    pub fn peer(&self) -> Option<crate::sip::Peer> {
+        let transport = match self.transport {
+            TrunkTransport::Udp => crate::sip::Transport::Udp,
+            TrunkTransport::Tcp => crate::sip::Transport::Tcp,
+        };
+        Some(crate::sip::Peer {
+            transport,
+            addr: self.socket_addr()?,
+        })
+    }
+
+    /// The URI parameter our trunk URIs carry for the transport (`;transport=tcp` or nothing).
+    pub fn uri_params(&self) -> &'static str {
+        match self.transport {
+            TrunkTransport::Udp => "",
+            TrunkTransport::Tcp => ";transport=tcp",
+        }
     }
 
     /// `(user, password)` for a 401/407 challenge.
@@ -62,6 +102,23 @@ impl TrunkConfig {
             .max_by_key(|(prefix, _)| prefix.len())
             .map(|(_, id)| id.as_str())
             .or(self.default_caller_id.as_deref())
+    }
+
+    /// `(user, domain)` to register as, when `register: true`.
+    pub fn registration(&self) -> Option<(String, String)> {
+        if !self.register {
+            return None;
+        }
+        let user = self
+            .register_user
+            .clone()
+            .or_else(|| self.username.clone())
+            .unwrap_or_else(|| "switchboard".into());
+        let domain = self
+            .register_domain
+            .clone()
+            .unwrap_or_else(|| self.address.clone());
+        Some((user, domain))
     }
 
     pub fn problems(&self) -> Vec<String> {
@@ -91,6 +148,27 @@ impl TrunkConfig {
         if let Some(id) = &self.default_caller_id {
             if !valid(id) {
                 out.push(format!("trunk.default_caller_id: `{id}` must be +digits"));
+            }
+        }
+        if !(10..=86_400).contains(&self.register_expires) {
+            out.push(format!(
+                "trunk.register_expires: {} must be between 10 and 86400 seconds",
+                self.register_expires
+            ));
+        }
+        let token = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-._:[]".contains(c))
+        };
+        for (key, v) in [
+            ("register_user", &self.register_user),
+            ("register_domain", &self.register_domain),
+        ] {
+            if let Some(v) = v.as_deref().filter(|v| !token(v)) {
+                out.push(format!(
+                    "trunk.{key}: `{v}` is not a plain SIP user or host"
+                ));
             }
         }
         out
@@ -125,5 +203,28 @@ mod tests {
         let p = t.problems().join("\n");
         assert!(p.contains("trunk.address"), "{p}");
         assert!(p.contains("trunk.caller_ids"), "{p}");
+    }
+
+    #[test]
+    fn registration_is_off_by_default_and_defaults_to_the_trunk_user_and_address() {
+        let t = trunk("address: 127.0.0.1:5070\nusername: acme\npassword: pw\n");
+        assert_eq!(t.registration(), None);
+        assert_eq!(t.register_expires, 3600);
+        let t = trunk("address: 127.0.0.1:5070\nusername: acme\npassword: pw\nregister: true\nregister_expires: 600\n");
+        assert_eq!(
+            t.registration(),
+            Some(("acme".into(), "127.0.0.1:5070".into()))
+        );
+        assert!(t.problems().is_empty(), "{:?}", t.problems());
+        let t = trunk("address: 127.0.0.1:5070\nregister: true\nregister_expires: 5\nregister_user: \"a b\"\nregister_domain: sip.carrier.example\n");
+        assert_eq!(
+            t.registration().map(|r| r.1),
+            Some("sip.carrier.example".into())
+        );
+        let p = t.problems().join("\n");
+        assert!(
+            p.contains("trunk.register_expires") && p.contains("trunk.register_user"),
+            "{p}"
+        );
     }
 }

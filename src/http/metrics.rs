@@ -107,6 +107,15 @@ pub fn render(
 
     head(
         &mut o,
+        "switchboard_trunk_registered",
+        "gauge",
+        "1 while the SIP trunk registration is current (trunk.register), else 0.",
+    );
+    let registered = u8::from(m.trunk_registration == "registered");
+    let _ = writeln!(o, "switchboard_trunk_registered {registered}");
+
+    head(
+        &mut o,
         "switchboard_calls_total",
         "counter",
         "Calls ended since start, by disposition.",
@@ -270,6 +279,13 @@ mod tests {
             Some(120.0)
         );
         assert_eq!(value(&t, "switchboard_rtp_packets_lost_total"), Some(3.0));
+        assert_eq!(value(&t, "switchboard_trunk_registered"), Some(0.0));
+        m.set_trunk_registration(Some(crate::sip::register_client::RegState::Registered));
+        let registered = render(0, &m.snapshot(), &[], &[]);
+        assert_eq!(
+            value(&registered, "switchboard_trunk_registered"),
+            Some(1.0)
+        );
         assert_eq!(
             value(&t, "switchboard_sip_requests_total{method=\"INVITE\"}"),
             Some(1.0)
@@ -280,6 +296,7 @@ mod tests {
             "switchboard_queue_waiting",
             "switchboard_agents",
             "switchboard_webhook_deliveries_total",
+            "switchboard_trunk_registered",
         ] {
             assert!(t.contains(&format!("# TYPE {name} ")), "{name}");
             assert!(t.contains(&format!("# HELP {name} ")), "{name}");

@@ -112,6 +112,7 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
         "cdr_queue": shared.cdr.stats().pending,
         "cdr_write_failures": shared.cdr.stats().failures,
         "auth_blocks": shared.auth_limiter.stats().blocks,
+        "trunk_registration": shared.metrics.trunk_registration(),
     });
     let code = if sip && db && !draining {
         StatusCode::OK

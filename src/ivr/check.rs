@@ -77,6 +77,8 @@ pub struct CheckEnv {
     pub sounds_dir: PathBuf,
     /// None until the server config defines queues: then queue names are not checked.
     pub queues: Option<Vec<QueueInfo>>,
+    /// Whether the server config has a `trunk:` (None: not known, numbers are not checked).
+    pub trunk: Option<bool>,
 }
 
 /// Parses and checks one flow's text on its own (no prompts, queues or other flows).
@@ -416,6 +418,36 @@ fn languages_at(flow: &Flow) -> BTreeMap<&str, BTreeSet<&str>> {
     at
 }
 
+/// A literal transfer target the server could not dial: a number without a trunk (an error), a
+/// SIP URI whose host is a name (a warning: the transfer fails at run time, the call ends).
+fn check_transfer(
+    flow: &Flow,
+    env: &CheckEnv,
+    pos: Pos,
+    target: &super::expr::Template,
+    diags: &mut Vec<Diagnostic>,
+) {
+    match target.literal().map(super::values::transfer_target) {
+        Some(Ok(super::values::TransferTarget::Number(n))) if env.trunk == Some(false) => err(
+            flow,
+            diags,
+            pos,
+            format!("the transfer to `{n}` needs a SIP trunk: add `trunk:` to the server config"),
+        ),
+        Some(Ok(super::values::TransferTarget::Uri {
+            uri, addr: None, ..
+        })) => {
+            diags.push(Diagnostic::new(
+                &flow.source,
+                pos,
+                Severity::Warning,
+                format!("the transfer to `{uri}` will fail at run time: its host must be an IP address (the server does no DNS)"),
+            ));
+        }
+        _ => {}
+    }
+}
+
 /// Prompts, WAV formats, queues and the not-yet-available step kinds.
 pub fn check_assets(flow: &Flow, env: &CheckEnv, prompts: &PromptIndex) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
@@ -495,9 +527,11 @@ pub fn check_assets(flow: &Flow, env: &CheckEnv, prompts: &PromptIndex) -> Vec<D
             StepKind::Queue(_) if env.queues.is_some() => None,
             StepKind::Queue(_) => Some("follows on_timeout (or ends)"),
             StepKind::Callback { .. } => Some("follows next (or ends)"),
-            StepKind::Transfer { .. } => Some("ends"),
             _ => None,
         };
+        if let StepKind::Transfer { target } = &step.kind {
+            check_transfer(flow, env, step.pos, target, &mut diags);
+        }
         if let Some(later) = later {
             let msg = if matches!(step.kind, StepKind::Queue(_)) {
                 format!("queue steps are not yet available in this release: at run time the call {later} (no queues are configured: add `queues:` to the server config)")

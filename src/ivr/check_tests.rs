@@ -308,6 +308,7 @@ fn env_with(dir: &Path, files: &[(&str, u32, u16)]) -> (CheckEnv, PromptIndex) {
     let env = CheckEnv {
         sounds_dir: dir.join("sounds"),
         queues: None,
+        trunk: None,
     };
     let idx = PromptIndex::scan(&env.sounds_dir);
     (env, idx)
@@ -438,6 +439,7 @@ fn numbers_claimed_twice_and_duplicate_names_across_files() {
     let env = CheckEnv {
         sounds_dir: dir.path().join("sounds"),
         queues: None,
+        trunk: None,
     };
     let (set, diags) = load_dir(&flows, &env);
     let text: Vec<String> = diags
@@ -467,4 +469,36 @@ fn numbers_claimed_twice_and_duplicate_names_across_files() {
     );
     assert_eq!(set.by_number("7002").unwrap().name, "support");
     assert!(set.by_number("7003").is_none());
+}
+
+#[test]
+fn a_transfer_to_a_number_needs_a_trunk_and_a_sip_uri_an_ip_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut env, idx) = env_with(dir.path(), &[]);
+    let number = format!("{HEAD}  a: {{ transfer: \"+5511912345678\" }}\n");
+    assert!(
+        asset_report(&number, &env, &idx).is_empty(),
+        "trunk unknown: not checked"
+    );
+    env.trunk = Some(false);
+    assert_eq!(
+        asset_report(&number, &env, &idx),
+        ["5:3: the transfer to `+5511912345678` needs a SIP trunk: add `trunk:` to the server config"]
+    );
+    env.trunk = Some(true);
+    assert!(asset_report(&number, &env, &idx).is_empty());
+    let ip = format!("{HEAD}  a: {{ transfer: \"sip:op@192.0.2.10:5070\" }}\n");
+    assert!(asset_report(&ip, &env, &idx).is_empty());
+    let name = format!("{HEAD}  a: {{ transfer: \"sip:op@pbx.example\" }}\n");
+    let r = asset_report(&name, &env, &idx);
+    assert!(
+        r.len() == 1
+            && r[0].starts_with("5:3: warning: the transfer to `sip:op@pbx.example` will fail"),
+        "{r:?}"
+    );
+    one_error(
+        &format!("{HEAD}  a: {{ transfer: \"5511912345678\" }}\n"),
+        "5:18",
+        "is neither a SIP URI",
+    );
 }

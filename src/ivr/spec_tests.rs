@@ -58,6 +58,7 @@ fn setup(dir: &Path, prompts: &[&str]) -> CheckEnv {
     CheckEnv {
         sounds_dir: dir.join("sounds"),
         queues: None,
+        trunk: None,
     }
 }
 

@@ -723,13 +723,8 @@ fn transfer(cx: &mut Ctx, body: &Node) -> Option<StepKind> {
     };
     let target = template_of(cx, target_node, "the transfer target")?;
     if let Some(lit) = target.literal() {
-        let lower = lit.to_ascii_lowercase();
-        let is_uri = (lower.starts_with("sip:") || lower.starts_with("sips:")) && lit.contains('@');
-        if !is_uri && values::check_number(lit).is_err() {
-            cx.error(
-                target_node.pos,
-                format!("`{lit}` is neither a SIP URI like sip:operator@pbx.example nor a number"),
-            );
+        if let Err(e) = values::transfer_target(lit) {
+            cx.error(target_node.pos, e);
         }
     }
     Some(StepKind::Transfer { target })

@@ -225,9 +225,107 @@ pub fn check_number(text: &str) -> Result<(), IvrError> {
     Ok(())
 }
 
+/// Where a `transfer` step sends the caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransferTarget {
+    /// `+` and digits (E.164): dialled through the trunk.
+    Number(String),
+    /// `sip:user@host[:port][;transport=tcp]`; `addr` is set when the host is an IP literal
+    /// (the only kind dialled: the server does no DNS).
+    Uri {
+        uri: String,
+        addr: Option<core::net::SocketAddr>,
+        tcp: bool,
+    },
+}
+
+/// Reads a transfer target: `+5511912345678` or `sip:operator@192.0.2.10:5060`.
+pub fn transfer_target(text: &str) -> Result<TransferTarget, String> {
+    let text = text.trim();
+    if let Some(digits) = text.strip_prefix('+') {
+        if (1..=20).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()) {
+            return Ok(TransferTarget::Number(text.to_string()));
+        }
+        return Err(format!("`{text}` is not a number like +5511912345678"));
+    }
+    let lower = text.to_ascii_lowercase();
+    if lower.starts_with("sips:") {
+        return Err(format!("`{text}`: sips (TLS) is not supported; use sip:"));
+    }
+    let Some(rest) = lower.starts_with("sip:").then(|| text.get(4..)).flatten() else {
+        return Err(format!(
+            "`{text}` is neither a SIP URI like sip:operator@192.0.2.10 nor a number like +5511912345678"
+        ));
+    };
+    let (user, after) = rest
+        .split_once('@')
+        .ok_or_else(|| format!("`{text}` has no user@ before the host"))?;
+    let (hostport, params) = after.split_once(';').unwrap_or((after, ""));
+    let hostport = hostport.split('?').next().unwrap_or_default();
+    if user.is_empty()
+        || hostport.is_empty()
+        || text.len() > 256
+        || text.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "`{text}` is not a SIP URI like sip:operator@192.0.2.10"
+        ));
+    }
+    let addr = hostport
+        .parse::<core::net::SocketAddr>()
+        .ok()
+        .or_else(|| format!("{hostport}:5060").parse().ok())
+        .or_else(|| {
+            let ip = hostport.parse::<core::net::IpAddr>().ok()?;
+            Some(core::net::SocketAddr::new(ip, 5060))
+        });
+    let tcp = params
+        .split(';')
+        .any(|p| p.trim().eq_ignore_ascii_case("transport=tcp"));
+    Ok(TransferTarget::Uri {
+        uri: text.to_string(),
+        addr,
+        tcp,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transfer_targets_are_numbers_or_sip_uris_with_an_ip_host() {
+        assert_eq!(
+            transfer_target("+5511912345678"),
+            Ok(TransferTarget::Number("+5511912345678".into()))
+        );
+        assert!(transfer_target("+55 11").is_err());
+        assert!(transfer_target("5511912345678").is_err());
+        let t = transfer_target("sip:op@192.0.2.10:5070;transport=TCP").unwrap();
+        assert_eq!(
+            t,
+            TransferTarget::Uri {
+                uri: "sip:op@192.0.2.10:5070;transport=TCP".into(),
+                addr: "192.0.2.10:5070".parse().ok(),
+                tcp: true
+            }
+        );
+        let t = transfer_target("sip:op@192.0.2.10").unwrap();
+        assert!(
+            matches!(t, TransferTarget::Uri { addr: Some(a), tcp: false, .. } if a.port() == 5060)
+        );
+        let t = transfer_target("sip:op@[::1]").unwrap();
+        assert!(matches!(t, TransferTarget::Uri { addr: Some(a), .. } if a.is_ipv6()));
+        assert!(matches!(
+            transfer_target("sip:operator@pbx.example"),
+            Ok(TransferTarget::Uri { addr: None, .. })
+        ));
+        assert!(transfer_target("sips:op@192.0.2.10")
+            .unwrap_err()
+            .contains("TLS"));
+        assert!(transfer_target("sip:192.0.2.10").is_err());
+        assert!(transfer_target("operator").is_err());
+    }
 
     fn at(e: IvrError) -> usize {
         match e {

@@ -16,12 +16,14 @@ use crate::cdr::Direction;
 use crate::rtc::{RtcEvent, RtcLeg};
 
 use super::acd_task::{AcdCmd, AgentMsg};
+use super::transfer::{TransferIn, TransferSide};
 use crate::ivr::{AccountKey, Flow, PinOutcome, PromptIndex};
 use crate::media::g711::Law;
 use crate::media::session::{DigitSource, MediaEvent, RtpSession, SessionConfig};
 use crate::sip::dialog::Dialog;
 use crate::sip::sdp::{AudioCodec, Negotiated};
 use crate::sip::transaction::ServerTxKey;
+use crate::sip::uac::LegEvent;
 use crate::sip::{Peer, Transport};
 
 use super::sip_task::{random_tag, SipCmd};
@@ -278,6 +280,7 @@ async fn call(t: NewCallTask) {
         "call.started",
         serde_json::json!({ "call_id": call_id, "from": from, "to": to, "flow": flow.name }),
     );
+    let caller = from.clone();
     let mut ctl = CallController::new(
         flow,
         prompts,
@@ -310,6 +313,7 @@ async fn call(t: NewCallTask) {
     let mut recording_id: Option<u64> = None;
     let mut acked = false;
     let mut agent_side: Option<AgentSide> = None;
+    let mut transfer: Option<TransferSide> = None;
     let mut survey_sent = false;
     let mut hangup_all = shared.hangup_all.subscribe();
 
@@ -516,6 +520,36 @@ async fn call(t: NewCallTask) {
                         });
                     }
                 }
+                Command::Dial { target } => {
+                    match super::transfer::dial(&shared, &target, &caller) {
+                        Ok(leg) => {
+                            tracing::info!(%target, leg = %leg.call_id, "transfer: dialling");
+                            transfer = Some(TransferSide {
+                                leg,
+                                media: None,
+                                bridged: false,
+                            });
+                            ctl.transfer_dialling(super::transfer::ringing_music(&shared));
+                        }
+                        Err(why) => {
+                            tracing::warn!(%target, reason = %why, "transfer cannot be dialled");
+                            ctl.transfer_failed(clock.now(), None, &why);
+                        }
+                    }
+                }
+                Command::BridgeTransfer => {
+                    if let Some(s) = session.as_mut() {
+                        s.start_bridge();
+                    }
+                    if let Some(t) = transfer.as_mut() {
+                        t.bridged = true;
+                    }
+                }
+                Command::EndTransferLeg => {
+                    if let Some(t) = transfer.take() {
+                        t.hangup();
+                    }
+                }
                 Command::CdrUpdate(rec) => {
                     super::events::record_updated(&shared, &rec, &mut survey_sent);
                     shared.cdr.update(*rec)
@@ -605,6 +639,8 @@ async fn call(t: NewCallTask) {
                         while let Some(frame) = s.poll_bridged_audio() {
                             if let Some(a) = agent_side.as_ref().filter(|a| a.relaying) {
                                 a.leg.send_pcmu(&frame);
+                            } else if let Some(t) = transfer.as_ref() {
+                                t.send_pcmu(&frame);
                             }
                         }
                     }
@@ -779,6 +815,44 @@ async fn call(t: NewCallTask) {
                         tell(&shared, &widget, Phase::InIvr);
                         ctl.agent_hung_up(now);
                     }
+                }
+            }
+            got = TransferSide::next(&mut transfer) => {
+                let now = clock.now();
+                let ev = match got {
+                    TransferIn::Event(ev) => ev,
+                    TransferIn::Frame(Some(f)) => {
+                        if let Some(s) = session.as_mut().filter(|_| transfer.as_ref().is_some_and(|t| t.bridged)) {
+                            s.push_bridged_audio(&f);
+                        }
+                        continue;
+                    }
+                    // The leg closed; its end comes as an event.
+                    TransferIn::Frame(None) => {
+                        if let Some(t) = transfer.as_mut() {
+                            t.media = None;
+                        }
+                        continue;
+                    }
+                };
+                match ev {
+                    Some(LegEvent::Answered { .. }) => {
+                        tracing::info!("transfer: the target answered");
+                        if let Some(t) = transfer.as_mut() {
+                            t.media = t.leg.media.take();
+                        }
+                        ctl.transfer_answered(now);
+                    }
+                    Some(LegEvent::Failed(code)) => {
+                        tracing::info!(status = code, "transfer: the target was not reached");
+                        transfer = None;
+                        ctl.transfer_failed(now, Some(code), super::callback_task::reason(code));
+                    }
+                    Some(LegEvent::Ended(_)) | None => {
+                        transfer = None;
+                        ctl.transfer_ended(now);
+                    }
+                    Some(LegEvent::Trying | LegEvent::Ringing) => {}
                 }
             }
             _ = hangup_all.wait_for(|h| *h) => {

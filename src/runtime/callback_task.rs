@@ -13,7 +13,6 @@ use tokio::sync::mpsc;
 use crate::cdr::{CallEvent, CallRecord, Direction, Disposition, HangupBy};
 use crate::rtc::{RtcEvent, RtcLeg};
 use crate::sip::uac::LegEvent;
-use crate::sip::{Peer, Transport};
 
 use super::acd_task::{AcdCmd, AgentMsg};
 use super::callbacks::{Callback, DialError};
@@ -59,7 +58,7 @@ pub fn spawn(
     side: AgentSide,
 ) -> Result<mpsc::UnboundedSender<()>, DialError> {
     let trunk = shared.config.trunk.as_ref().ok_or(DialError::NotEnabled)?;
-    let addr = trunk.socket_addr().ok_or(DialError::NotEnabled)?;
+    let peer = trunk.peer().ok_or(DialError::NotEnabled)?;
     let (sip, local_sip) = shared.sip_out.get().cloned().ok_or(DialError::SipDown)?;
     let user: String = cb
         .number
@@ -67,22 +66,16 @@ pub fn spawn(
         .filter(|c| c.is_ascii_digit() || *c == '+')
         .take(32)
         .collect();
-    let tp = match trunk.transport {
-        crate::config::trunk::TrunkTransport::Udp => (Transport::Udp, ""),
-        crate::config::trunk::TrunkTransport::Tcp => (Transport::Tcp, ";transport=tcp"),
-    };
-    let target = rsip::Uri::try_from(format!("sip:{user}@{addr}{}", tp.1).as_str())
-        .map_err(|_| DialError::BadNumber)?;
+    let target =
+        rsip::Uri::try_from(format!("sip:{user}@{}{}", peer.addr, trunk.uri_params()).as_str())
+            .map_err(|_| DialError::BadNumber)?;
     let from = trunk
         .caller_id_for(&cb.number)
         .unwrap_or("anonymous")
         .to_string();
     let req = OutboundRequest {
         target,
-        peer: Peer {
-            addr,
-            transport: tp.0,
-        },
+        peer,
         from_user: from.clone(),
         from_display: None,
         credentials: trunk.credentials(),

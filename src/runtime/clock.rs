@@ -30,3 +30,11 @@ impl Clock {
         self.origin + std::time::Duration::from_micros(t.as_micros())
     }
 }
+
+/// Sleeps until `deadline`; never resolves without one (for a `select!` arm).
+pub async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending::<()>().await,
+    }
+}

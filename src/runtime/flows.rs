@@ -55,6 +55,7 @@ fn check_env(config: &Config) -> CheckEnv {
     CheckEnv {
         sounds_dir: config.sounds_dir.clone(),
         queues: config.queue_infos(),
+        trunk: Some(config.trunk.is_some()),
     }
 }
 

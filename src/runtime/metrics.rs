@@ -2,7 +2,7 @@
 //! may see a call counted in `calls_total` a moment before its RTP packets, which Prometheus
 //! tolerates, and nothing on the media path ever waits for a lock.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use crate::cdr::Disposition;
 
@@ -59,6 +59,8 @@ pub struct Metrics {
     rtp_in: AtomicU64,
     rtp_out: AtomicU64,
     rtp_lost: AtomicU64,
+    /// The trunk registration: 0 off, 1 trying, 2 registered, 3 failed.
+    trunk_registration: AtomicU8,
 }
 
 impl Default for Metrics {
@@ -70,6 +72,7 @@ impl Default for Metrics {
             rtp_in: AtomicU64::new(0),
             rtp_out: AtomicU64::new(0),
             rtp_lost: AtomicU64::new(0),
+            trunk_registration: AtomicU8::new(0),
         }
     }
 }
@@ -89,6 +92,8 @@ pub struct MetricsSnapshot {
     pub rtp_in: u64,
     pub rtp_out: u64,
     pub rtp_lost: u64,
+    /// `off`, `trying`, `registered` or `failed`.
+    pub trunk_registration: &'static str,
 }
 
 impl Metrics {
@@ -143,6 +148,29 @@ impl Metrics {
             rtp_in: load(&self.rtp_in),
             rtp_out: load(&self.rtp_out),
             rtp_lost: load(&self.rtp_lost),
+            trunk_registration: self.trunk_registration(),
+        }
+    }
+
+    /// The trunk registration changed (`None`: registration is off).
+    pub fn set_trunk_registration(&self, state: Option<crate::sip::register_client::RegState>) {
+        use crate::sip::register_client::RegState;
+        let v = match state {
+            None => 0,
+            Some(RegState::Trying) => 1,
+            Some(RegState::Registered) => 2,
+            Some(RegState::Failed) => 3,
+        };
+        self.trunk_registration.store(v, Ordering::Relaxed);
+    }
+
+    /// `off`, `trying`, `registered` or `failed`, for `/healthz`.
+    pub fn trunk_registration(&self) -> &'static str {
+        match self.trunk_registration.load(Ordering::Relaxed) {
+            1 => "trying",
+            2 => "registered",
+            3 => "failed",
+            _ => "off",
         }
     }
 }

@@ -25,6 +25,8 @@ pub mod registrar;
 pub mod retention;
 pub mod sip_agent;
 pub mod sip_task;
+pub mod transfer;
+pub mod trunk_register;
 pub mod webhooks;
 pub mod widget_call;
 
@@ -158,6 +160,8 @@ pub struct Running {
     pub shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// `trunk.register: true`: removed from the carrier on shutdown.
+    trunk_registration: Option<trunk_register::TrunkRegistration>,
 }
 
 /// How long a shutdown waits for webhook deliveries still under way.
@@ -212,6 +216,10 @@ impl Running {
                 undelivered = left,
                 "shutting down with webhook deliveries still pending; they are lost"
             );
+        }
+        if let Some(reg) = self.trunk_registration {
+            // Before the SIP task stops: the un-REGISTER needs it.
+            reg.stop().await;
         }
         let _ = self.stop.send(true);
         for t in self.tasks {
@@ -372,6 +380,7 @@ pub async fn start(config: Config) -> Result<Running, RuntimeError> {
         let gateway = sip_task::SipTask::bind_gateway(shared.clone(), sip_addr).await?;
         tasks.push(tokio::spawn(gateway.run(stop_rx.clone())));
     }
+    let trunk_registration = trunk_register::spawn(&shared);
 
     let listener = tokio::net::TcpListener::bind(shared.config.http_listen)
         .await
@@ -411,5 +420,6 @@ pub async fn start(config: Config) -> Result<Running, RuntimeError> {
         shared,
         stop: stop_tx,
         tasks,
+        trunk_registration,
     })
 }

@@ -342,12 +342,7 @@ impl LegTask {
                         }
                     }
                 }
-                _ = async {
-                    match deadline {
-                        Some(d) => tokio::time::sleep_until(d).await,
-                        None => std::future::pending::<()>().await,
-                    }
-                } => uac.on_timeout(clock.now()),
+                _ = super::clock::sleep_until(deadline) => uac.on_timeout(clock.now()),
             }
         }
         self.ended();

@@ -4,6 +4,7 @@
 //! * [`transaction`] — RFC 3261 §17 transactions (+ RFC 6026), timers as data.
 //! * [`dialog`] — RFC 3261 §12 dialogs: in-dialog requests, CSeq ordering, route sets.
 //! * [`digest`] — answering a trunk's 401/407 challenge (RFC 2617 / RFC 8760 digest).
+//! * [`register_client`] — registering with the trunk's registrar: refresh, back-off, unregister.
 //! * [`sdp`] — RFC 4566 descriptions and RFC 3264 offer/answer for G.711 + telephone-event.
 
 pub mod allowlist;
@@ -12,6 +13,7 @@ pub mod digest;
 pub mod md5;
 pub mod message;
 pub mod ratelimit;
+pub mod register_client;
 pub mod registrar;
 pub mod sdp;
 mod syntax;

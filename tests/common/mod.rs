@@ -24,6 +24,7 @@ pub mod link;
 pub mod ops;
 pub mod phone;
 pub mod prompts;
+pub mod registrar;
 pub mod reports;
 pub mod rtp;
 pub mod server;

@@ -22,6 +22,30 @@ pub struct Seen {
     pub authorized: Msg,
 }
 
+impl Seen {
+    /// The authorized INVITE's request line (`INVITE sip:… SIP/2.0`).
+    pub fn request_line(&self) -> String {
+        String::from_utf8_lossy(&self.authorized.to_bytes())
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// The INVITE went to `sip:<user>@<at>` and its From shows `from`.
+    pub fn dialled(&self, user: &str, at: SocketAddr, from: &str) -> Result<(), String> {
+        let line = self.request_line();
+        if !line.contains(&format!("sip:{user}@{at}")) {
+            return Err(format!("dialled {line}, expected sip:{user}@{at}"));
+        }
+        let from_header = self.first.header("From").unwrap_or_default();
+        if !from_header.contains(from) {
+            return Err(format!("From: {from_header}, expected {from} in it"));
+        }
+        Ok(())
+    }
+}
+
 pub struct MockTrunk {
     sock: UdpSocket,
     pub addr: SocketAddr,
@@ -29,6 +53,8 @@ pub struct MockTrunk {
     password: String,
     rtp: RtpEndpoint,
     call: Option<(Msg, SocketAddr, String)>,
+    /// How long the far end rings (after 180) before it answers.
+    pub ring_for: Duration,
 }
 
 impl MockTrunk {
@@ -42,6 +68,7 @@ impl MockTrunk {
             password: password.into(),
             rtp: RtpEndpoint::bind().expect("bind RTP"),
             call: None,
+            ring_for: Duration::ZERO,
         }
     }
 
@@ -134,6 +161,7 @@ impl MockTrunk {
             return Ok(Seen { first, authorized });
         }
         self.send(&response_to(&authorized, 180, "Ringing", Some(&tag)), from)?;
+        std::thread::sleep(self.ring_for);
         let offer = parse_sdp_answer(&authorized.body_text())?;
         let sdp = sdp_offer(self.rtp.port(), 7, &[(0, "PCMU/8000")]);
         let ok = response_to(&authorized, 200, "OK", Some(&tag))
@@ -152,6 +180,49 @@ impl MockTrunk {
 
     pub fn received(&self) -> Vec<RxPacket> {
         self.rtp.received()
+    }
+
+    /// The PCMU the far end received, in order.
+    pub fn received_pcmu(&self) -> Vec<u8> {
+        self.rtp
+            .received()
+            .iter()
+            .filter(|p| p.pt == 0)
+            .flat_map(|p| p.payload.clone())
+            .collect()
+    }
+
+    /// The far end hangs up the answered call: BYE, and waits for the server's 200.
+    pub fn hang_up(&mut self) -> Result<(), String> {
+        let (invite, to, tag) = self.call.take().ok_or("no answered call to hang up")?;
+        self.rtp.stop_sending();
+        let from = invite.header("To").unwrap_or_default().to_string();
+        let target = invite
+            .header("Contact")
+            .map(super::sipmsg::uri_of)
+            .unwrap_or_default();
+        let bye = Msg::request("BYE", &target)
+            .with(
+                "Via",
+                format!(
+                    "SIP/2.0/UDP {};branch=z9hG4bK{:016x}",
+                    self.addr,
+                    rand::random::<u64>()
+                ),
+            )
+            .with("Max-Forwards", "70")
+            .with("From", format!("{from};tag={tag}"))
+            .with("To", invite.header("From").unwrap_or_default().to_string())
+            .with("Call-ID", invite.call_id().unwrap_or_default().to_string())
+            .with("CSeq", "1 BYE");
+        self.send(&bye, to)?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while let Some((m, _)) = self.recv(deadline) {
+            if m.status() == Some(200) && m.cseq().is_some_and(|(_, method)| method == "BYE") {
+                return Ok(());
+            }
+        }
+        Err("the server did not answer the BYE".into())
     }
 
     /// Waits for the server's BYE for the answered call and answers 200.
