@@ -93,6 +93,32 @@ fn a_number_is_dialled_through_a_407_trunk_and_bridged_until_the_caller_hangs_up
         0,
         "the caller hears their own voice back"
     );
+    // A key the caller presses (RFC 4733) reaches the far end; this carrier offered no
+    // telephone-event, so it comes as the key's two tones.
+    phone.wait_sent(secs(10)).must();
+    let heard_before = trunk.received_pcmu().len();
+    phone.send_digits_rfc4733("5").must();
+    let deadline = Instant::now() + secs(5);
+    loop {
+        let pcm: Vec<i16> = trunk
+            .received_pcmu()
+            .get(heard_before..)
+            .unwrap_or_default()
+            .iter()
+            .map(|&b| common::g711::Law::Mu.decode(b))
+            .collect();
+        if pcm
+            .chunks_exact(400)
+            .any(|w| common::dtmf::detect_key(w) == Some('5'))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the far end never heard the caller's 5"
+        );
+        phone.rtp_arriving_during(Duration::from_millis(100));
+    }
     assert_eq!(phone.hangup().must(), 200);
     trunk.wait_bye(secs(10)).must();
 

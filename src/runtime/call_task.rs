@@ -596,6 +596,10 @@ async fn call(t: NewCallTask) {
                             DigitSource::Inband => "inband",
                         };
                         tracing::debug!(source = src, "digit");
+                        // In-band keys reach a transfer's far end in the audio already.
+                        if let (Some(t), DigitSource::Rfc4733) = (transfer.as_ref(), source) {
+                            t.dtmf(digit);
+                        }
                         ctl.digit(now, digit, src);
                     }
                     MediaEvent::PlaybackDone { id, interrupted } => {

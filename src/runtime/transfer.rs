@@ -42,6 +42,14 @@ impl TransferSide {
         }
     }
 
+    /// A key the caller pressed (RFC 4733) while bridged: passed on to the far end, as RFC 4733
+    /// when it took telephone-event, else as the key's tones.
+    pub fn dtmf(&self, digit: char) {
+        if let Some(m) = self.media.as_ref().filter(|_| self.bridged) {
+            let _ = m.ctl.send(super::outbound::LegCtl::Dtmf(digit));
+        }
+    }
+
     pub fn hangup(self) {
         let _ = self.leg.ctl.send(super::outbound::LegCtl::Hangup);
     }

@@ -536,6 +536,11 @@ impl Phone {
         )
     }
 
+    /// Returns once everything queued has been sent.
+    pub fn wait_sent(&self, timeout: Duration) -> Result<(), String> {
+        self.rtp.wait_queue_drained(timeout)
+    }
+
     /// Queues 8 kHz audio (e.g. a test tone) after whatever is queued; returns at once.
     pub fn queue_pcm(&self, pcm: &[i16]) {
         self.rtp.queue_pcm(pcm);
