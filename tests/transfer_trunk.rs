@@ -38,11 +38,15 @@ fn server(trunk: &MockTrunk) -> Server {
 }
 
 fn server_to(trunk: &MockTrunk, target: &str) -> Server {
+    server_on(trunk, target, "udp")
+}
+
+fn server_on(trunk: &MockTrunk, target: &str, transport: &str) -> Server {
     let flow = format!(
         "flow: out\nnumbers: [\"7000\"]\nlanguage: en\nstart: out\nsteps:\n  out:\n    transfer: \"{target}\"\n"
     );
     let config = format!(
-        "trunk:\n  address: \"{}\"\n  username: {TRUNK_USER}\n  password: {TRUNK_PW}\n  caller_ids: {{ \"+55\": \"{CALLER_ID}\" }}\n",
+        "trunk:\n  address: \"{}\"\n  transport: {transport}\n  username: {TRUNK_USER}\n  password: {TRUNK_PW}\n  caller_ids: {{ \"+55\": \"{CALLER_ID}\" }}\n",
         trunk.addr
     );
     Server::start(ServerOpts::new().flow("out", &flow).config(&config))
@@ -185,4 +189,32 @@ fn a_sip_uri_with_an_ip_host_is_dialled_there_and_the_far_end_hanging_up_ends_th
     assert_eq!(field(&rec, "hangup_by"), "agent", "{rec}");
     assert_eq!(rec["legs"][0]["target"], target.as_str(), "{rec}");
     assert_eq!(rec["legs"][0]["ended_by"], "target", "{rec}");
+}
+
+#[test]
+fn a_trunk_over_tcp_gets_a_connection_from_the_server_and_carries_the_call() {
+    let mut trunk = MockTrunk::bind_on(common::link::Transport::Tcp, TRUNK_USER, TRUNK_PW);
+    let server = server_on(&trunk, NUMBER, "tcp");
+    let mut phone = Phone::udp(&server);
+    phone.call("7000", CALLER).must();
+    let seen = trunk.take_call(407, 200, secs(15)).must();
+    seen.dialled(NUMBER, trunk.addr, CALLER_ID).must();
+    assert!(
+        seen.authorized
+            .header("Via")
+            .is_some_and(|v| v.starts_with("SIP/2.0/TCP")),
+        "{:?}",
+        seen.authorized.header("Via")
+    );
+    phone.queue_pcm(&tone_pcm(CALLER_HZ, 3.0));
+    let deadline = Instant::now() + secs(10);
+    while tone_windows(&trunk.received_pcmu(), CALLER_HZ) < ONE_SECOND {
+        assert!(Instant::now() < deadline, "no caller audio at the far end");
+        phone.rtp_arriving_during(Duration::from_millis(100));
+    }
+    // The far end hangs up over the same connection; the server answers on it.
+    trunk.hang_up().must();
+    phone.wait_for_bye(secs(10)).must();
+    let rec = wait_call_record(&server, phone.call_id(), secs(10));
+    assert_eq!(field(&rec, "disposition"), "transferred", "{rec}");
 }

@@ -162,7 +162,7 @@ impl SipTask {
             }
         }
         if let Some(tcp) = tcp {
-            tokio::spawn(accept_loop(tcp, tcp_tx));
+            tokio::spawn(accept_loop(tcp, tcp_tx.clone()));
         }
 
         let mut router = Router {
@@ -249,14 +249,20 @@ impl SipTask {
                                 tracing::debug!(error = %e, to = %t.peer.addr, "udp send failed");
                             }
                         }
-                        Transport::Tcp => match router.tcp_conns.get(&t.peer.addr) {
-                            Some(tx) => {
-                                let _ = tx.send(t.bytes);
-                            }
-                            None => {
-                                tracing::debug!(to = %t.peer.addr, "no TCP connection to answer on")
-                            }
-                        },
+                        Transport::Tcp => {
+                            let tx = match router.tcp_conns.get(&t.peer.addr) {
+                                Some(tx) if !tx.is_closed() => tx.clone(),
+                                _ => {
+                                    // No connection to this peer (a trunk, a phone whose
+                                    // connection dropped): open one; what is sent meanwhile waits.
+                                    let (tx, rx) = mpsc::unbounded_channel();
+                                    router.tcp_conns.insert(t.peer.addr, tx.clone());
+                                    tokio::spawn(tcp_dial(t.peer.addr, rx, tcp_tx.clone()));
+                                    tx
+                                }
+                            };
+                            let _ = tx.send(t.bytes);
+                        }
                     }
                 }
                 if !progressed {
@@ -326,11 +332,46 @@ async fn accept_loop(listener: TcpListener, events: mpsc::UnboundedSender<TcpEve
 }
 
 async fn tcp_conn(stream: TcpStream, addr: SocketAddr, events: mpsc::UnboundedSender<TcpEvent>) {
-    let (mut rd, mut wr) = stream.into_split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (tx, rx) = mpsc::unbounded_channel::<Vec<u8>>();
     if events.send(TcpEvent::Open(addr, tx)).is_err() {
         return;
     }
+    tcp_io(stream, addr, events, rx).await;
+}
+
+/// How long opening a TCP connection to a peer may take.
+const TCP_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A connection we open (outbound requests over TCP); `rx` already holds what waits to be sent.
+async fn tcp_dial(
+    addr: SocketAddr,
+    rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    events: mpsc::UnboundedSender<TcpEvent>,
+) {
+    match tokio::time::timeout(TCP_CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => {
+            let _ = stream.set_nodelay(true);
+            tracing::debug!(peer = %addr, "TCP connection opened");
+            tcp_io(stream, addr, events, rx).await;
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(peer = %addr, error = %e, "cannot open a TCP connection");
+            let _ = events.send(TcpEvent::Closed(addr));
+        }
+        Err(_) => {
+            tracing::warn!(peer = %addr, "TCP connection timed out");
+            let _ = events.send(TcpEvent::Closed(addr));
+        }
+    }
+}
+
+async fn tcp_io(
+    stream: TcpStream,
+    addr: SocketAddr,
+    events: mpsc::UnboundedSender<TcpEvent>,
+    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+) {
+    let (mut rd, mut wr) = stream.into_split();
     let writer = tokio::spawn(async move {
         while let Some(bytes) = rx.recv().await {
             if wr.write_all(&bytes).await.is_err() {

@@ -103,6 +103,35 @@ impl SipLink {
         })
     }
 
+    /// A listening end only (a carrier's proxy standing in for a trunk): UDP on a loopback port,
+    /// or a TCP listener for the connections the server opens. Answer with [`SipLink::reply`].
+    pub fn listen(transport: Transport) -> std::io::Result<SipLink> {
+        let unused: SocketAddr = ([127, 0, 0, 1], 9).into();
+        match transport {
+            Transport::Udp => Self::open_at(Transport::Udp, unused, "127.0.0.1"),
+            Transport::Tcp => {
+                let (tx, rx) = mpsc::channel();
+                let stop = Arc::new(AtomicBool::new(false));
+                let conns: Conns = Arc::new(Mutex::new(Vec::new()));
+                let listener = TcpListener::bind("127.0.0.1:0")?;
+                listener.set_nonblocking(true)?;
+                let local = listener.local_addr()?;
+                let (t, st, c) = (tx.clone(), stop.clone(), conns.clone());
+                let threads = vec![std::thread::spawn(move || accept_loop(listener, c, t, st))];
+                Ok(SipLink {
+                    transport,
+                    local,
+                    server: unused,
+                    rx,
+                    udp: None,
+                    conns,
+                    stop,
+                    threads,
+                })
+            }
+        }
+    }
+
     /// Sends to the server (over our own TCP connection on TCP).
     pub fn send(&self, bytes: &[u8]) -> Result<(), String> {
         match &self.udp {

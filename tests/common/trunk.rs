@@ -3,10 +3,11 @@
 //! the server's own verifier against the password the test configured, then answers (or refuses,
 //! e.g. 486 busy) and carries RTP like the customer's phone would.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::g711::Law;
+use super::link::{Incoming, Origin, SipLink, Transport};
 use super::phone::response_to;
 use super::rtp::{RtpEndpoint, RxPacket};
 use super::sipmsg::{parse_sdp_answer, sdp_offer, Msg};
@@ -47,22 +48,27 @@ impl Seen {
 }
 
 pub struct MockTrunk {
-    sock: UdpSocket,
+    link: SipLink,
     pub addr: SocketAddr,
     user: String,
     password: String,
     rtp: RtpEndpoint,
-    call: Option<(Msg, SocketAddr, String)>,
+    call: Option<(Msg, Origin, String)>,
     /// How long the far end rings (after 180) before it answers.
     pub ring_for: Duration,
 }
 
 impl MockTrunk {
     pub fn bind(user: &str, password: &str) -> MockTrunk {
-        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind trunk");
-        let addr = sock.local_addr().expect("trunk addr");
+        Self::bind_on(Transport::Udp, user, password)
+    }
+
+    /// The carrier's proxy on `transport` (TCP: the server opens the connection).
+    pub fn bind_on(transport: Transport, user: &str, password: &str) -> MockTrunk {
+        let link = SipLink::listen(transport).expect("bind trunk");
+        let addr = link.local;
         MockTrunk {
-            sock,
+            link,
             addr,
             user: user.into(),
             password: password.into(),
@@ -72,22 +78,16 @@ impl MockTrunk {
         }
     }
 
-    fn recv(&self, deadline: Instant) -> Option<(Msg, SocketAddr)> {
-        let mut buf = vec![0u8; 65536];
+    fn recv(&self, deadline: Instant) -> Option<(Msg, Origin)> {
         loop {
-            let left = deadline.checked_duration_since(Instant::now())?;
-            self.sock
-                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-                .ok()?;
-            if let Ok((n, from)) = self.sock.recv_from(&mut buf) {
-                if let Ok(m) = Msg::parse(&buf[..n]) {
-                    return Some((m, from));
-                }
+            match self.link.recv(deadline)? {
+                Incoming::Msg(m, origin) => return Some((m, origin)),
+                Incoming::Garbage(_) => {}
             }
         }
     }
 
-    fn wait_method(&self, method: &str, deadline: Instant) -> Result<(Msg, SocketAddr), String> {
+    fn wait_method(&self, method: &str, deadline: Instant) -> Result<(Msg, Origin), String> {
         while let Some((m, from)) = self.recv(deadline) {
             if m.method() == Some(method) {
                 return Ok((m, from));
@@ -96,11 +96,8 @@ impl MockTrunk {
         Err(format!("no {method} reached the trunk"))
     }
 
-    fn send(&self, m: &Msg, to: SocketAddr) -> Result<(), String> {
-        self.sock
-            .send_to(&m.to_bytes(), to)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+    fn send(&self, m: &Msg, to: Origin) -> Result<(), String> {
+        self.link.reply(to, &m.to_bytes())
     }
 
     /// Takes one dial attempt: challenges with `challenge` (401 or 407), checks the digest, then
@@ -164,8 +161,12 @@ impl MockTrunk {
         std::thread::sleep(self.ring_for);
         let offer = parse_sdp_answer(&authorized.body_text())?;
         let sdp = sdp_offer(self.rtp.port(), 7, &[(0, "PCMU/8000")]);
+        let tp = match self.link.transport {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+        };
         let ok = response_to(&authorized, 200, "OK", Some(&tag))
-            .with("Contact", format!("<sip:customer@{}>", self.addr))
+            .with("Contact", format!("<sip:customer@{}{tp}>", self.addr))
             .with_body("application/sdp", sdp.as_bytes());
         self.send(&ok, from)?;
         self.wait_method("ACK", deadline)?;
@@ -205,7 +206,8 @@ impl MockTrunk {
             .with(
                 "Via",
                 format!(
-                    "SIP/2.0/UDP {};branch=z9hG4bK{:016x}",
+                    "SIP/2.0/{} {};branch=z9hG4bK{:016x}",
+                    self.link.transport.via_name(),
                     self.addr,
                     rand::random::<u64>()
                 ),
