@@ -218,3 +218,41 @@ fn a_trunk_over_tcp_gets_a_connection_from_the_server_and_carries_the_call() {
     let rec = wait_call_record(&server, phone.call_id(), secs(10));
     assert_eq!(field(&rec, "disposition"), "transferred", "{rec}");
 }
+
+#[test]
+fn a_sip_uri_with_a_host_name_is_looked_up_and_dialled() {
+    let mut trunk = MockTrunk::bind(TRUNK_USER, TRUNK_PW);
+    let target = format!("sip:operator@localhost:{}", trunk.addr.port());
+    let server = server_to(&trunk, &target);
+    let mut phone = Phone::udp(&server);
+    phone.call("7000", CALLER).must();
+    let seen = trunk.take_call(401, 200, secs(15)).must();
+    assert!(
+        seen.request_line().contains("@localhost:"),
+        "{}",
+        seen.request_line()
+    );
+    assert_eq!(phone.hangup().must(), 200);
+    trunk.wait_bye(secs(10)).must();
+    let rec = wait_call_record(&server, phone.call_id(), secs(10));
+    assert_eq!(field(&rec, "disposition"), "transferred", "{rec}");
+}
+
+#[test]
+fn a_host_name_that_does_not_resolve_fails_the_transfer() {
+    let trunk = MockTrunk::bind(TRUNK_USER, TRUNK_PW);
+    let server = server_to(&trunk, "sip:operator@no-such-host.invalid");
+    let mut phone = Phone::udp(&server);
+    phone.call("7000", CALLER).must();
+    phone.wait_for_bye(secs(15)).must();
+    let rec = wait_call_record(&server, phone.call_id(), secs(10));
+    assert_eq!(field(&rec, "disposition"), "failed", "{rec}");
+    let events = rec["events"].as_array().cloned().unwrap_or_default();
+    assert!(
+        events.iter().any(|e| e["kind"] == "transfer_failed"
+            && e["detail"]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("no-such-host.invalid"))),
+        "{rec}"
+    );
+}

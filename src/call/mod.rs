@@ -560,7 +560,7 @@ impl CallController {
     /// Queue and callback steps on a server without queues: the call goes on the way the flow
     /// says it goes when the queue gives up (`on_timeout`), or ends.
     fn not_available(&mut self, now: Instant, kind: &str, step: &str, target: &str) {
-        tracing::warn!(call_id = %self.record.call_id, step, kind, target, "step kind not yet available; following on_timeout");
+        tracing::warn!(call_id = %self.record.call_id, step, kind, target, "no queues are configured; following on_timeout");
         self.event(
             now,
             "not_available",

@@ -434,16 +434,6 @@ fn check_transfer(
             pos,
             format!("the transfer to `{n}` needs a SIP trunk: add `trunk:` to the server config"),
         ),
-        Some(Ok(super::values::TransferTarget::Uri {
-            uri, addr: None, ..
-        })) => {
-            diags.push(Diagnostic::new(
-                &flow.source,
-                pos,
-                Severity::Warning,
-                format!("the transfer to `{uri}` will fail at run time: its host must be an IP address (the server does no DNS)"),
-            ));
-        }
         _ => {}
     }
 }
@@ -526,6 +516,7 @@ pub fn check_assets(flow: &Flow, env: &CheckEnv, prompts: &PromptIndex) -> Vec<D
             // With queues in the server config, queue steps are routed to agents.
             StepKind::Queue(_) if env.queues.is_some() => None,
             StepKind::Queue(_) => Some("follows on_timeout (or ends)"),
+            StepKind::Callback { .. } if env.queues.is_some() => None,
             StepKind::Callback { .. } => Some("follows next (or ends)"),
             _ => None,
         };
@@ -533,11 +524,7 @@ pub fn check_assets(flow: &Flow, env: &CheckEnv, prompts: &PromptIndex) -> Vec<D
             check_transfer(flow, env, step.pos, target, &mut diags);
         }
         if let Some(later) = later {
-            let msg = if matches!(step.kind, StepKind::Queue(_)) {
-                format!("queue steps are not yet available in this release: at run time the call {later} (no queues are configured: add `queues:` to the server config)")
-            } else {
-                format!("{kind} steps are not yet available in this release: at run time the call {later}")
-            };
+            let msg = format!("{kind} steps need queues and none are configured (add `queues:` to the server config): at run time the call {later}");
             diags.push(Diagnostic::new(
                 &flow.source,
                 step.pos,

@@ -230,11 +230,12 @@ pub fn check_number(text: &str) -> Result<(), IvrError> {
 pub enum TransferTarget {
     /// `+` and digits (E.164): dialled through the trunk.
     Number(String),
-    /// `sip:user@host[:port][;transport=tcp]`; `addr` is set when the host is an IP literal
-    /// (the only kind dialled: the server does no DNS).
+    /// `sip:user@host[:port][;transport=tcp]`; `addr` is set when the host is an IP literal,
+    /// else `hostport` is looked up (A/AAAA; port 5060 when none is given) when dialling.
     Uri {
         uri: String,
         addr: Option<core::net::SocketAddr>,
+        hostport: String,
         tcp: bool,
     },
 }
@@ -285,6 +286,7 @@ pub fn transfer_target(text: &str) -> Result<TransferTarget, String> {
     Ok(TransferTarget::Uri {
         uri: text.to_string(),
         addr,
+        hostport: hostport.to_string(),
         tcp,
     })
 }
@@ -294,7 +296,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn transfer_targets_are_numbers_or_sip_uris_with_an_ip_host() {
+    fn transfer_targets_are_numbers_or_sip_uris() {
         assert_eq!(
             transfer_target("+5511912345678"),
             Ok(TransferTarget::Number("+5511912345678".into()))
@@ -307,6 +309,7 @@ mod tests {
             TransferTarget::Uri {
                 uri: "sip:op@192.0.2.10:5070;transport=TCP".into(),
                 addr: "192.0.2.10:5070".parse().ok(),
+                hostport: "192.0.2.10:5070".into(),
                 tcp: true
             }
         );
@@ -318,7 +321,7 @@ mod tests {
         assert!(matches!(t, TransferTarget::Uri { addr: Some(a), .. } if a.is_ipv6()));
         assert!(matches!(
             transfer_target("sip:operator@pbx.example"),
-            Ok(TransferTarget::Uri { addr: None, .. })
+            Ok(TransferTarget::Uri { addr: None, hostport, .. }) if hostport == "pbx.example"
         ));
         assert!(transfer_target("sips:op@192.0.2.10")
             .unwrap_err()

@@ -104,6 +104,11 @@ enum JobDone {
     Pin(u64, PinOutcome),
     Lookup(u64, Result<serde_json::Value, String>),
     Recording(u64, Option<String>),
+    /// A transfer target looked up (`Ok(None)`: nothing to look up).
+    TransferTarget {
+        target: String,
+        resolved: Result<Option<std::net::SocketAddr>, String>,
+    },
     AgentLeg {
         agent_id: String,
         agent: mpsc::UnboundedSender<AgentMsg>,
@@ -521,21 +526,13 @@ async fn call(t: NewCallTask) {
                     }
                 }
                 Command::Dial { target } => {
-                    match super::transfer::dial(&shared, &target, &caller) {
-                        Ok(leg) => {
-                            tracing::info!(%target, leg = %leg.call_id, "transfer: dialling");
-                            transfer = Some(TransferSide {
-                                leg,
-                                media: None,
-                                bridged: false,
-                            });
-                            ctl.transfer_dialling(super::transfer::ringing_music(&shared));
-                        }
-                        Err(why) => {
-                            tracing::warn!(%target, reason = %why, "transfer cannot be dialled");
-                            ctl.transfer_failed(clock.now(), None, &why);
-                        }
-                    }
+                    // Looked up off this loop (a host name may take a while), then dialled.
+                    let tx = job_tx.clone();
+                    let local = shared.sip_out.get().map(|(_, a)| *a);
+                    tokio::spawn(async move {
+                        let resolved = super::transfer::resolve(&target, local).await;
+                        let _ = tx.send(JobDone::TransferTarget { target, resolved });
+                    });
                 }
                 Command::BridgeTransfer => {
                     if let Some(s) = session.as_mut() {
@@ -761,6 +758,29 @@ async fn call(t: NewCallTask) {
                     JobDone::Pin(id, outcome) => ctl.pin_checked(now, id, outcome),
                     JobDone::Lookup(id, r) => ctl.lookup_done(now, id, r),
                     JobDone::Recording(id, file) => ctl.recording_done(now, id, file),
+                    JobDone::TransferTarget { target, resolved } => {
+                        let leg = resolved.and_then(|addr| {
+                            super::transfer::dial(&shared, &target, &caller, addr)
+                        });
+                        match leg {
+                            Ok(leg) if !ctl.is_ended() => {
+                                tracing::info!(%target, leg = %leg.call_id, "transfer: dialling");
+                                transfer = Some(TransferSide {
+                                    leg,
+                                    media: None,
+                                    bridged: false,
+                                });
+                                ctl.transfer_dialling(super::transfer::ringing_music(&shared));
+                            }
+                            Ok(leg) => {
+                                let _ = leg.ctl.send(super::outbound::LegCtl::Hangup);
+                            }
+                            Err(why) => {
+                                tracing::warn!(%target, reason = %why, "transfer cannot be dialled");
+                                ctl.transfer_failed(now, None, &why);
+                            }
+                        }
+                    }
                     JobDone::AgentLeg { agent_id, agent, result } => match result {
                         Ok((leg, sdp)) if !ctl.is_ended() => {
                             let _ = agent.send(AgentMsg::AnswerSdp { call_id: call_id.clone(), sdp });

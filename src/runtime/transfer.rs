@@ -70,7 +70,53 @@ pub fn ringing_music(shared: &Shared) -> Option<PathBuf> {
 }
 
 /// Places the call to `target` for the caller `caller`. `Err` says why it cannot be dialled.
-pub fn dial(shared: &Arc<Shared>, target: &str, caller: &str) -> Result<OutboundLeg, String> {
+/// How long looking up a transfer target's host may take.
+const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Looks up the host of a `sip:` target named by a host name (A/AAAA, port 5060 unless given),
+/// preferring the address family of our own SIP address; `None` when there is nothing to look
+/// up (a number, an IP literal). Runs off the call's task.
+pub async fn resolve(
+    target: &str,
+    local: Option<std::net::SocketAddr>,
+) -> Result<Option<std::net::SocketAddr>, String> {
+    let Ok(TransferTarget::Uri {
+        addr: None,
+        hostport,
+        uri,
+        ..
+    }) = transfer_target(target)
+    else {
+        return Ok(None);
+    };
+    let query = if hostport.contains(':') {
+        hostport.clone()
+    } else {
+        format!("{hostport}:5060")
+    };
+    let found: Vec<std::net::SocketAddr> =
+        match tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host(query)).await {
+            Ok(Ok(addrs)) => addrs.collect(),
+            Ok(Err(e)) => return Err(format!("`{uri}`: cannot look up {hostport}: {e}")),
+            Err(_) => return Err(format!("`{uri}`: looking up {hostport} timed out")),
+        };
+    let v4 = local.is_none_or(|l| l.is_ipv4());
+    found
+        .iter()
+        .find(|a| a.is_ipv4() == v4)
+        .or(found.first())
+        .copied()
+        .map(Some)
+        .ok_or_else(|| format!("`{uri}`: {hostport} has no address"))
+}
+
+/// Places the transfer leg; `resolved` is what [`resolve`] found for a host name.
+pub fn dial(
+    shared: &Arc<Shared>,
+    target: &str,
+    caller: &str,
+    resolved: Option<std::net::SocketAddr>,
+) -> Result<OutboundLeg, String> {
     let (sip, local_sip) = shared
         .sip_out
         .get()
@@ -85,10 +131,10 @@ pub fn dial(shared: &Arc<Shared>, target: &str, caller: &str) -> Result<Outbound
             let from = trunk.caller_id_for(&number).unwrap_or("anonymous");
             (uri, peer, from.to_string(), trunk.credentials())
         }
-        TransferTarget::Uri { uri, addr, tcp } => {
-            let addr = addr.ok_or_else(|| {
-                format!("`{uri}`: the host must be an IP address (the server does no DNS)")
-            })?;
+        TransferTarget::Uri { uri, addr, tcp, .. } => {
+            let addr = addr
+                .or(resolved)
+                .ok_or_else(|| format!("`{uri}`: its host was not looked up"))?;
             let peer = Peer {
                 addr,
                 transport: if tcp { Transport::Tcp } else { Transport::Udp },
