@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::agent::{agent_yaml, post_json_with, Agent};
 use common::reports::{csv_rows, get_csv};
-use common::trunk::MockTrunk;
+use common::trunk::{accept_callback, MockTrunk};
 use common::*;
 
 const FLOW: &str = r##"
@@ -96,37 +96,6 @@ fn config(trunk: &MockTrunk) -> String {
         agent_yaml("bea", PW, &[("billing", 3)], &["billing"]),
         trunk.addr,
     )
-}
-
-/// ana accepts the callback ringing her; the carrier challenges, the customer answers, they
-/// talk briefly, ana hangs up. The attempt's record.
-fn accepted_callback(
-    server: &Server,
-    ana: &mut Agent,
-    trunk: MockTrunk,
-    number: &str,
-) -> (MockTrunk, serde_json::Value) {
-    let ring = ana.wait_ring(secs(15)).must();
-    assert_eq!(ring["callback"]["number"], number, "{ring}");
-    let call_id = ring["call_id"].as_str().unwrap_or_default().to_string();
-    let carrier = std::thread::spawn(move || {
-        let mut trunk = trunk;
-        let seen = trunk.take_call(401, 200, secs(15));
-        (trunk, seen)
-    });
-    ana.answer(&call_id).must();
-    let (mut trunk, seen) = carrier
-        .join()
-        .unwrap_or_else(|_| panic!("the carrier's thread failed"));
-    let seen = seen.must();
-    std::thread::sleep(Duration::from_millis(300));
-    ana.hangup(&call_id).must();
-    trunk.wait_bye(secs(10)).must();
-    ana.wait_state("available", secs(10)).must();
-    let rec = wait_call_record(server, seen.first.call_id().unwrap_or_default(), secs(10));
-    assert_eq!(field(&rec, "direction"), "callback", "{rec}");
-    assert_eq!(field(&rec, "to"), number, "{rec}");
-    (trunk, rec)
 }
 
 /// What the test knows about one offered call's wait, in ms.
@@ -283,8 +252,8 @@ fn a_scripted_day_adds_up_in_the_report() {
 
     // Midday: ana comes back. The callbacks come first, the caller's in their original place.
     ana.set_available().must();
-    let (trunk, first) = accepted_callback(&server, &mut ana, trunk, CALLER);
-    let (_trunk, second) = accepted_callback(&server, &mut ana, trunk, CRM_NUMBER);
+    let (trunk, first) = accept_callback(&server, &mut ana, trunk, CALLER);
+    let (_trunk, second) = accept_callback(&server, &mut ana, trunk, CRM_NUMBER);
     for rec in [&first, &second] {
         assert_eq!(field(rec, "agent_id"), "ana", "{rec}");
         assert_eq!(field(rec, "disposition"), "completed", "{rec}");

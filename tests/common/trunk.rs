@@ -6,11 +6,14 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::agent::Agent;
 use super::g711::Law;
 use super::link::{Incoming, Origin, SipLink, Transport};
 use super::phone::response_to;
 use super::rtp::{RtpEndpoint, RxPacket};
+use super::server::Server;
 use super::sipmsg::{parse_sdp_answer, sdp_offer, Msg};
+use super::Must;
 
 pub const REALM: &str = "carrier.example";
 
@@ -233,4 +236,39 @@ impl MockTrunk {
         self.rtp.stop_sending();
         self.send(&response_to(&bye, 200, "OK", None), from)
     }
+}
+
+/// The agent accepts the callback ringing them; the carrier challenges (401), the customer
+/// answers, they talk briefly, the agent hangs up. The attempt's record.
+pub fn accept_callback(
+    server: &Server,
+    ana: &mut Agent,
+    trunk: MockTrunk,
+    number: &str,
+) -> (MockTrunk, serde_json::Value) {
+    let ring = ana.wait_ring(super::secs(15)).must();
+    assert_eq!(ring["callback"]["number"], number, "{ring}");
+    let call_id = ring["call_id"].as_str().unwrap_or_default().to_string();
+    let carrier = std::thread::spawn(move || {
+        let mut trunk = trunk;
+        let seen = trunk.take_call(401, 200, super::secs(15));
+        (trunk, seen)
+    });
+    ana.answer(&call_id).must();
+    let (mut trunk, seen) = carrier
+        .join()
+        .unwrap_or_else(|_| panic!("the carrier's thread failed"));
+    let seen = seen.must();
+    std::thread::sleep(Duration::from_millis(300));
+    ana.hangup(&call_id).must();
+    trunk.wait_bye(super::secs(10)).must();
+    ana.wait_state("available", super::secs(10)).must();
+    let rec = super::server::wait_call_record(
+        server,
+        seen.first.call_id().unwrap_or_default(),
+        super::secs(10),
+    );
+    assert_eq!(super::field(&rec, "direction"), "callback", "{rec}");
+    assert_eq!(super::field(&rec, "to"), number, "{rec}");
+    (trunk, rec)
 }
