@@ -33,12 +33,13 @@ async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respo
         }
     }
     let (queues, agents) = snapshot(&shared).await.unwrap_or_default();
-    let body = render(
+    let mut body = render(
         shared.active_calls(),
         &shared.metrics.snapshot(),
         &queues,
         &agents,
     );
+    body.push_str(&render_cdr(shared.cdr.stats()));
     (
         [(
             header::CONTENT_TYPE,
@@ -205,6 +206,33 @@ pub fn render(
     for (meth, n) in &m.sip {
         let _ = writeln!(o, "switchboard_sip_requests_total{{method=\"{meth}\"}} {n}");
     }
+    o
+}
+
+/// The call-record writer: records waiting for the database, failed writes, records lost.
+pub fn render_cdr(s: crate::cdr::WriterStats) -> String {
+    let mut o = String::new();
+    head(
+        &mut o,
+        "switchboard_cdr_queue",
+        "gauge",
+        "Call records kept in memory until the database takes them again.",
+    );
+    let _ = writeln!(o, "switchboard_cdr_queue {}", s.pending);
+    head(
+        &mut o,
+        "switchboard_cdr_write_failures_total",
+        "counter",
+        "Call record writes the database refused (each retry counts).",
+    );
+    let _ = writeln!(o, "switchboard_cdr_write_failures_total {}", s.failures);
+    head(
+        &mut o,
+        "switchboard_cdr_records_lost_total",
+        "counter",
+        "Call records dropped because the in-memory queue was full.",
+    );
+    let _ = writeln!(o, "switchboard_cdr_records_lost_total {}", s.lost);
     o
 }
 

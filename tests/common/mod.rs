@@ -41,6 +41,31 @@ use std::time::Duration;
 /// The merchant the spec's examples use.
 pub const CALLER: &str = "+5511987650000";
 
+/// A flow on `number` that plays `main-menu` (5 s to press 1) and then `goodbye`: the smallest
+/// call that answers, plays audio and ends with a record.
+pub fn menu_flow(name: &str, number: &str) -> String {
+    format!(
+        r##"
+flow: {name}
+numbers: ["{number}"]
+language: en
+start: menu
+steps:
+  menu:
+    menu:
+      prompt: main-menu
+      options: {{ "1": goodbye }}
+      timeout: 5s
+      retries: 1
+    on_timeout: goodbye
+    on_invalid: goodbye
+  goodbye:
+    play: goodbye
+    next: hangup
+"##
+    )
+}
+
 /// Generous bound for anything a call test waits on; prompts are a few seconds each.
 pub fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
