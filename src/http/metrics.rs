@@ -329,6 +329,18 @@ mod tests {
             assert!(t.contains(&format!("# TYPE {name} ")), "{name}");
             assert!(t.contains(&format!("# HELP {name} ")), "{name}");
         }
+        let cdr = render_cdr(crate::cdr::WriterStats {
+            pending: 7,
+            failures: 3,
+            lost: 0,
+        });
+        assert_eq!(value(&cdr, "switchboard_cdr_queue"), Some(7.0));
+        assert_eq!(
+            value(&cdr, "switchboard_cdr_write_failures_total"),
+            Some(3.0)
+        );
+        assert_eq!(value(&cdr, "switchboard_cdr_records_lost_total"), Some(0.0));
+        assert!(cdr.contains("# TYPE switchboard_cdr_queue gauge"), "{cdr}");
         // Every sample line is `name{labels} value`.
         for l in t.lines().filter(|l| !l.starts_with('#')) {
             let (_, v) = l.rsplit_once(' ').unwrap_or(("", "x"));

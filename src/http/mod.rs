@@ -21,7 +21,10 @@ mod metrics;
 
 pub use dashboard::DashboardState;
 mod recording;
+mod session;
 mod widget;
+
+pub use session::Sessions;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     let api = Router::new()
@@ -48,6 +51,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/agent/ring.wav", get(agent::ring))
         .route("/agent/ws", get(agent::ws))
         .route("/api/agent/login", axum::routing::post(agent::login))
+        .route("/api/agent/logout", axum::routing::post(agent::logout))
         .route("/dashboard", get(dashboard::page))
         .route("/dashboard/dashboard.js", get(dashboard::script))
         .route("/dashboard/dashboard.css", get(dashboard::style))
@@ -81,13 +85,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn require_token(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match given {
+    match session::bearer(req.headers()) {
         Some(t) if same(t.as_bytes(), shared.api_token.as_bytes()) => next.run(req).await,
         Some(_) => error(StatusCode::UNAUTHORIZED, "invalid token"),
         None => error(

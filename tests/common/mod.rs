@@ -9,6 +9,7 @@
 //! * [`phone`] — the softphone: INVITE/ACK/BYE/CANCEL/INFO/OPTIONS/REGISTER over UDP or TCP, RTP.
 //! * [`agent`] — an agent on the console: login, WebSocket, a WebRTC peer with a test tone.
 //! * [`prompts`] — which prompts the caller heard, and RTP continuity.
+//! * [`ws`] — a browser page's WebSocket (with or without `Origin`) and its close code.
 //! * [`g711`], [`dtmf`], [`rtp`], [`sipmsg`], [`link`] — the pieces.
 
 // Each test binary uses a different subset of the harness.
@@ -31,6 +32,7 @@ pub mod server;
 pub mod sipmsg;
 pub mod talk;
 pub mod trunk;
+pub mod ws;
 
 pub use phone::Phone;
 pub use prompts::{check_continuity, heard_prompts, Heard, PromptSet};
@@ -62,6 +64,22 @@ steps:
   goodbye:
     play: goodbye
     next: hangup
+"##
+    )
+}
+
+/// A flow on `number` that puts the caller straight into `queue` (2 minutes at most).
+pub fn queue_flow(name: &str, number: &str, queue: &str) -> String {
+    format!(
+        r##"
+flow: {name}
+numbers: ["{number}"]
+language: en
+start: {queue}
+steps:
+  {queue}:
+    queue: {{ name: {queue}, timeout: 2m }}
+    on_timeout: hangup
 "##
     )
 }
