@@ -10,8 +10,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
+use common::ops::{menu_call, metric, metrics_text, wait_healthz};
 use common::*;
 
 const DB: &str = "switchboard_outage";
@@ -54,50 +53,6 @@ fn set_database_up(admin: &mut postgres::Client, up: bool) {
     }
 }
 
-/// One complete call: answered, the menu prompt heard, hung up by the caller.
-fn one_call(server: &Server) -> String {
-    let prompts = english_prompts(&["main-menu"]);
-    let mut phone = Phone::udp(server);
-    phone.call("7200", CALLER).expect("call answered");
-    phone
-        .wait_heard(&prompts, "main-menu", 1, secs(10))
-        .expect("menu heard");
-    let id = phone.call_id().to_string();
-    assert_eq!(phone.hangup().expect("BYE answered"), 200);
-    id
-}
-
-fn healthz(server: &Server) -> (u16, serde_json::Value) {
-    let r = common::http::get(server.http, "/healthz", None).expect("GET /healthz");
-    (r.status, r.json().unwrap_or(serde_json::Value::Null))
-}
-
-fn wait_healthz(
-    server: &Server,
-    what: &str,
-    ok: impl Fn(u16, &serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = Instant::now() + secs(30);
-    loop {
-        let (status, body) = healthz(server);
-        if ok(status, &body) {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/healthz never showed {what}: {status} {body}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// A sample's value in the Prometheus text; -1 when it is missing.
-fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(-1.0)
-}
-
 #[test]
 fn calls_keep_working_while_postgres_is_down_and_no_record_is_lost() {
     let (Some(url), Some(admin_url)) =
@@ -122,24 +77,25 @@ fn calls_keep_working_while_postgres_is_down_and_no_record_is_lost() {
             .flow("pg-outage", &menu_flow("pg-outage", "7200"))
             .config(&format!("database: \"{db_url}\"\n")),
     );
-    let before: Vec<String> = (0..2).map(|_| one_call(&server)).collect();
+    let before: Vec<String> = (0..2).map(|_| menu_call(&server, "7200")).collect();
     for id in &before {
         wait_call_record(&server, id, secs(10));
     }
 
     set_database_up(&mut su, false);
-    let during: Vec<String> = (0..3).map(|_| one_call(&server)).collect();
-    let down = wait_healthz(&server, "the database down with records queued", |s, b| {
-        s == 503 && b["database"] == false && b["cdr_queue"].as_u64().unwrap_or(0) > 0
-    });
+    let during: Vec<String> = (0..3).map(|_| menu_call(&server, "7200")).collect();
+    let down = wait_healthz(
+        &server,
+        secs(30),
+        "the database down with records queued",
+        |s, b| s == 503 && b["database"] == false && b["cdr_queue"].as_u64().unwrap_or(0) > 0,
+    );
     assert_eq!(down["status"], "degraded", "{down}");
     assert!(
         down["cdr_write_failures"].as_u64().unwrap_or(0) > 0,
         "{down}"
     );
-    let metrics = common::http::get(server.http, "/metrics", Some(common::http::API_TOKEN))
-        .expect("GET /metrics")
-        .text();
+    let metrics = metrics_text(&server);
     assert!(metric(&metrics, "switchboard_cdr_queue") > 0.0, "{metrics}");
     assert!(metric(&metrics, "switchboard_cdr_write_failures_total") > 0.0);
     assert_eq!(metric(&metrics, "switchboard_cdr_records_lost_total"), 0.0);
@@ -150,18 +106,17 @@ fn calls_keep_working_while_postgres_is_down_and_no_record_is_lost() {
     );
     assert_eq!(status, 503, "{body}");
     // And SIP still answers a new call while the queue waits.
-    let late = one_call(&server);
+    let late = menu_call(&server, "7200");
 
     set_database_up(&mut su, true);
     let back = wait_healthz(
         &server,
+        secs(30),
         "the database back with the queue written",
         |s, b| s == 200 && b["database"] == true && b["cdr_queue"] == 0,
     );
     assert_eq!(back["status"], "ok", "{back}");
-    let metrics = common::http::get(server.http, "/metrics", Some(common::http::API_TOKEN))
-        .expect("GET /metrics")
-        .text();
+    let metrics = metrics_text(&server);
     assert_eq!(metric(&metrics, "switchboard_cdr_queue"), 0.0, "{metrics}");
 
     let all: Vec<String> = before

@@ -98,17 +98,21 @@ async fn require_token(State(shared): State<Arc<Shared>>, req: Request, next: Ne
 async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
     let sip = shared.sip_up.load(Ordering::Relaxed);
     let s = shared.clone();
-    let db = tokio::task::spawn_blocking(move || s.cdr_store.ping().is_ok())
+    let readable = tokio::task::spawn_blocking(move || s.cdr_store.ping().is_ok())
         .await
         .unwrap_or(false);
+    let cdr = shared.cdr.stats();
+    // Records waiting in memory mean the store refuses writes (a locked or full disk still
+    // answers a read): the database is not fine until they are written.
+    let db = readable && cdr.pending == 0;
     let draining = shared.draining.load(Ordering::Relaxed);
     let body = serde_json::json!({
         "status": if draining { "draining" } else if sip && db { "ok" } else { "degraded" },
         "sip": sip,
         "database": db,
         "active_calls": shared.active_calls(),
-        "cdr_queue": shared.cdr.stats().pending,
-        "cdr_write_failures": shared.cdr.stats().failures,
+        "cdr_queue": cdr.pending,
+        "cdr_write_failures": cdr.failures,
         "auth_blocks": shared.auth_limiter.stats().blocks,
         "trunk_registration": shared.metrics.trunk_registration(),
     });
