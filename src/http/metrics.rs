@@ -20,11 +20,7 @@ pub fn router() -> Router<Arc<Shared>> {
 
 async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     if !shared.config.metrics_public {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+        let given = super::session::bearer(&headers);
         if !given.is_some_and(|t| super::same(t.as_bytes(), shared.api_token.as_bytes())) {
             return super::error(
                 StatusCode::UNAUTHORIZED,
