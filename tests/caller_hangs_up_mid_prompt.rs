@@ -7,28 +7,9 @@ use std::time::Duration;
 
 use common::*;
 
-const FLOW: &str = r##"
-flow: hang-up
-numbers: ["7000"]
-language: en
-start: menu
-steps:
-  menu:
-    menu:
-      prompt: main-menu
-      options: { "1": goodbye }
-      timeout: 5s
-      retries: 1
-    on_timeout: goodbye
-    on_invalid: goodbye
-  goodbye:
-    play: goodbye
-    next: hangup
-"##;
-
 #[test]
 fn caller_bye_mid_prompt_stops_audio_and_closes_the_record() {
-    let server = Server::start(ServerOpts::new().flow("hang-up", FLOW));
+    let server = Server::start(ServerOpts::new().flow("hang-up", &menu_flow("hang-up", "7000")));
     let prompts = english_prompts(&["main-menu", "goodbye"]);
     let mut phone = Phone::udp(&server);
     phone.call("7000", CALLER).must();

@@ -5,68 +5,25 @@
 
 mod common;
 
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::agent::{agent_yaml, post_json};
+use common::agent::{billing_centre, post_json};
 use common::http::{get, API_TOKEN};
+use common::ws::{self, Ws};
 use common::*;
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::{self, Message};
-
-const FLOW: &str = r##"
-flow: queue-billing
-numbers: ["7100"]
-language: en
-start: billing
-steps:
-  billing:
-    queue: { name: billing, timeout: 2m }
-    on_timeout: hangup
-"##;
+use tokio_tungstenite::tungstenite::Message;
 
 const AGENT_PW: &str = "agent password 1";
 const SUP_PW: &str = "supervisor password 1";
 
 fn server() -> Server {
-    let hash = switchboard::auth::hash_password(SUP_PW).expect("8+ bytes");
-    let config = format!(
-        "queues:\n  - name: billing\n    announce_every: 60s\nagents:\n{}supervisors:\n  - id: mia\n    name: Mia Supervisor\n    password_hash: \"{hash}\"\n",
-        agent_yaml("alice", AGENT_PW, &[], &["billing"])
-    );
-    Server::start(
-        ServerOpts::new()
-            .flow("queue-billing", FLOW)
-            .config(&config),
-    )
+    billing_centre(AGENT_PW, SUP_PW, "")
 }
-
-type Ws = tungstenite::WebSocket<TcpStream>;
 
 /// Opens `/dashboard/ws`; `Err(status)` when the server refuses the handshake.
 fn open_ws(server: &Server, token: &str, origin: Option<&str>) -> Result<Ws, u16> {
-    let stream = TcpStream::connect_timeout(&server.http, Duration::from_secs(2)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let url = format!("ws://{}/dashboard/ws?token={token}", server.http);
-    let mut req = tungstenite::client::IntoClientRequest::into_client_request(url).expect("url");
-    if let Some(o) = origin {
-        req.headers_mut()
-            .insert("Origin", o.parse().expect("header value"));
-    }
-    match tungstenite::client::client(req, stream) {
-        Ok((ws, _)) => {
-            ws.get_ref()
-                .set_read_timeout(Some(Duration::from_millis(200)))
-                .expect("timeout");
-            Ok(ws)
-        }
-        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
-            Err(resp.status().as_u16())
-        }
-        Err(e) => panic!("WebSocket handshake: {e}"),
-    }
+    ws::open_ws(server.http, &format!("/dashboard/ws?token={token}"), origin)
 }
 
 /// Reads board messages until one satisfies `pred`; every board seen is kept for the message.
@@ -85,11 +42,7 @@ fn wait_board(ws: &mut Ws, timeout: Duration, what: &str, pred: impl Fn(&Value) 
             }
             Ok(Message::Close(f)) => panic!("socket closed waiting for {what}: {f:?}"),
             Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
+            Err(e) if ws::timed_out(&e) => {}
             Err(e) => panic!("socket error waiting for {what}: {e}"),
         }
     }
@@ -166,8 +119,10 @@ fn the_board_and_reports_need_the_api_token_or_a_supervisor_not_an_agent() {
     let same = format!("http://{}", server.http);
     assert!(open_ws(&server, &sup, Some(&same)).is_ok());
 
-    let (code, _) = post_logout(&server, &sup);
-    assert_eq!(code, 204);
+    assert_eq!(
+        ws::post_bearer(server.http, "/api/supervisor/logout", &sup),
+        204
+    );
     assert_eq!(
         status(&server, "/api/queues", Some(&sup)),
         401,
@@ -185,25 +140,6 @@ fn supervisor_login(server: &Server) -> String {
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["supervisor"]["name"], "Mia Supervisor", "{body}");
     body["token"].as_str().expect("token").to_string()
-}
-
-fn post_logout(server: &Server, token: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = TcpStream::connect(server.http).expect("connect");
-    write!(
-        s,
-        "POST /api/supervisor/logout HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        server.http
-    )
-    .expect("send");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    let code = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, out)
 }
 
 #[test]

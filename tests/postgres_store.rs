@@ -7,25 +7,6 @@ mod common;
 
 use common::*;
 
-const FLOW: &str = r##"
-flow: pg-hello
-numbers: ["7100"]
-language: en
-start: menu
-steps:
-  menu:
-    menu:
-      prompt: main-menu
-      options: { "1": goodbye }
-      timeout: 5s
-      retries: 1
-    on_timeout: goodbye
-    on_invalid: goodbye
-  goodbye:
-    play: goodbye
-    next: hangup
-"##;
-
 fn pg_url() -> Option<String> {
     let url = std::env::var("SWITCHBOARD_TEST_PG")
         .ok()
@@ -41,7 +22,7 @@ fn pg_url() -> Option<String> {
 fn node(url: &str) -> Server {
     Server::start(
         ServerOpts::new()
-            .flow("pg-hello", FLOW)
+            .flow("pg-hello", &menu_flow("pg-hello", "7100"))
             .config(&format!("database: \"{url}\"\n")),
     )
 }

@@ -33,12 +33,22 @@ pub enum CdrError {
     Db(#[from] rusqlite::Error),
     #[error("call record database: {0}")]
     Open(String),
-    #[error("call record database (PostgreSQL): {0}")]
+    #[error("call record database (PostgreSQL): {}", pg_detail(.0))]
     Pg(#[from] ::postgres::Error),
     #[error("call record JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error("call record {call_id} is corrupt in the database: {what}")]
     Corrupt { call_id: String, what: String },
+}
+
+/// The client's own text says only "db error" for anything the server refused; the server's
+/// message ("database … is not currently accepting connections", "no space left on device") is
+/// what an operator needs.
+fn pg_detail(e: &::postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{e}: {} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
 }
 
 impl From<sqlite::ConnectError> for CdrError {

@@ -234,53 +234,101 @@ fn run(store: &dyn CdrStore, rx: &Receiver<Msg>, retry: Retry, stats: &Stats) {
                 Msg::Write(_, _) if skip => {}
                 // Behind records already waiting, a new one waits too: a call's begin must
                 // never land after its finish.
-                Msg::Write(op, rec) if !q.items.is_empty() => q.push(op, rec),
+                Msg::Write(op, rec) if !q.items.is_empty() => q.push(Item::Call(op, rec)),
                 Msg::Write(op, rec) => {
                     if !write_with_retry(store, op, &rec, retry, stats) {
-                        q.push(op, rec);
+                        q.push(Item::Call(op, rec));
                     }
                 }
                 Msg::AgentState(change) => states.push(change),
                 Msg::Flush(ack) => {
                     q.retry(store);
-                    // Everything queued before the flush must be written before the ack.
-                    write_states_with_retry(store, &mut states, retry);
+                    // Everything queued before the flush must be written (or kept) before the ack.
+                    write_states(store, &mut q, &mut states, retry);
                     let _ = ack.send(());
                 }
             }
         }
-        write_states_with_retry(store, &mut states, retry);
+        write_states(store, &mut q, &mut states, retry);
     }
     // Shutting down: one last try, then say exactly what could not be saved.
     q.retry(store);
-    for (op, rec) in &q.items {
-        tracing::error!(call_id = %rec.call_id, op = op.name(),
-            "CDR store still failing at shutdown; record not saved");
+    for item in &q.items {
+        match item {
+            Item::Call(op, rec) => tracing::error!(call_id = %rec.call_id, op = op.name(),
+                "CDR store still failing at shutdown; record not saved"),
+            Item::States(changes) => tracing::error!(
+                changes = changes.len(),
+                "CDR store still failing at shutdown; agent state changes not saved"
+            ),
+        }
+    }
+}
+
+/// What waits for the store: a call's record, or a batch of agent state changes (the reports'
+/// occupancy needs them as much as the calls).
+enum Item {
+    Call(Op, Box<CallRecord>),
+    States(Vec<AgentStateChange>),
+}
+
+impl Item {
+    fn write(&self, store: &dyn CdrStore) -> Result<(), CdrError> {
+        match self {
+            Item::Call(op, rec) => write_once(store, *op, rec),
+            Item::States(changes) => store.record_agent_states(changes),
+        }
+    }
+
+    fn describe(&self) -> (String, &'static str) {
+        match self {
+            Item::Call(op, rec) => (rec.call_id.clone(), op.name()),
+            Item::States(changes) => (format!("{} changes", changes.len()), "agent_states"),
+        }
+    }
+}
+
+/// Writes the batch of agent state changes, or keeps it with the records already waiting (behind
+/// them, or after a few quick tries fail).
+fn write_states(
+    store: &dyn CdrStore,
+    q: &mut Pending<'_>,
+    states: &mut Vec<AgentStateChange>,
+    retry: Retry,
+) {
+    if states.is_empty() {
+        return;
+    }
+    let batch = std::mem::take(states);
+    if !q.items.is_empty() || !write_states_with_retry(store, &batch, retry, q.stats) {
+        q.push(Item::States(batch));
     }
 }
 
 /// Records the store refused, oldest first, retried with exponential back-off.
 struct Pending<'a> {
-    items: VecDeque<(Op, Box<CallRecord>)>,
+    items: VecDeque<Item>,
     backoff: Duration,
     min_backoff: Duration,
     stats: &'a Stats,
 }
 
 impl Pending<'_> {
-    fn push(&mut self, op: Op, rec: Box<CallRecord>) {
+    fn push(&mut self, item: Item) {
         if self.items.len() >= MAX_PENDING {
-            if let Some((op, old)) = self.items.pop_front() {
+            if let Some(old) = self.items.pop_front() {
                 self.stats.lost.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(call_id = %old.call_id, op = op.name(), queued = MAX_PENDING,
+                let (call_id, op) = old.describe();
+                tracing::error!(%call_id, op, queued = MAX_PENDING,
                     "CDR store down too long: queue full, oldest record dropped");
             }
         }
         if self.items.is_empty() {
-            tracing::error!(call_id = %rec.call_id,
+            let (call_id, _) = item.describe();
+            tracing::error!(%call_id,
                 "CDR store failing: keeping call records in memory and retrying");
         }
-        self.items.push_back((op, rec));
+        self.items.push_back(item);
         self.stats
             .pending
             .store(self.items.len(), Ordering::Relaxed);
@@ -289,8 +337,8 @@ impl Pending<'_> {
     /// Writes what it can, in order; stops at the first failure and backs off further.
     fn retry(&mut self, store: &dyn CdrStore) {
         let before = self.items.len();
-        while let Some((op, rec)) = self.items.front() {
-            match write_once(store, *op, rec) {
+        while let Some(item) = self.items.front() {
+            match item.write(store) {
                 Ok(()) => {
                     self.items.pop_front();
                 }
@@ -353,26 +401,28 @@ fn write_with_retry(
     false
 }
 
-fn write_states_with_retry(store: &dyn CdrStore, states: &mut Vec<AgentStateChange>, retry: Retry) {
-    if states.is_empty() {
-        return;
-    }
+/// Like [`write_with_retry`] for a batch of agent state changes; false keeps them waiting.
+fn write_states_with_retry(
+    store: &dyn CdrStore,
+    states: &[AgentStateChange],
+    retry: Retry,
+    stats: &Stats,
+) -> bool {
     let attempts = retry.attempts.max(1);
     for attempt in 1..=attempts {
         match store.record_agent_states(states) {
-            Ok(()) => break,
-            Err(error) if attempt < attempts => {
-                tracing::warn!(changes = states.len(), attempt, %error,
-                    "agent state write failed; retrying");
-                std::thread::sleep(retry.backoff.saturating_mul(attempt));
-            }
+            Ok(()) => return true,
             Err(error) => {
-                tracing::error!(changes = states.len(), attempts, %error,
-                    "agent state write failed; giving the changes up");
+                stats.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(changes = states.len(), attempt, %error,
+                    "agent state write failed");
+                if attempt < attempts {
+                    std::thread::sleep(retry.backoff.saturating_mul(attempt));
+                }
             }
         }
     }
-    states.clear();
+    false
 }
 
 #[cfg(test)]
@@ -466,6 +516,9 @@ mod tests {
         }
         fn record_agent_state(&self, c: &AgentStateChange) -> Result<(), CdrError> {
             let mut left = self.fail_first.lock().unwrap_or_else(|e| e.into_inner());
+            if self.down.load(Ordering::SeqCst) {
+                return Err(CdrError::Open("disk full".into()));
+            }
             if *left > 0 {
                 *left -= 1;
                 return Err(CdrError::Open("disk on fire".into()));
@@ -570,11 +623,14 @@ mod tests {
         };
         for i in 0..MAX_PENDING + 2 {
             let rec = CallRecord::new(format!("c{i}"), Direction::Inbound, "x", "y", t(0));
-            q.push(Op::Finish, Box::new(rec));
+            q.push(Item::Call(Op::Finish, Box::new(rec)));
         }
         assert_eq!(q.items.len(), MAX_PENDING);
         assert_eq!(stats.lost.load(Ordering::Relaxed), 2);
-        assert_eq!(q.items.front().map(|x| x.1.call_id.as_str()), Some("c2"));
+        assert_eq!(
+            q.items.front().map(|x| x.describe().0),
+            Some("c2".to_string())
+        );
     }
 
     #[test]
@@ -658,6 +714,37 @@ mod tests {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         assert_eq!(got, vec!["available", "ringing", "on_call", "wrap_up"]);
+    }
+
+    #[test]
+    fn agent_state_changes_wait_for_the_store_like_records() {
+        let store = Arc::new(Flaky::new(0));
+        let writer = CdrWriter::spawn_with(store.clone(), NO_WAIT);
+        store.set_down(true);
+        writer.finish(CallRecord::new("c", Direction::Inbound, "x", "y", t(0)));
+        writer.agent_state(change("ana", "available", 1));
+        writer.flush();
+        writer.agent_state(change("ana", "on_call", 2));
+        writer.flush();
+        let states = || {
+            store
+                .states
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        };
+        assert!(states().is_empty());
+        assert_eq!(
+            writer.stats().pending,
+            3,
+            "the record and both batches wait"
+        );
+        store.set_down(false);
+        writer.flush();
+        assert_eq!(states(), vec!["available", "on_call"]);
+        assert_eq!(store.calls().len(), 1);
+        assert_eq!(writer.stats().pending, 0);
+        assert_eq!(writer.stats().lost, 0);
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! The agent console: the page and its assets, login, and the WebSocket that carries rings,
 //! answers and call control (the protocol is described in `assets/README.md`).
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -17,9 +18,10 @@ use crate::runtime::acd_task::{AcdCmd, AgentAction, AgentMsg};
 use crate::runtime::Shared;
 
 use super::error;
+use super::session::{bearer, cross_origin, same_origin, verify};
 
-/// How long a console login lasts without a new login.
-const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+/// How often an open console socket checks that its sign-in is still live (expiry, logout).
+const SESSION_CHECK: Duration = Duration::from_secs(1);
 
 pub async fn page() -> Response {
     asset(
@@ -67,7 +69,11 @@ pub struct Login {
     password: String,
 }
 
-pub async fn login(State(shared): State<Arc<Shared>>, Json(l): Json<Login>) -> Response {
+pub async fn login(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Json(l): Json<Login>,
+) -> Response {
     if shared.acd.is_none() {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -80,58 +86,38 @@ pub async fn login(State(shared): State<Arc<Shared>>, Json(l): Json<Login>) -> R
         .iter()
         .find(|a| a.id == l.agent)
         .cloned();
-    let password = l.password;
-    let ok = {
-        let agent = agent.clone();
-        tokio::task::spawn_blocking(move || match &agent {
-            Some(a) => crate::auth::verify_password(&a.password_hash, &password),
-            None => {
-                crate::auth::verify_unknown_user(&password);
-                false
-            }
-        })
-        .await
-        .unwrap_or(false)
+    let checked = verify(&shared, peer.ip(), agent, |a| &a.password_hash, l.password).await;
+    let agent = match checked {
+        Ok(Some(agent)) => agent,
+        Err(refused) => return refused,
+        Ok(None) => {
+            tracing::info!(agent = %l.agent.chars().take(64).collect::<String>(), "console login refused");
+            return error(StatusCode::UNAUTHORIZED, "unknown agent or wrong password");
+        }
     };
-    let Some(agent) = agent.filter(|_| ok) else {
-        tracing::info!(agent = %l.agent, "console login refused");
-        return error(StatusCode::UNAUTHORIZED, "unknown agent or wrong password");
-    };
-    let token = new_token();
-    {
-        let mut tokens = shared
-            .agent_tokens
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        tokens.retain(|_, (_, exp)| *exp > now);
-        tokens.insert(token.clone(), (agent.id.clone(), now + SESSION_TTL));
-    }
+    let token = shared.agent_sessions.start(&agent.id, Instant::now());
     tracing::info!(agent = %agent.id, "console login");
     Json(serde_json::json!({
         "token": token,
+        "expires_in_s": shared.agent_sessions.ttl().as_secs(),
         "agent": { "id": agent.id, "name": agent.name, "skills": agent.skills, "queues": agent.queues },
     }))
     .into_response()
 }
 
-fn new_token() -> String {
-    use rand::Rng;
-    let mut rng = rand::rng();
-    (0..40)
-        .map(|_| char::from_digit(rng.random_range(0..36), 36).unwrap_or('x'))
-        .collect()
+/// Ends the console session in `Authorization: Bearer`; its open socket closes with 4001 within
+/// a second. 204 whether or not the token was live, as for supervisors.
+pub async fn logout(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Some(t) = bearer(&headers) {
+        if shared.agent_sessions.end(t) {
+            tracing::info!("console logout");
+        }
+    }
+    StatusCode::NO_CONTENT.into_response()
 }
 
 fn agent_for(shared: &Shared, token: &str) -> Option<String> {
-    let tokens = shared
-        .agent_tokens
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    tokens
-        .get(token)
-        .filter(|(_, exp)| *exp > Instant::now())
-        .map(|(a, _)| a.clone())
+    shared.agent_sessions.who(token, Instant::now())
 }
 
 #[derive(Deserialize)]
@@ -141,24 +127,32 @@ pub struct WsParams {
 
 pub async fn ws(
     State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
     Query(p): Query<WsParams>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let agent = p.token.as_deref().and_then(|t| agent_for(&shared, t));
+    if !same_origin(&headers) {
+        return cross_origin();
+    }
+    let token = p.token.unwrap_or_default();
+    let agent = agent_for(&shared, &token);
     upgrade.on_upgrade(move |socket| async move {
         match agent {
-            Some(agent) => session(shared, agent, socket).await,
+            Some(agent) => session(shared, agent, token, socket).await,
             None => {
                 let mut socket = socket;
-                let _ = socket
-                    .send(Message::Close(Some(CloseFrame {
-                        code: 4001,
-                        reason: "login expired".into(),
-                    })))
-                    .await;
+                let _ = socket.send(expired()).await;
             }
         }
     })
+}
+
+/// Close 4001: the page drops its token and shows the sign-in form.
+fn expired() -> Message {
+    Message::Close(Some(CloseFrame {
+        code: 4001,
+        reason: "login expired".into(),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -199,7 +193,7 @@ enum FromAgent {
 
 static SESSIONS: AtomicU64 = AtomicU64::new(1);
 
-async fn session(shared: Arc<Shared>, agent_id: String, mut socket: WebSocket) {
+async fn session(shared: Arc<Shared>, agent_id: String, token: String, mut socket: WebSocket) {
     let Some(acd) = shared.acd.clone() else {
         return;
     };
@@ -228,8 +222,18 @@ async fn session(shared: Arc<Shared>, agent_id: String, mut socket: WebSocket) {
         session,
         tx,
     });
+    let mut check = tokio::time::interval(SESSION_CHECK);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = check.tick() => {
+                // Expired or logged out: the socket goes with the sign-in, like a dropped one.
+                if agent_for(&shared, &token).is_none() {
+                    tracing::info!(agent = %agent_id, "console session ended: closing its socket");
+                    let _ = socket.send(expired()).await;
+                    break;
+                }
+            }
             out = rx.recv() => {
                 let Some(msg) = out else { break };
                 let replaced = matches!(msg, AgentMsg::Replaced);

@@ -2,11 +2,12 @@
 //! routes, and `/dashboard/ws`, which pushes the live board with today's figures.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, Request, State};
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -19,20 +20,16 @@ use crate::runtime::acd_task::{AcdCmd, Board};
 use crate::runtime::Shared;
 
 use super::error;
+use super::session::{bearer, cross_origin, same_origin, verify, Sessions};
 
-/// How long a supervisor's login lasts.
-const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// Today's figures are recomputed from the call store at most this often, whatever the number
 /// of dashboards open.
 const TODAY_TTL: Duration = Duration::from_secs(2);
-/// Sessions kept at most; the oldest logins go first beyond it.
-const MAX_SESSIONS: usize = 1000;
 
 /// Supervisors' sessions and the cache of today's figures.
 #[derive(Default)]
 pub struct DashboardState {
-    /// token → (supervisor id, expiry)
-    sessions: std::sync::Mutex<HashMap<String, (String, Instant)>>,
+    sessions: Sessions,
     /// time-zone offset (minutes) → (computed at, figures)
     today: tokio::sync::Mutex<HashMap<i32, (Instant, Today)>>,
 }
@@ -102,53 +99,34 @@ pub struct Login {
     password: String,
 }
 
-pub async fn login(State(shared): State<Arc<Shared>>, Json(l): Json<Login>) -> Response {
+pub async fn login(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Json(l): Json<Login>,
+) -> Response {
     let sup = shared
         .config
         .supervisors
         .iter()
         .find(|s| s.id == l.supervisor)
         .cloned();
-    let password = l.password;
-    let ok = {
-        let sup = sup.clone();
-        tokio::task::spawn_blocking(move || match &sup {
-            Some(s) => crate::auth::verify_password(&s.password_hash, &password),
-            None => {
-                crate::auth::verify_unknown_user(&password);
-                false
-            }
-        })
-        .await
-        .unwrap_or(false)
-    };
-    let Some(sup) = sup.filter(|_| ok) else {
-        tracing::info!(supervisor = %l.supervisor.chars().take(64).collect::<String>(), "dashboard login refused");
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "unknown supervisor or wrong password",
-        );
-    };
-    let token = new_token();
-    {
-        let mut sessions = shared.dashboard.lock_sessions();
-        let now = Instant::now();
-        sessions.retain(|_, (_, exp)| *exp > now);
-        if sessions.len() >= MAX_SESSIONS {
-            if let Some(oldest) = sessions
-                .iter()
-                .min_by_key(|(_, (_, exp))| *exp)
-                .map(|(t, _)| t.clone())
-            {
-                sessions.remove(&oldest);
-            }
+    let checked = verify(&shared, peer.ip(), sup, |s| &s.password_hash, l.password).await;
+    let sup = match checked {
+        Ok(Some(sup)) => sup,
+        Err(refused) => return refused,
+        Ok(None) => {
+            tracing::info!(supervisor = %l.supervisor.chars().take(64).collect::<String>(), "dashboard login refused");
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "unknown supervisor or wrong password",
+            );
         }
-        sessions.insert(token.clone(), (sup.id.clone(), now + SESSION_TTL));
-    }
+    };
+    let token = shared.dashboard.sessions.start(&sup.id, Instant::now());
     tracing::info!(supervisor = %sup.id, "dashboard login");
     Json(serde_json::json!({
         "token": token,
-        "expires_in_s": SESSION_TTL.as_secs(),
+        "expires_in_s": shared.dashboard.sessions.ttl().as_secs(),
         "supervisor": { "id": sup.id, "name": sup.name },
     }))
     .into_response()
@@ -156,39 +134,16 @@ pub async fn login(State(shared): State<Arc<Shared>>, Json(l): Json<Login>) -> R
 
 pub async fn logout(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     if let Some(t) = bearer(&headers) {
-        shared.dashboard.lock_sessions().remove(t);
+        shared.dashboard.sessions.end(t);
     }
     StatusCode::NO_CONTENT.into_response()
 }
 
 impl DashboardState {
-    fn lock_sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Instant)>> {
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// The supervisor a live session token belongs to.
     pub(crate) fn supervisor(&self, token: &str) -> Option<String> {
-        self.lock_sessions()
-            .get(token)
-            .filter(|(_, exp)| *exp > Instant::now())
-            .map(|(id, _)| id.clone())
+        self.sessions.who(token, Instant::now())
     }
-}
-
-fn new_token() -> String {
-    use rand::Rng;
-    let mut rng = rand::rng();
-    (0..40)
-        .map(|_| char::from_digit(rng.random_range(0..36), 36).unwrap_or('x'))
-        .collect()
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
 }
 
 /// The API token or a supervisor's session; agents' console sessions are not enough.
@@ -213,21 +168,6 @@ pub async fn require_supervisor(
     }
 }
 
-/// A browser always sends `Origin` on a WebSocket; it must name this server, so another site open
-/// in the supervisor's browser cannot read the board. Clients that send none are not browsers.
-fn same_origin(origin: Option<&str>, host: Option<&str>) -> bool {
-    let Some(origin) = origin else {
-        return true;
-    };
-    let Some(host) = host else {
-        return false;
-    };
-    let rest = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"));
-    rest.is_some_and(|h| h.eq_ignore_ascii_case(host))
-}
-
 #[derive(Deserialize)]
 pub struct WsParams {
     token: Option<String>,
@@ -241,13 +181,8 @@ pub async fn ws(
     Query(p): Query<WsParams>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let header_str = |name| {
-        headers
-            .get(name)
-            .and_then(|v: &header::HeaderValue| v.to_str().ok())
-    };
-    if !same_origin(header_str(header::ORIGIN), header_str(header::HOST)) {
-        return error(StatusCode::FORBIDDEN, "cross-origin WebSocket refused");
+    if !same_origin(&headers) {
+        return cross_origin();
     }
     let token = p.token.unwrap_or_default();
     if token.is_empty() || !authorized(&shared, &token) {
@@ -430,30 +365,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_this_servers_pages_may_open_the_socket() {
-        assert!(same_origin(
-            Some("http://127.0.0.1:8080"),
-            Some("127.0.0.1:8080")
-        ));
-        assert!(same_origin(
-            Some("https://Board.example"),
-            Some("board.example")
-        ));
-        assert!(!same_origin(
-            Some("http://evil.example"),
-            Some("127.0.0.1:8080")
-        ));
-        assert!(!same_origin(
-            Some("http://127.0.0.1:8080.evil"),
-            Some("127.0.0.1:8080")
-        ));
-        assert!(!same_origin(Some("null"), Some("127.0.0.1:8080")));
-        assert!(!same_origin(Some("http://127.0.0.1:8080"), None));
-        // Not a browser: nothing to protect from.
-        assert!(same_origin(None, Some("127.0.0.1:8080")));
-    }
-
-    #[test]
     fn today_starts_at_local_midnight() {
         let now = DateTime::parse_from_rfc3339("2026-11-23T01:30:00Z")
             .map(|d| d.with_timezone(&Utc))
@@ -465,17 +376,5 @@ mod tests {
         let (start, date) = local_midnight(now, -180);
         assert_eq!(start.to_rfc3339(), "2026-11-22T03:00:00+00:00");
         assert_eq!(date, "2026-11-22");
-    }
-
-    #[test]
-    fn sessions_expire_and_unknown_tokens_are_refused() {
-        let d = DashboardState::default();
-        let now = Instant::now();
-        d.lock_sessions()
-            .insert("live".into(), ("mia".into(), now + Duration::from_secs(60)));
-        d.lock_sessions().insert("old".into(), ("mia".into(), now));
-        assert_eq!(d.supervisor("live").as_deref(), Some("mia"));
-        assert_eq!(d.supervisor("old"), None);
-        assert_eq!(d.supervisor("nope"), None);
     }
 }

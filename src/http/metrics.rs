@@ -20,11 +20,7 @@ pub fn router() -> Router<Arc<Shared>> {
 
 async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     if !shared.config.metrics_public {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+        let given = super::session::bearer(&headers);
         if !given.is_some_and(|t| super::same(t.as_bytes(), shared.api_token.as_bytes())) {
             return super::error(
                 StatusCode::UNAUTHORIZED,
@@ -33,12 +29,13 @@ async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respo
         }
     }
     let (queues, agents) = snapshot(&shared).await.unwrap_or_default();
-    let body = render(
+    let mut body = render(
         shared.active_calls(),
         &shared.metrics.snapshot(),
         &queues,
         &agents,
     );
+    body.push_str(&render_cdr(shared.cdr.stats()));
     (
         [(
             header::CONTENT_TYPE,
@@ -208,6 +205,33 @@ pub fn render(
     o
 }
 
+/// The call-record writer: records waiting for the database, failed writes, records lost.
+pub fn render_cdr(s: crate::cdr::WriterStats) -> String {
+    let mut o = String::new();
+    head(
+        &mut o,
+        "switchboard_cdr_queue",
+        "gauge",
+        "Call records kept in memory until the database takes them again.",
+    );
+    let _ = writeln!(o, "switchboard_cdr_queue {}", s.pending);
+    head(
+        &mut o,
+        "switchboard_cdr_write_failures_total",
+        "counter",
+        "Call record writes the database refused (each retry counts).",
+    );
+    let _ = writeln!(o, "switchboard_cdr_write_failures_total {}", s.failures);
+    head(
+        &mut o,
+        "switchboard_cdr_records_lost_total",
+        "counter",
+        "Call records dropped because the in-memory queue was full.",
+    );
+    let _ = writeln!(o, "switchboard_cdr_records_lost_total {}", s.lost);
+    o
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,6 +325,18 @@ mod tests {
             assert!(t.contains(&format!("# TYPE {name} ")), "{name}");
             assert!(t.contains(&format!("# HELP {name} ")), "{name}");
         }
+        let cdr = render_cdr(crate::cdr::WriterStats {
+            pending: 7,
+            failures: 3,
+            lost: 0,
+        });
+        assert_eq!(value(&cdr, "switchboard_cdr_queue"), Some(7.0));
+        assert_eq!(
+            value(&cdr, "switchboard_cdr_write_failures_total"),
+            Some(3.0)
+        );
+        assert_eq!(value(&cdr, "switchboard_cdr_records_lost_total"), Some(0.0));
+        assert!(cdr.contains("# TYPE switchboard_cdr_queue gauge"), "{cdr}");
         // Every sample line is `name{labels} value`.
         for l in t.lines().filter(|l| !l.starts_with('#')) {
             let (_, v) = l.rsplit_once(' ').unwrap_or(("", "x"));

@@ -21,7 +21,10 @@ mod metrics;
 
 pub use dashboard::DashboardState;
 mod recording;
+mod session;
 mod widget;
+
+pub use session::Sessions;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     let api = Router::new()
@@ -48,6 +51,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/agent/ring.wav", get(agent::ring))
         .route("/agent/ws", get(agent::ws))
         .route("/api/agent/login", axum::routing::post(agent::login))
+        .route("/api/agent/logout", axum::routing::post(agent::logout))
         .route("/dashboard", get(dashboard::page))
         .route("/dashboard/dashboard.js", get(dashboard::script))
         .route("/dashboard/dashboard.css", get(dashboard::style))
@@ -81,13 +85,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn require_token(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match given {
+    match session::bearer(req.headers()) {
         Some(t) if same(t.as_bytes(), shared.api_token.as_bytes()) => next.run(req).await,
         Some(_) => error(StatusCode::UNAUTHORIZED, "invalid token"),
         None => error(
@@ -100,17 +98,21 @@ async fn require_token(State(shared): State<Arc<Shared>>, req: Request, next: Ne
 async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
     let sip = shared.sip_up.load(Ordering::Relaxed);
     let s = shared.clone();
-    let db = tokio::task::spawn_blocking(move || s.cdr_store.ping().is_ok())
+    let readable = tokio::task::spawn_blocking(move || s.cdr_store.ping().is_ok())
         .await
         .unwrap_or(false);
+    let cdr = shared.cdr.stats();
+    // Records waiting in memory mean the store refuses writes (a locked or full disk still
+    // answers a read): the database is not fine until they are written.
+    let db = readable && cdr.pending == 0;
     let draining = shared.draining.load(Ordering::Relaxed);
     let body = serde_json::json!({
         "status": if draining { "draining" } else if sip && db { "ok" } else { "degraded" },
         "sip": sip,
         "database": db,
         "active_calls": shared.active_calls(),
-        "cdr_queue": shared.cdr.stats().pending,
-        "cdr_write_failures": shared.cdr.stats().failures,
+        "cdr_queue": cdr.pending,
+        "cdr_write_failures": cdr.failures,
         "auth_blocks": shared.auth_limiter.stats().blocks,
         "trunk_registration": shared.metrics.trunk_registration(),
     });

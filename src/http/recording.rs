@@ -30,12 +30,7 @@ enum Caller {
 }
 
 fn who(shared: &Shared, headers: &HeaderMap) -> Caller {
-    let Some(given) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-    else {
+    let Some(given) = super::session::bearer(headers) else {
         return Caller::Nobody;
     };
     if same(given.as_bytes(), shared.api_token.as_bytes()) {
@@ -44,12 +39,11 @@ fn who(shared: &Shared, headers: &HeaderMap) -> Caller {
     if let Some(id) = shared.dashboard.supervisor(given) {
         return Caller::Supervisor(id);
     }
-    let tokens = shared
-        .agent_tokens
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    let now = std::time::Instant::now();
-    if tokens.get(given).is_some_and(|(_, exp)| *exp > now) {
+    if shared
+        .agent_sessions
+        .who(given, std::time::Instant::now())
+        .is_some()
+    {
         Caller::Agent
     } else {
         Caller::Nobody

@@ -81,9 +81,8 @@ pub struct Shared {
     /// The ACD task, when queues are configured.
     pub acd: Option<tokio::sync::mpsc::UnboundedSender<acd_task::AcdCmd>>,
     pub rtc: crate::rtc::RtcConfig,
-    /// Agents' console sessions: token → (agent id, expiry).
-    pub agent_tokens:
-        std::sync::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>,
+    /// Agents' console sessions: token → agent id, until expiry or logout.
+    pub agent_sessions: crate::http::Sessions,
     /// The accounts file and its modification time when last loaded, so edits are noticed.
     pub accounts_seen: std::sync::Mutex<Option<(std::path::PathBuf, std::time::SystemTime)>>,
     /// Counters for `GET /metrics`.
@@ -333,7 +332,7 @@ pub async fn start(config: Config) -> Result<Running, RuntimeError> {
     let shared = Arc::new(Shared {
         acd: acd_enabled.then_some(acd_tx),
         rtc: config.rtc.clone(),
-        agent_tokens: std::sync::Mutex::new(std::collections::HashMap::new()),
+        agent_sessions: crate::http::Sessions::default(),
         accounts_seen: std::sync::Mutex::new(None),
         metrics: metrics::Metrics::default(),
         webhooks: webhooks::Webhooks::new(&config.webhooks),

@@ -34,6 +34,24 @@ pub fn agent_yaml(id: &str, password: &str, skills: &[(&str, u8)], queues: &[&st
     )
 }
 
+/// A server with one queue, `billing` (number 7100, callers go straight in), agent `alice` and
+/// supervisor `mia` ("Mia Supervisor") with the given passwords; `extra` is appended to the config.
+pub fn billing_centre(agent_password: &str, supervisor_password: &str, extra: &str) -> Server {
+    let hash = switchboard::auth::hash_password(supervisor_password).expect("8+ bytes");
+    let config = format!(
+        "queues:\n  - name: billing\n    announce_every: 60s\nagents:\n{}supervisors:\n  - id: mia\n    name: Mia Supervisor\n    password_hash: \"{hash}\"\n{extra}",
+        agent_yaml("alice", agent_password, &[], &["billing"])
+    );
+    Server::start(
+        super::server::ServerOpts::new()
+            .flow(
+                "queue-billing",
+                &super::queue_flow("queue-billing", "7100", "billing"),
+            )
+            .config(&config),
+    )
+}
+
 /// `POST path` with a JSON body; the status and the body as JSON (Null when it is not JSON).
 pub fn post_json(addr: SocketAddr, path: &str, body: &Value) -> Result<(u16, Value), String> {
     post_json_with(addr, path, body, &[])

@@ -9,6 +9,7 @@
 //! * [`phone`] — the softphone: INVITE/ACK/BYE/CANCEL/INFO/OPTIONS/REGISTER over UDP or TCP, RTP.
 //! * [`agent`] — an agent on the console: login, WebSocket, a WebRTC peer with a test tone.
 //! * [`prompts`] — which prompts the caller heard, and RTP continuity.
+//! * [`ws`] — a browser page's WebSocket (with or without `Origin`) and its close code.
 //! * [`g711`], [`dtmf`], [`rtp`], [`sipmsg`], [`link`] — the pieces.
 
 // Each test binary uses a different subset of the harness.
@@ -31,6 +32,7 @@ pub mod server;
 pub mod sipmsg;
 pub mod talk;
 pub mod trunk;
+pub mod ws;
 
 pub use phone::Phone;
 pub use prompts::{check_continuity, heard_prompts, Heard, PromptSet};
@@ -40,6 +42,47 @@ use std::time::Duration;
 
 /// The merchant the spec's examples use.
 pub const CALLER: &str = "+5511987650000";
+
+/// A flow on `number` that plays `main-menu` (5 s to press 1) and then `goodbye`: the smallest
+/// call that answers, plays audio and ends with a record.
+pub fn menu_flow(name: &str, number: &str) -> String {
+    format!(
+        r##"
+flow: {name}
+numbers: ["{number}"]
+language: en
+start: menu
+steps:
+  menu:
+    menu:
+      prompt: main-menu
+      options: {{ "1": goodbye }}
+      timeout: 5s
+      retries: 1
+    on_timeout: goodbye
+    on_invalid: goodbye
+  goodbye:
+    play: goodbye
+    next: hangup
+"##
+    )
+}
+
+/// A flow on `number` that puts the caller straight into `queue` (2 minutes at most).
+pub fn queue_flow(name: &str, number: &str, queue: &str) -> String {
+    format!(
+        r##"
+flow: {name}
+numbers: ["{number}"]
+language: en
+start: {queue}
+steps:
+  {queue}:
+    queue: {{ name: {queue}, timeout: 2m }}
+    on_timeout: hangup
+"##
+    )
+}
 
 /// Generous bound for anything a call test waits on; prompts are a few seconds each.
 pub fn secs(n: u64) -> Duration {

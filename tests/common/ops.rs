@@ -1,5 +1,5 @@
-//! Operations on the running server from outside: signals, and a flooder that blasts SIP from
-//! its own loopback address.
+//! Operations on the running server from outside: signals, a flooder that blasts SIP from its
+//! own loopback address, and what an operator watches (`/healthz`, `/metrics`).
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -153,4 +153,62 @@ fn try_request(
         }
     }
     None
+}
+
+/// `/healthz`: its status and JSON (Null when the server did not answer in time: a health check
+/// that times out counts as a bad one).
+pub fn healthz(server: &Server) -> (u16, serde_json::Value) {
+    match super::http::get(server.http, "/healthz", None) {
+        Ok(r) => (r.status, r.json().unwrap_or(serde_json::Value::Null)),
+        Err(_) => (0, serde_json::Value::Null),
+    }
+}
+
+/// Polls `/healthz` until `ok` holds; panics naming `what` after `timeout`.
+pub fn wait_healthz(
+    server: &Server,
+    timeout: Duration,
+    what: &str,
+    ok: impl Fn(u16, &serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (status, body) = healthz(server);
+        if ok(status, &body) {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/healthz never showed {what}: {status} {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `/metrics` with the API token, as text.
+pub fn metrics_text(server: &Server) -> String {
+    super::http::get(server.http, "/metrics", Some(super::http::API_TOKEN))
+        .expect("GET /metrics")
+        .text()
+}
+
+/// A sample's value in the Prometheus text; -1 when it is missing.
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(-1.0)
+}
+
+/// One complete call to a [`super::menu_flow`] number: answered, the menu prompt heard, hung up
+/// by the caller (BYE answered 200). Its Call-ID.
+pub fn menu_call(server: &Server, number: &str) -> String {
+    let prompts = super::english_prompts(&["main-menu"]);
+    let mut phone = super::Phone::udp(server);
+    phone.call(number, super::CALLER).expect("call answered");
+    phone
+        .wait_heard(&prompts, "main-menu", 1, super::secs(10))
+        .expect("menu heard");
+    let id = phone.call_id().to_string();
+    assert_eq!(phone.hangup().expect("BYE answered"), 200);
+    id
 }

@@ -208,6 +208,15 @@ function replacedElsewhere() {
   render();
 }
 
+// The sign-out button: the server forgets the token (so a copy of it is worthless), then the page.
+async function logout() {
+  const t = sessionStorage.getItem(TOKEN_KEY);
+  endSession('');
+  if (t) {
+    try { await fetch('/api/agent/logout', { method: 'POST', headers: { Authorization: `Bearer ${t}` } }); } catch (e) { /* gone anyway */ }
+  }
+}
+
 function endSession(message) {
   clearTimeout(retryTimer);
   const sock = ws;
@@ -697,7 +706,7 @@ function init() {
   $('hold').addEventListener('click', () => toggle('held'));
   $('wrap-up-done').addEventListener('click', wrapUpDone);
   $('transfer-form').addEventListener('submit', transfer);
-  $('logout').addEventListener('click', () => endSession(''));
+  $('logout').addEventListener('click', logout);
   $('reconnect').addEventListener('click', () => { retry = 0; showConnection('Connecting…'); connect(); });
   for (const b of document.querySelectorAll('[data-set-state]')) b.addEventListener('click', () => setAvailability(b.dataset.setState));
   for (const b of document.querySelectorAll('[data-digit]')) b.addEventListener('click', () => dtmf(b.dataset.digit));
