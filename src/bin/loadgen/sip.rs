@@ -322,15 +322,16 @@ async fn dispatch(ua: Arc<Ua>) {
     }
 }
 
-struct Msg<'a> {
-    status: Option<u16>,
-    method: Option<String>,
-    headers: Vec<(&'a str, &'a str)>,
-    body: &'a str,
+/// A parsed SIP message, borrowing the datagram's text.
+pub struct Msg<'a> {
+    pub status: Option<u16>,
+    pub method: Option<String>,
+    pub headers: Vec<(&'a str, &'a str)>,
+    pub body: &'a str,
 }
 
 impl Msg<'_> {
-    fn header(&self, long: &str, compact: &str) -> Option<&str> {
+    pub fn header(&self, long: &str, compact: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| {
@@ -341,7 +342,7 @@ impl Msg<'_> {
     }
 }
 
-fn parse(text: &str) -> Option<Msg<'_>> {
+pub fn parse(text: &str) -> Option<Msg<'_>> {
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text, ""));
     let mut lines = head.split("\r\n");
     let first = lines.next()?;
@@ -362,7 +363,7 @@ fn parse(text: &str) -> Option<Msg<'_>> {
     })
 }
 
-fn tag_of(to: &str) -> Option<String> {
+pub fn tag_of(to: &str) -> Option<String> {
     to.split(';')
         .find_map(|p| p.trim().strip_prefix("tag="))
         .map(str::to_string)
