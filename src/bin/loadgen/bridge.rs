@@ -571,7 +571,12 @@ async fn caller_slot(
             Ok(d) => d,
             Err(e) => {
                 *out.failures.entry(e.to_string()).or_default() += 1;
-                break;
+                if hold.is_none() {
+                    break;
+                }
+                // A soak keeps its slot busy: dial again after a pause.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
             }
         };
         let Some(remote) = d.remote_rtp else {
