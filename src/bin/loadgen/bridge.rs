@@ -203,6 +203,9 @@ impl MediaRx<'_> {
 
 // ---- agents ---------------------------------------------------------------------------------
 
+/// A REGISTER's final status and its `WWW-Authenticate` challenge, if any.
+type RegAnswer = (u16, Option<String>);
+
 enum AgentIn {
     Ack,
     Bye,
@@ -215,7 +218,7 @@ struct AgentUa {
     sock: UdpSocket,
     local: SocketAddr,
     server: SocketAddr,
-    regs: Mutex<HashMap<String, mpsc::UnboundedSender<(u16, Option<String>)>>>,
+    regs: Mutex<HashMap<String, mpsc::UnboundedSender<RegAnswer>>>,
     calls: Mutex<HashMap<String, mpsc::UnboundedSender<AgentIn>>>,
     outcomes: mpsc::UnboundedSender<AgentOutcome>,
     answered: AtomicUsize,
@@ -291,7 +294,7 @@ impl AgentUa {
         password: &str,
         expires: u32,
         call_id: &str,
-        rx: &mut mpsc::UnboundedReceiver<(u16, Option<String>)>,
+        rx: &mut mpsc::UnboundedReceiver<RegAnswer>,
     ) -> Result<(), String> {
         let uri = format!("sip:{}", self.server);
         let mut auth: Option<String> = None;
@@ -325,8 +328,8 @@ impl AgentUa {
     async fn transact(
         &self,
         req: &[u8],
-        rx: &mut mpsc::UnboundedReceiver<(u16, Option<String>)>,
-    ) -> Result<(u16, Option<String>), String> {
+        rx: &mut mpsc::UnboundedReceiver<RegAnswer>,
+    ) -> Result<RegAnswer, String> {
         let deadline = Instant::now() + Duration::from_secs(16);
         let mut iv = Duration::from_millis(500);
         loop {
