@@ -257,6 +257,11 @@ impl Ua {
                         if cseq_method != "BYE" || status < 200 {
                             continue;
                         }
+                        if status == 481 && server_bye_follows(&mut d.rx).await {
+                            // Our BYE crossed the flow's own hang-up: the call is over either way.
+                            d.server_hung_up = true;
+                            return Ok(());
+                        }
                         if status >= 300 {
                             return Err(CallError::ByeRefused(status));
                         }
@@ -270,6 +275,18 @@ impl Ua {
             iv = (iv * 2).min(Duration::from_secs(4));
         }
     }
+}
+
+/// Whether the server's own BYE for this call arrives within a second (after a 481 to ours, the
+/// flow hung up as we did).
+async fn server_bye_follows(rx: &mut mpsc::UnboundedReceiver<Incoming>) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    while let Ok(Some(m)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+        if matches!(m, Incoming::ServerBye) {
+            return true;
+        }
+    }
+    false
 }
 
 /// Reads every datagram on the SIP socket: responses go to their call; a request from the
