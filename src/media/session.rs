@@ -89,6 +89,8 @@ pub struct SessionStats {
     pub malformed: u64,
     /// 20 ms send slots dropped because the runtime polled too late.
     pub skipped_slots: u64,
+    /// Relayed frames dropped because they stood waiting (a lasting delay) for a whole second.
+    pub bridge_trimmed: u64,
 }
 
 /// Sequence tracking for one sender, after RFC 3550 appendix A.1 (extended to 64 bits).
@@ -164,10 +166,37 @@ struct Bridge {
     from_caller: VecDeque<Vec<u8>>,
     /// The other leg's frames, sent to the caller one per 20 ms slot.
     to_caller: VecDeque<Vec<u8>>,
+    /// The fewest frames left waiting after a send, over the current window of slots.
+    low_water: Option<usize>,
+    window_slots: u32,
 }
 
 /// Frames queued either way beyond this are dropped oldest first: late audio is worse than lost.
 const BRIDGE_DEPTH: usize = 8;
+
+/// Both legs send one frame per 20 ms, so frames that piled up once (a burst after a stall, a
+/// phone that talked before the bridge) would stay as a lasting delay. Over each window, frames
+/// that never stopped waiting beyond `STANDING_SLACK` (kept to absorb jitter) are dropped.
+const STANDING_WINDOW_SLOTS: u32 = 50;
+const STANDING_SLACK: usize = 1;
+
+impl Bridge {
+    /// The next frame for the caller, trimming a standing backlog once per window.
+    fn next_to_caller(&mut self, stats: &mut SessionStats) -> Option<Vec<u8>> {
+        let frame = self.to_caller.pop_front();
+        let waiting = self.to_caller.len();
+        self.low_water = Some(self.low_water.map_or(waiting, |l| l.min(waiting)));
+        self.window_slots += 1;
+        if self.window_slots >= STANDING_WINDOW_SLOTS {
+            let standing = self.low_water.unwrap_or(0).saturating_sub(STANDING_SLACK);
+            self.to_caller.drain(..standing.min(self.to_caller.len()));
+            stats.bridge_trimmed += standing as u64;
+            self.low_water = None;
+            self.window_slots = 0;
+        }
+        frame
+    }
+}
 
 impl RtpSession {
     /// Starts relaying: from now on the caller's audio is kept for [`Self::poll_bridged_audio`]
@@ -347,7 +376,8 @@ impl RtpSession {
                 self.stats.skipped_slots += skip;
             }
             let relayed = if self.player.is_idle() {
-                self.bridge.as_mut().and_then(|b| b.to_caller.pop_front())
+                let stats = &mut self.stats;
+                self.bridge.as_mut().and_then(|b| b.next_to_caller(stats))
             } else {
                 None
             };

@@ -518,3 +518,38 @@ fn a_bridge_relays_both_ways_converting_a_law_callers_to_mu_law() {
     let later = run_until(&mut s, ms(120));
     assert!(later.iter().all(|p| p.rtp().payload == [0xD5; 160]));
 }
+
+#[test]
+fn a_standing_backlog_of_relayed_frames_is_trimmed_so_the_delay_does_not_last() {
+    let mut s = RtpSession::new(cfg(Law::Mu, Some(PEER)), ms(0));
+    s.start_bridge();
+    // A burst of 6 frames after a stall, then one frame per slot: without a trim the caller
+    // would hear the agent 100 ms late for the rest of the call.
+    let frame = |n: u8| vec![n; 160];
+    for n in 1..=6 {
+        s.push_bridged_audio(&frame(n));
+    }
+    let mut heard = Vec::new();
+    for slot in 0..150u64 {
+        s.push_bridged_audio(&frame(7 + (slot % 200) as u8));
+        for p in run_until(&mut s, ms(slot * 20)) {
+            heard.push((slot, p.rtp().payload[0]));
+        }
+    }
+    // By the third second the frame pushed in a slot goes out within two slots.
+    let late: Vec<_> = heard
+        .iter()
+        .filter(|(slot, b)| *slot >= 100 && u64::from(*b) + 2 < 7 + slot)
+        .collect();
+    assert!(
+        late.is_empty(),
+        "still late: {:?}",
+        &late[..late.len().min(5)]
+    );
+    assert!(s.stats().bridge_trimmed >= 4, "{:?}", s.stats());
+    assert!(
+        s.stats().bridge_trimmed <= 6,
+        "only the backlog is dropped: {:?}",
+        s.stats()
+    );
+}

@@ -720,10 +720,13 @@ async fn call(t: NewCallTask) {
                             let _ = tx.send(JobDone::AgentLeg { agent_id, agent, result });
                         });
                     }
-                    Some(CallIn::AgentAnswerSip { agent_id, media, agent }) => {
+                    Some(CallIn::AgentAnswerSip { agent_id, mut media, agent }) => {
                         if ctl.is_ended() {
                             let _ = media.ctl.send(super::outbound::LegCtl::Hangup);
                         } else {
+                            // What the phone sent between its 200 and now is stale: relayed, it
+                            // would sit in the caller's bridge queue as a lasting delay.
+                            while media.audio_in.try_recv().is_ok() {}
                             let _ = agent.send(AgentMsg::Connected { call_id: call_id.clone() });
                             agent_side = Some(AgentSide { leg: AgentLeg::Sip(media), agent, relaying: false });
                             shared.webhooks.emit("call.answered", serde_json::json!({ "call_id": call_id, "agent_id": agent_id }));

@@ -6,6 +6,7 @@
 //! Used for agents' SIP phones today; callbacks and trunk transfers are the same leg.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -81,11 +82,21 @@ pub struct LegMedia {
     /// Hold and keypad from the far end; whoever does not care may leave it unread.
     pub signals: mpsc::UnboundedReceiver<LegSignal>,
     pub ctl: mpsc::UnboundedSender<LegCtl>,
+    /// Frames sent with [`Self::send_pcmu`] that the leg has not taken yet.
+    pub audio_out_backlog: Arc<AtomicUsize>,
 }
 
 impl LegMedia {
+    /// One frame towards the far end. Beyond `MAX_QUEUED_FRAMES` not yet taken by a starved leg
+    /// the frame is dropped: the bench saw seconds of audio (and memory) pile up otherwise.
     pub fn send_pcmu(&self, frame: &[u8]) {
-        let _ = self.ctl.send(LegCtl::Audio(frame.to_vec()));
+        if self.audio_out_backlog.fetch_add(1, Ordering::Relaxed) >= MAX_QUEUED_FRAMES {
+            self.audio_out_backlog.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        if self.ctl.send(LegCtl::Audio(frame.to_vec())).is_err() {
+            self.audio_out_backlog.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -110,6 +121,7 @@ impl OutboundLeg {
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let (in_tx, in_rx) = mpsc::channel(MAX_QUEUED_FRAMES);
         let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+        let backlog = Arc::new(AtomicUsize::new(0));
         let (sip_tx, sip_rx) = mpsc::unbounded_channel();
         let (sig_tx, sig_rx) = mpsc::unbounded_channel();
         let _ = sip.send(SipCmd::AddLeg {
@@ -126,6 +138,7 @@ impl OutboundLeg {
             audio_in: in_tx,
             signals: sig_tx,
             ctl: ctl_rx,
+            audio_out_backlog: backlog.clone(),
             inbox: sip_rx,
         };
         tokio::spawn(task.run(socket));
@@ -136,6 +149,7 @@ impl OutboundLeg {
                 audio_in: in_rx,
                 signals: sig_rx,
                 ctl: ctl_tx.clone(),
+                audio_out_backlog: backlog,
             }),
             ctl: ctl_tx,
         })
@@ -152,6 +166,7 @@ struct LegTask {
     audio_in: mpsc::Sender<Vec<u8>>,
     signals: mpsc::UnboundedSender<LegSignal>,
     ctl: mpsc::UnboundedReceiver<LegCtl>,
+    audio_out_backlog: Arc<AtomicUsize>,
     inbox: mpsc::UnboundedReceiver<CallIn>,
 }
 
@@ -308,6 +323,7 @@ impl LegTask {
                 }
                 ctl = self.ctl.recv() => match ctl {
                     Some(LegCtl::Audio(frame)) => {
+                        self.audio_out_backlog.fetch_sub(1, Ordering::Relaxed);
                         if let Some(m) = media.as_mut().filter(|m| !m.held) {
                             m.write_frame(frame, &mut out);
                             let _ = socket.try_send_to(&out, m.remote);
@@ -466,5 +482,36 @@ fn sanitize_user(user: &str) -> String {
         "anonymous".into()
     } else {
         s
+    }
+}
+
+#[cfg(test)]
+mod backlog_tests {
+    use super::*;
+
+    #[test]
+    fn audio_for_a_starved_leg_is_dropped_beyond_a_second_not_queued_without_bound() {
+        let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel();
+        let (_in_tx, in_rx) = mpsc::channel(1);
+        let (_sig_tx, sig_rx) = mpsc::unbounded_channel();
+        let media = LegMedia {
+            audio_in: in_rx,
+            signals: sig_rx,
+            ctl: ctl_tx,
+            audio_out_backlog: Arc::new(AtomicUsize::new(0)),
+        };
+        for _ in 0..500 {
+            media.send_pcmu(&[0xFF; 160]);
+        }
+        let mut queued = 0;
+        while let Ok(LegCtl::Audio(_)) = ctl_rx.try_recv() {
+            queued += 1;
+            // What the leg does as it takes each frame.
+            media.audio_out_backlog.fetch_sub(1, Ordering::Relaxed);
+        }
+        assert_eq!(queued, MAX_QUEUED_FRAMES);
+        // Once the leg catches up, audio flows again.
+        media.send_pcmu(&[0xFF; 160]);
+        assert!(matches!(ctl_rx.try_recv(), Ok(LegCtl::Audio(_))));
     }
 }

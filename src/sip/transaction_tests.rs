@@ -683,6 +683,59 @@ From: <sip:a@b>;tag=1\r\nTo: <sip:gw>\r\nCall-ID: o{n}@x\r\nCSeq: 1 OPTIONS\r\nC
 }
 
 #[test]
+fn a_table_full_of_finished_calls_makes_room_instead_of_refusing_new_callers() {
+    // The 503 storm after an overload: every finished call leaves its INVITE (acknowledged 2xx,
+    // Timer L) and its BYE (Timer J) lingering for 32 s; a full table of those must not turn
+    // the next caller away.
+    let mut l = layer();
+    l.set_max_server_transactions(4);
+    for n in 0..2 {
+        let (branch, call_id) = (format!("z9hG4bK-f{n}"), format!("f{n}@x"));
+        let (key, invite) = incoming_invite(&mut l, &branch, &call_id);
+        l.respond(ms(0), &key, response_to(&invite, 200, Some("srv")))
+            .unwrap();
+        l.handle_datagram(
+            ms(0),
+            udp(CALLER),
+            ack_for_2xx("z9hG4bK-a", &call_id).as_bytes(),
+        );
+        let bye = format!(
+            "BYE sip:7000@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-b{n}\r\n\
+From: <sip:a@b>;tag=12345SIPpTag001\r\nTo: <sip:7000@c>;tag=srv\r\nCall-ID: {call_id}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+        );
+        l.handle_datagram(ms(0), udp(CALLER), bye.as_bytes());
+        let bye_key = events(&mut l)
+            .into_iter()
+            .find_map(|e| match e {
+                TxEvent::Request { key, request, .. } if request.method == rsip::Method::Bye => {
+                    Some((key, request))
+                }
+                _ => None,
+            })
+            .expect("the BYE reaches the TU");
+        l.respond(ms(0), &bye_key.0, response_to(&bye_key.1, 200, None))
+            .unwrap();
+        transmits(&mut l);
+    }
+    assert_eq!(l.len(), 4, "two finished calls fill the table");
+    // A second later (long before Timer L/J), a new caller is let in, not told 503.
+    l.handle_datagram(
+        ms(1000),
+        udp(CALLER),
+        sipp_invite("z9hG4bK-new", "new@x").as_bytes(),
+    );
+    assert_eq!(
+        transmits(&mut l).iter().map(status).collect::<Vec<_>>(),
+        vec![100]
+    );
+    assert!(matches!(
+        events(&mut l).as_slice(),
+        [TxEvent::Request { .. }]
+    ));
+    assert!(l.len() <= 4, "the table stays bounded: {}", l.len());
+}
+
+#[test]
 fn event_debug_output_never_contains_message_bodies() {
     let mut l = layer();
     let info = "INFO sip:7000@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-info\r\n\

@@ -3,12 +3,14 @@
 //!
 //!   loadgen signalling --server 127.0.0.1:5060 --did 3000 --rate 200 --duration 10
 //!   loadgen ivr --server 127.0.0.1:5060 --http 127.0.0.1:8080 --did 3001 --calls 100 --duration 10
+//!   loadgen bridge --server 127.0.0.1:5060 --did 3002 --calls 50 --agents 50 --duration 10
 //!
 //! `--server-pid` adds the server's CPU (utime+stime from /proc/PID/stat) and RSS over the
 //! measured window; `--drop-ports 5060-5060,20000-29999` adds the kernel's UDP receive-buffer
 //! drops on those ports. The exit status is 1 when a call failed or a digit was lost, so a
 //! script can fail on correctness without ever failing on a time.
 
+mod bridge;
 mod ivr;
 mod signalling;
 mod sip;
@@ -70,6 +72,32 @@ enum Cmd {
         /// API token (else SWITCHBOARD_API_TOKEN).
         #[arg(long)]
         token: Option<String>,
+    },
+    /// SIP callers bridged to SIP agents: N agents register (digest) and answer the queue's
+    /// INVITEs; M callers dial a queue flow; both ends send tagged 20 ms PCMU.
+    Bridge {
+        #[arg(long, default_value_t = 20)]
+        calls: usize,
+        /// Agents registered (default: as many as calls).
+        #[arg(long)]
+        agents: Option<usize>,
+        /// Seconds measured once every call is bridged (with --hold: the whole run).
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        #[arg(long, default_value_t = 100.0)]
+        ramp_rate: f64,
+        /// A number whose flow's first step is a `queue:` the agents serve.
+        #[arg(long, default_value = "3002")]
+        did: String,
+        /// Agents' SIP users are PREFIX0, PREFIX1, …
+        #[arg(long, default_value = "lgagent")]
+        agent_prefix: String,
+        /// The agents' SIP password (else LOADGEN_AGENT_PASSWORD).
+        #[arg(long)]
+        agent_password: Option<String>,
+        /// Hang up each call after this many seconds bridged and dial again (soak).
+        #[arg(long)]
+        hold: Option<f64>,
     },
 }
 
@@ -143,6 +171,38 @@ async fn main() -> anyhow::Result<()> {
             .await?;
             let bad =
                 v["failed"].as_u64() != Some(0) || v["calls_with_lost_digits"].as_u64() != Some(0);
+            (v, bad)
+        }
+        Cmd::Bridge {
+            calls,
+            agents,
+            duration,
+            ramp_rate,
+            did,
+            agent_prefix,
+            agent_password,
+            hold,
+        } => {
+            let agent_password = agent_password
+                .or_else(|| std::env::var("LOADGEN_AGENT_PASSWORD").ok())
+                .ok_or_else(|| anyhow::anyhow!("--agent-password or LOADGEN_AGENT_PASSWORD"))?;
+            let v = bridge::run(
+                ua,
+                bridge::Args {
+                    calls,
+                    agents: agents.unwrap_or(calls),
+                    duration: secs(duration)?,
+                    ramp_rate,
+                    did,
+                    agent_prefix,
+                    agent_password,
+                    hold: hold.map(secs).transpose()?,
+                    pid: cli.server_pid,
+                    drop_ports,
+                },
+            )
+            .await?;
+            let bad = v["ok"].as_bool() != Some(true);
             (v, bad)
         }
     };

@@ -257,6 +257,11 @@ impl Ua {
                         if cseq_method != "BYE" || status < 200 {
                             continue;
                         }
+                        if status == 481 && server_bye_follows(&mut d.rx).await {
+                            // Our BYE crossed the flow's own hang-up: the call is over either way.
+                            d.server_hung_up = true;
+                            return Ok(());
+                        }
                         if status >= 300 {
                             return Err(CallError::ByeRefused(status));
                         }
@@ -270,6 +275,18 @@ impl Ua {
             iv = (iv * 2).min(Duration::from_secs(4));
         }
     }
+}
+
+/// Whether the server's own BYE for this call arrives within a second (after a 481 to ours, the
+/// flow hung up as we did).
+async fn server_bye_follows(rx: &mut mpsc::UnboundedReceiver<Incoming>) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    while let Ok(Some(m)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+        if matches!(m, Incoming::ServerBye) {
+            return true;
+        }
+    }
+    false
 }
 
 /// Reads every datagram on the SIP socket: responses go to their call; a request from the
@@ -322,15 +339,16 @@ async fn dispatch(ua: Arc<Ua>) {
     }
 }
 
-struct Msg<'a> {
-    status: Option<u16>,
-    method: Option<String>,
-    headers: Vec<(&'a str, &'a str)>,
-    body: &'a str,
+/// A parsed SIP message, borrowing the datagram's text.
+pub struct Msg<'a> {
+    pub status: Option<u16>,
+    pub method: Option<String>,
+    pub headers: Vec<(&'a str, &'a str)>,
+    pub body: &'a str,
 }
 
 impl Msg<'_> {
-    fn header(&self, long: &str, compact: &str) -> Option<&str> {
+    pub fn header(&self, long: &str, compact: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| {
@@ -341,7 +359,7 @@ impl Msg<'_> {
     }
 }
 
-fn parse(text: &str) -> Option<Msg<'_>> {
+pub fn parse(text: &str) -> Option<Msg<'_>> {
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text, ""));
     let mut lines = head.split("\r\n");
     let first = lines.next()?;
@@ -362,7 +380,7 @@ fn parse(text: &str) -> Option<Msg<'_>> {
     })
 }
 
-fn tag_of(to: &str) -> Option<String> {
+pub fn tag_of(to: &str) -> Option<String> {
     to.split(';')
         .find_map(|p| p.trim().strip_prefix("tag="))
         .map(str::to_string)

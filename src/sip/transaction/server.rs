@@ -135,7 +135,7 @@ impl TransactionLayer {
             return;
         }
         let reply_to = reply_destination(peer, &via);
-        if self.servers.len() >= self.max_servers {
+        if self.servers.len() >= self.max_servers && !self.evict_lingering() {
             // A flood must not grow memory without bound; well-behaved clients retry later.
             let mut busy = message::response_to(&req, 503, None);
             busy.headers
@@ -311,6 +311,40 @@ impl TransactionLayer {
         }
         self.send(to, bytes);
         Ok(())
+    }
+
+    /// Makes room in a full table by dropping the transactions that only linger to absorb
+    /// retransmissions (a non-INVITE answered, an INVITE whose final answer was acknowledged),
+    /// the ones closest to their own end first: up to an eighth of the table at a time, so the
+    /// pass is rare. Forgetting one early costs at most a late retransmission handled as new
+    /// (a BYE then gets 481). Without this, a burst of finished calls held the table full for
+    /// 64*T1 and every new caller got 503 until those timers ran out. False when nothing was
+    /// lingering: the table is full of work in progress, and new requests are refused.
+    fn evict_lingering(&mut self) -> bool {
+        let mut lingering: Vec<(Option<Instant>, ServerTxKey)> = self
+            .servers
+            .iter()
+            .filter(|(_, tx)| match tx.state {
+                ServerState::Completed => !tx.invite,
+                ServerState::Confirmed => true,
+                ServerState::Accepted => tx.acked,
+                ServerState::Trying | ServerState::Proceeding => false,
+            })
+            .map(|(k, tx)| (tx.deadline, k.clone()))
+            .collect();
+        if lingering.is_empty() {
+            return false;
+        }
+        let n = (self.max_servers / 8).clamp(1, lingering.len());
+        lingering.select_nth_unstable_by(n - 1, |a, b| a.0.cmp(&b.0));
+        for (_, key) in lingering.into_iter().take(n) {
+            if let Some(tx) = self.servers.remove(&key) {
+                if let Some(k) = &tx.ack_key {
+                    self.accepted.remove(k);
+                }
+            }
+        }
+        true
     }
 
     pub(super) fn server_timeouts(&mut self, now: Instant) {
