@@ -39,7 +39,7 @@ agents:
     sip: { user: alice, ha1: "$HA1" }
 YAML
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$ROOT/scripts/ports.sh"
 SIP=$(port); HTTP=$(port); AGENT=$(port); REG=$(port); CALLER=$(port)
 export SWITCHBOARD_API_TOKEN=sipp-agent-token
 "$BIN" run --config "$WORK/config.yaml" --sip "127.0.0.1:$SIP" --http "127.0.0.1:$HTTP" \

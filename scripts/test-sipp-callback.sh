@@ -19,7 +19,7 @@ TRUNK_USER=acme-centre
 TRUNK_PW=sipp-trunk-secret
 HASH=$(echo "console password 1" | "$BIN" password-hash)
 HA1=$(echo "$SIP_PW" | "$BIN" sip-ha1 --user alice)
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$ROOT/scripts/ports.sh"
 SIP=$(port); HTTP=$(port); AGENT=$(port); REG=$(port); TRUNK=$(port)
 cat > "$WORK/config.yaml" <<YAML
 queues:
