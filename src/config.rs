@@ -167,6 +167,7 @@ struct SecuritySection {
     auth_failures: Option<u32>,
     window: Option<String>,
     block_for: Option<String>,
+    session_lifetime: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -460,6 +461,15 @@ impl Config {
             }
             if let Some(w) = s.block_for {
                 self.security.block_for = dur("security.block_for", &w)?;
+            }
+            if let Some(w) = s.session_lifetime {
+                let d = dur("security.session_lifetime", &w)?;
+                if d.is_zero() {
+                    return Err(ConfigError::Invalid(
+                        "security.session_lifetime must be longer than 0s".into(),
+                    ));
+                }
+                self.security.session_lifetime = d;
             }
         }
         if let Some(t) = shutdown.and_then(|s| s.drain_timeout) {

@@ -160,3 +160,54 @@ fn guessing_passwords_blocks_the_source_even_for_the_right_one() {
         "a password is in the log"
     );
 }
+
+#[test]
+fn a_sign_in_ends_after_the_configured_lifetime_and_its_sockets_close() {
+    let server = server("security: { session_lifetime: 3s }\n");
+    let ours = format!("http://{}", server.http);
+    let (code, body) = agent_login(&server, AGENT_PW);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["expires_in_s"], 3, "{body}");
+    let alice = token((code, body));
+    let mia = token(supervisor_login(&server, SUP_PW));
+    let signed_in = Instant::now();
+
+    let mut ws = open_ws(
+        server.http,
+        &format!("/agent/ws?token={alice}"),
+        Some(&ours),
+    )
+    .expect("console socket");
+    let mut board = open_ws(
+        server.http,
+        &format!("/dashboard/ws?token={mia}"),
+        Some(&ours),
+    )
+    .expect("board socket");
+    wait_alice(&server, "away");
+
+    // Nobody signs out: the lifetime alone ends both sign-ins and closes their sockets.
+    assert_eq!(wait_close(&mut ws, secs(10)), Some(SIGNED_OUT));
+    assert!(
+        signed_in.elapsed() >= Duration::from_millis(2500),
+        "the console closed after {:?}, before its 3 s lifetime",
+        signed_in.elapsed()
+    );
+    assert_eq!(wait_close(&mut board, secs(5)), Some(SIGNED_OUT));
+    wait_alice(&server, "logged_out");
+    // The expired tokens open nothing any more.
+    let mut again = open_ws(
+        server.http,
+        &format!("/agent/ws?token={alice}"),
+        Some(&ours),
+    )
+    .expect("handshake");
+    assert_eq!(wait_close(&mut again, secs(5)), Some(SIGNED_OUT));
+    let r = get(server.http, "/api/reports", Some(&mia)).expect("GET /api/reports");
+    assert_eq!(
+        r.status, 401,
+        "an expired supervisor token still reads reports"
+    );
+    // A fresh sign-in works as before.
+    token(agent_login(&server, AGENT_PW));
+}

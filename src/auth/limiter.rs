@@ -23,6 +23,9 @@ pub struct SecurityPolicy {
     pub auth_failures: u32,
     pub window: Duration,
     pub block_for: Duration,
+    /// `security.session_lifetime`: how long an agent's or supervisor's sign-in lasts
+    /// (12 h by default: a working day and then some).
+    pub session_lifetime: Duration,
 }
 
 impl Default for SecurityPolicy {
@@ -31,6 +34,7 @@ impl Default for SecurityPolicy {
             auth_failures: 10,
             window: Duration::from_secs(10 * 60),
             block_for: Duration::from_secs(30 * 60),
+            session_lifetime: Duration::from_secs(12 * 3600),
         }
     }
 }
@@ -118,6 +122,7 @@ mod tests {
             auth_failures: 3,
             window: Duration::from_secs(600),
             block_for: Duration::from_secs(1800),
+            ..SecurityPolicy::default()
         }
     }
 

@@ -27,11 +27,20 @@ use super::session::{bearer, cross_origin, same_origin, verify, Sessions};
 const TODAY_TTL: Duration = Duration::from_secs(2);
 
 /// Supervisors' sessions and the cache of today's figures.
-#[derive(Default)]
 pub struct DashboardState {
     sessions: Sessions,
     /// time-zone offset (minutes) → (computed at, figures)
     today: tokio::sync::Mutex<HashMap<i32, (Instant, Today)>>,
+}
+
+impl DashboardState {
+    /// Supervisors' sign-ins last `session_lifetime`.
+    pub fn new(session_lifetime: Duration) -> Self {
+        DashboardState {
+            sessions: Sessions::new(session_lifetime, super::MAX_SESSIONS),
+            today: Default::default(),
+        }
+    }
 }
 
 /// Today's totals (all queues) and each queue's, from the call records.

@@ -24,7 +24,7 @@ mod recording;
 mod session;
 mod widget;
 
-pub use session::Sessions;
+pub use session::{Sessions, MAX_SESSIONS};
 
 pub fn router(shared: Arc<Shared>) -> Router {
     let api = Router::new()

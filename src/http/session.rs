@@ -13,8 +13,6 @@ use axum::response::Response;
 
 use crate::runtime::Shared;
 
-/// How long a sign-in lasts (agents and supervisors alike).
-pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// Sessions kept at most per kind; beyond it the one closest to expiry goes first.
 pub const MAX_SESSIONS: usize = 1000;
 
@@ -23,12 +21,6 @@ pub struct Sessions {
     ttl: Duration,
     max: usize,
     map: Mutex<HashMap<String, (String, Instant)>>,
-}
-
-impl Default for Sessions {
-    fn default() -> Self {
-        Sessions::new(SESSION_TTL, MAX_SESSIONS)
-    }
 }
 
 impl Sessions {

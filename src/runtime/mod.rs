@@ -16,6 +16,7 @@ pub mod callbacks;
 pub mod clock;
 mod events;
 pub mod flows;
+mod memory;
 pub mod metrics;
 pub mod offline;
 pub mod outbound;
@@ -332,12 +333,15 @@ pub async fn start(config: Config) -> Result<Running, RuntimeError> {
     let shared = Arc::new(Shared {
         acd: acd_enabled.then_some(acd_tx),
         rtc: config.rtc.clone(),
-        agent_sessions: crate::http::Sessions::default(),
+        agent_sessions: crate::http::Sessions::new(
+            config.security.session_lifetime,
+            crate::http::MAX_SESSIONS,
+        ),
         accounts_seen: std::sync::Mutex::new(None),
         metrics: metrics::Metrics::default(),
         webhooks: webhooks::Webhooks::new(&config.webhooks),
         board: watch::channel(acd_task::Board::default()).0,
-        dashboard: crate::http::DashboardState::default(),
+        dashboard: crate::http::DashboardState::new(config.security.session_lifetime),
         ports: ports::PortAllocator::new(config.rtp_ports),
         prompts: prompts::PromptCache::default(),
         clock: clock::Clock::new(),
@@ -411,6 +415,7 @@ pub async fn start(config: Config) -> Result<Running, RuntimeError> {
     webhooks::spawn(shared.clone(), stop_rx.clone());
     // Detached: it holds no state a shutdown must flush.
     tokio::spawn(retention::run(shared.clone()));
+    tokio::spawn(memory::run(shared.clone()));
 
     tracing::info!(sip = %sip_addr, http = %http_addr, "switchboard is up");
     Ok(Running {
