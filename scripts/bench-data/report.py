@@ -113,7 +113,7 @@ def main():
         if r["name"] == "memory":
             m = r["result"]
             out.append("### Memory\n")
-            out.append(f"Server RSS idle {m['rss_idle_kib']} KiB, 6 s after the load {m['rss_after_kib']} KiB "
+            out.append(f"Server RSS idle {m['rss_idle_kib']} KiB, 5 s after its last call ended {m['rss_after_kib']} KiB "
                        f"(back to idle within 25 %: {verdict(m['rss_after_kib'] <= m['rss_idle_kib'] * 1.25)}); "
                        f"server CPU for the whole run {m['server_cpu_total_s']} s.\n")
     print("\n".join(out))
