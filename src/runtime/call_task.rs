@@ -551,7 +551,10 @@ async fn call(t: NewCallTask) {
                     super::events::record_updated(&shared, &rec, &mut survey_sent);
                     shared.cdr.update(*rec)
                 }
-                Command::CdrFinish(rec) => {
+                Command::CdrFinish(mut rec) => {
+                    if let Some(samples) = session.as_mut().and_then(|s| s.stop_call_recording()) {
+                        save_call_recording(&shared, &call_id, samples, Some(&mut rec)).await;
+                    }
                     let by = rec.hangup_by.map_or("system", |b| b.as_str());
                     tell(
                         &shared,
@@ -901,11 +904,29 @@ async fn call(t: NewCallTask) {
         }
     }
     if let Some(samples) = session.as_mut().and_then(|s| s.stop_call_recording()) {
-        let dir = shared.config.recordings_dir();
-        let name = super::retention::recording_name(&call_id);
-        tokio::task::spawn_blocking(move || {
-            super::retention::write_call_recording(&dir, &name, &samples)
-        });
+        save_call_recording(&shared, &call_id, samples, None).await;
+    }
+}
+
+/// Writes the call recording once the call is over (off the async threads). One that cannot be
+/// written — a full disk — holds nothing up: the call's final record, when given, loses the link
+/// to the missing file and gets a `recording_failed` event saying why.
+async fn save_call_recording(
+    shared: &Shared,
+    call_id: &str,
+    samples: Vec<i16>,
+    rec: Option<&mut crate::cdr::CallRecord>,
+) {
+    let dir = shared.config.recordings_dir();
+    let name = super::retention::recording_name(call_id);
+    let file = name.clone();
+    let written = tokio::task::spawn_blocking(move || {
+        super::retention::write_call_recording(&dir, &file, &samples)
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
+    if let (Err(error), Some(rec)) = (written, rec) {
+        super::retention::recording_failed(rec, &name, &error, chrono::Utc::now());
     }
 }
 
