@@ -150,6 +150,24 @@ fn calls_while_failing(server: &Server, number: &str, n: usize, reason: &str) ->
     calls
 }
 
+/// The record links no recording and has a `recording_failed` event naming the full disk.
+fn assert_recording_failed(rec: &serde_json::Value) {
+    assert!(
+        rec["recording"].is_null(),
+        "links a file never written: {rec}"
+    );
+    let failed = rec["events"]
+        .as_array()
+        .and_then(|ev| ev.iter().find(|e| e["kind"] == "recording_failed"))
+        .unwrap_or_else(|| panic!("no recording_failed event: {rec}"));
+    assert!(
+        failed["detail"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("No space left")),
+        "{failed}"
+    );
+}
+
 /// Starting the server again must fail, with `says` in its log.
 fn assert_refused(server: &mut Server, disk: &str, says: &str) {
     let status = server.restart_expecting_exit(secs(15));
@@ -286,6 +304,8 @@ fn calls_keep_working_when_the_file_system_turns_read_only() {
         server.log().contains("CDR store failing"),
         "the fault is not in the log"
     );
+    let (status, _) = http_get_json(&server, &format!("/api/calls/{}", percent_encode(&first)));
+    assert_eq!(status, 200, "what was stored can still be read");
 
     sigterm(&server);
     assert!(
@@ -346,20 +366,7 @@ fn a_recording_the_full_disk_cannot_take_is_reported_on_the_record() {
     std::fs::remove_file(&filler).expect("delete the filler");
     let rec = wait_call_record(&server, &call_id, secs(30));
     assert_eq!(field(&rec, "hangup_by"), "caller", "{rec}");
-    assert!(
-        rec["recording"].is_null(),
-        "links a file never written: {rec}"
-    );
-    let failed = rec["events"]
-        .as_array()
-        .and_then(|ev| ev.iter().find(|e| e["kind"] == "recording_failed"))
-        .unwrap_or_else(|| panic!("no recording_failed event: {rec}"));
-    assert!(
-        failed["detail"]["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("No space left")),
-        "{failed}"
-    );
+    assert_recording_failed(&rec);
     let leftovers: Vec<_> = std::fs::read_dir(server.data_dir().join("recordings"))
         .expect("recordings dir")
         .flatten()
@@ -369,4 +376,28 @@ fn a_recording_the_full_disk_cannot_take_is_reported_on_the_record() {
         leftovers.is_empty(),
         "half-written files left: {leftovers:?}"
     );
+}
+
+/// A voicemail (`record` step) the full disk cannot take: the caller still hears the flow go on
+/// to its next step, and the record says the message could not be written instead of linking it.
+#[test]
+fn a_voicemail_the_full_disk_cannot_take_is_reported_on_the_record() {
+    let disk = Disk::tmpfs("4m");
+    let flow = "flow: vm\nnumbers: [\"7350\"]\nlanguage: en\nstart: voicemail\nsteps:\n  voicemail:\n    record: { prompt: leave-message, max: 2s }\n    next: goodbye\n  goodbye:\n    play: goodbye\n    next: hangup\n";
+    let server = Server::start(ServerOpts::new().flow("vm", flow).data(disk.path()));
+    let filler = disk.fill();
+    let prompts = english_prompts(&["leave-message", "goodbye"]);
+    let mut phone = Phone::udp(&server);
+    phone.call("7350", CALLER).must();
+    phone
+        .wait_heard(&prompts, "leave-message", 1, secs(10))
+        .must();
+    phone.queue_pcm(&common::agent::tone_pcm(1000.0, 2.0));
+    phone.wait_heard(&prompts, "goodbye", 1, secs(10)).must();
+    phone.wait_for_bye(secs(10)).must();
+    let call_id = phone.call_id().to_string();
+
+    std::fs::remove_file(&filler).expect("delete the filler");
+    let rec = wait_call_record(&server, &call_id, secs(30));
+    assert_recording_failed(&rec);
 }

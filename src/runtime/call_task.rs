@@ -103,7 +103,9 @@ pub struct NewCallTask {
 enum JobDone {
     Pin(u64, PinOutcome),
     Lookup(u64, Result<serde_json::Value, String>),
-    Recording(u64, Option<String>),
+    /// A `record` step's file: written (its path), nothing to write, or the write failed (the
+    /// file name and why).
+    Recording(u64, Result<Option<String>, (String, String)>),
     /// A transfer target looked up (`Ok(None)`: nothing to look up).
     TransferTarget {
         target: String,
@@ -763,7 +765,11 @@ async fn call(t: NewCallTask) {
                 match job {
                     JobDone::Pin(id, outcome) => ctl.pin_checked(now, id, outcome),
                     JobDone::Lookup(id, r) => ctl.lookup_done(now, id, r),
-                    JobDone::Recording(id, file) => ctl.recording_done(now, id, file),
+                    JobDone::Recording(id, Ok(file)) => ctl.recording_done(now, id, file),
+                    JobDone::Recording(id, Err((file, error))) => {
+                        ctl.recording_failed(now, &file, &error);
+                        ctl.recording_done(now, id, None)
+                    }
                     JobDone::TransferTarget { target, resolved } => {
                         let leg = resolved.and_then(|addr| {
                             super::transfer::dial(&shared, &target, &caller, addr)
@@ -942,22 +948,31 @@ fn sanitize(s: &str) -> String {
         .collect()
 }
 
-fn write_recording(file: &PathBuf, samples: &[i16]) -> Option<String> {
+/// A `record` step's WAV: its path, None when nothing was heard, or the file's name and why it
+/// could not be written (a full disk).
+fn write_recording(file: &PathBuf, samples: &[i16]) -> Result<Option<String>, (String, String)> {
     if samples.is_empty() {
-        return None;
+        return Ok(None);
     }
+    let name = || {
+        file.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
     let bytes = match crate::media::wav::encode_wav(samples, 1) {
         Ok(b) => b,
         Err(e) => {
             tracing::error!(error = %e, "cannot encode recording");
-            return None;
+            return Err((name(), e.to_string()));
         }
     };
     match std::fs::write(file, bytes) {
-        Ok(()) => Some(file.display().to_string()),
+        Ok(()) => Ok(Some(file.display().to_string())),
         Err(e) => {
             tracing::error!(error = %e, file = %file.display(), "cannot write recording");
-            None
+            // A partly written file is no recording.
+            let _ = std::fs::remove_file(file);
+            Err((name(), e.to_string()))
         }
     }
 }
