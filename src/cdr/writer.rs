@@ -674,6 +674,7 @@ mod tests {
         let store = Arc::new(Flaky::new(0));
         let writer = CdrWriter::spawn_with(store.clone(), NO_WAIT);
         writer.finish(CallRecord::new("ok", Direction::Inbound, "x", "y", t(0)));
+        writer.flush();
         store.set_down(true);
         writer.finish(CallRecord::new("late", Direction::Inbound, "x", "y", t(0)));
         writer.close();
