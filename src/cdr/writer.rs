@@ -226,6 +226,8 @@ impl Drop for CdrWriter {
 fn run(store: &dyn CdrStore, rx: &Receiver<Msg>, retry: Retry, stats: &Stats) {
     let mut q = Pending {
         items: VecDeque::new(),
+        popped: 0,
+        latest: HashMap::new(),
         backoff: retry.backoff,
         min_backoff: retry.backoff,
         stats,
@@ -358,15 +360,56 @@ fn write_states(
 /// Records the store refused, oldest first, retried with exponential back-off.
 struct Pending<'a> {
     items: VecDeque<Item>,
+    /// How many items have left the front (written or dropped): item number `n` is at
+    /// `n - popped`.
+    popped: u64,
+    /// Per call, the number of its queued update, which a newer update or its finish replaces in
+    /// place (each carries the whole record): a call waits as its begin and its latest state, so
+    /// the bound counts calls, not digits pressed.
+    latest: HashMap<String, u64>,
     backoff: Duration,
     min_backoff: Duration,
     stats: &'a Stats,
 }
 
 impl Pending<'_> {
+    fn pop_front(&mut self) -> Option<Item> {
+        let item = self.items.pop_front()?;
+        if let Item::Call(_, rec) = &item {
+            if self.latest.get(&rec.call_id) == Some(&self.popped) {
+                self.latest.remove(&rec.call_id);
+            }
+        }
+        self.popped += 1;
+        Some(item)
+    }
+
+    /// Puts `item` in place of the call's queued update, if there is one; gives it back if not.
+    fn supersede(&mut self, item: Item) -> Option<Item> {
+        let Item::Call(Op::Update | Op::Finish, rec) = &item else {
+            return Some(item);
+        };
+        let slot = self
+            .latest
+            .get(&rec.call_id)
+            .and_then(|n| n.checked_sub(self.popped))
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| self.items.get_mut(i));
+        match slot {
+            Some(slot @ Item::Call(Op::Update, _)) => {
+                *slot = item;
+                None
+            }
+            _ => Some(item),
+        }
+    }
+
     fn push(&mut self, item: Item) {
+        let Some(item) = self.supersede(item) else {
+            return;
+        };
         if self.items.len() >= MAX_PENDING {
-            if let Some(old) = self.items.pop_front() {
+            if let Some(old) = self.pop_front() {
                 self.stats.lost.fetch_add(1, Ordering::Relaxed);
                 let (call_id, op) = old.describe();
                 tracing::error!(%call_id, op, queued = MAX_PENDING, record = %old.dump(),
@@ -377,6 +420,10 @@ impl Pending<'_> {
             let (call_id, _) = item.describe();
             tracing::error!(%call_id, reason = self.stats.failing().unwrap_or("error"),
                 "CDR store failing: keeping call records in memory and retrying");
+        }
+        if let Item::Call(Op::Update, rec) = &item {
+            let n = self.popped + self.items.len() as u64;
+            self.latest.insert(rec.call_id.clone(), n);
         }
         self.items.push_back(item);
         self.stats
@@ -390,7 +437,7 @@ impl Pending<'_> {
         while let Some(item) = self.items.front() {
             match item.write(store) {
                 Ok(()) => {
-                    self.items.pop_front();
+                    self.pop_front();
                 }
                 Err(error) => {
                     self.stats.failed(&error);
@@ -691,10 +738,54 @@ mod tests {
     }
 
     #[test]
+    fn a_waiting_call_keeps_its_begin_and_only_its_latest_state() {
+        let store = Arc::new(Flaky::new(0));
+        let writer = CdrWriter::spawn_with(store.clone(), NO_WAIT);
+        store.set_down(true);
+        let mut rec = CallRecord::new("a", Direction::Inbound, "x", "y", t(0));
+        writer.begin(rec.clone());
+        for step in ["welcome", "menu", "billing"] {
+            writer.flush(); // one batch each, so the batch's own skipping does not hide it
+            rec.ivr_path.push(step.into());
+            writer.update(rec.clone());
+            writer.finish(CallRecord::new(step, Direction::Inbound, "x", "y", t(0)));
+        }
+        writer.flush();
+        writer.finish(rec.clone());
+        writer.flush();
+        assert_eq!(
+            writer.stats().pending,
+            5,
+            "a's begin and finish, three others"
+        );
+        store.set_down(false);
+        writer.flush();
+        let got: Vec<(Op, String, usize)> = store
+            .calls()
+            .into_iter()
+            .map(|(op, id, path)| (op, id, path.len()))
+            .collect();
+        let want = [
+            (Op::Begin, "a", 0),
+            (Op::Finish, "a", 3),
+            (Op::Finish, "welcome", 0),
+            (Op::Finish, "menu", 0),
+            (Op::Finish, "billing", 0),
+        ];
+        let want: Vec<(Op, String, usize)> = want
+            .iter()
+            .map(|(o, i, n)| (*o, i.to_string(), *n))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
     fn the_waiting_queue_is_bounded_and_counts_what_it_drops() {
         let stats = Stats::default();
         let mut q = Pending {
             items: VecDeque::new(),
+            popped: 0,
+            latest: HashMap::new(),
             backoff: Duration::ZERO,
             min_backoff: Duration::ZERO,
             stats: &stats,
