@@ -401,3 +401,35 @@ fn a_voicemail_the_full_disk_cannot_take_is_reported_on_the_record() {
     let rec = wait_call_record(&server, &call_id, secs(30));
     assert_recording_failed(&rec);
 }
+
+/// PIN steps on a full disk fail closed: the attempt cannot be written to the lockout ledger
+/// before the PIN is checked, so even the right PIN is refused (the flow's wrong-PIN path), and
+/// the log says why. Letting PINs through unrecorded would hand out unlimited guesses.
+#[test]
+fn on_a_full_disk_a_pin_step_refuses_even_the_right_pin_and_says_why() {
+    const PIN: &str = "73829461";
+    let disk = Disk::tmpfs("4m");
+    let flow = "flow: pin\nnumbers: [\"7360\"]\nlanguage: en\nstart: identify\nsteps:\n  identify:\n    pin: { account: caller, prompt: enter-pin, digits: 4-8, terminator: \"#\", timeout: 6s, attempts: 1, retry_prompt: pin-invalid }\n    on_ok: menu\n    on_fail: locked-out\n  menu:\n    play: main-menu\n    next: hangup\n  locked-out:\n    play: too-many-attempts\n    next: hangup\n";
+    let server = Server::start(
+        ServerOpts::new()
+            .flow("pin", flow)
+            .account(Account::new("m-100", CALLER, PIN))
+            .data(disk.path()),
+    );
+    let _filler = disk.fill();
+    let prompts = english_prompts(&["enter-pin", "main-menu", "too-many-attempts"]);
+    let mut phone = Phone::udp(&server);
+    phone.call("7360", CALLER).must();
+    phone.wait_heard(&prompts, "enter-pin", 1, secs(10)).must();
+    phone.send_digits_rfc4733(&format!("{PIN}#")).must();
+    phone
+        .wait_heard(&prompts, "too-many-attempts", 1, secs(10))
+        .must();
+    phone.wait_for_bye(secs(10)).must();
+    let log = server.log();
+    assert!(
+        log.contains("lockout ledger unavailable; refusing the PIN"),
+        "{log}"
+    );
+    assert!(!log.contains(PIN), "the PIN is in the log");
+}
