@@ -83,9 +83,9 @@ pub struct WriterStats {
     pub failing: Option<&'static str>,
 }
 
-/// Writes kept in memory while the store is down (a call makes a handful: its begin, updates
-/// as it goes, its finish); beyond this the oldest go, each with an error line carrying the
-/// whole record, and `switchboard_cdr_records_lost_total` counts them.
+/// Writes kept in memory while the store is down (a waiting call is two: its begin and its
+/// latest state); beyond this the oldest go, each with an error line carrying the whole record,
+/// and `switchboard_cdr_records_lost_total` counts them.
 const MAX_PENDING: usize = 100_000;
 /// The longest wait between two attempts at a store that keeps failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
