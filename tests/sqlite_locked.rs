@@ -2,9 +2,8 @@
 //! session left in a transaction): calls are still answered and completed, /healthz and /metrics
 //! say records are waiting, and when the lock goes every call's record is written exactly once.
 //!
-//! The one SQLite fault a test can make without root or a mount: a full or read-only disk needs
-//! one or the other (root ignores file modes), and replacing the file under a running server does
-//! nothing, as it keeps the file open.
+//! The one SQLite fault a test can make without root or a mount; a full or read-only disk is
+//! tests/sqlite_disk_full.rs (root, its own small file systems).
 
 mod common;
 

@@ -349,6 +349,15 @@ impl CallController {
         self.pump(now);
     }
 
+    /// A recording could not be written (a full disk): the record says which and why.
+    pub fn recording_failed(&mut self, now: Instant, file: &str, error: &str) {
+        self.event(
+            now,
+            "recording_failed",
+            serde_json::json!({ "file": file, "error": error }),
+        );
+    }
+
     pub fn recording_done(&mut self, now: Instant, id: u64, file: Option<String>) {
         if self.phase != Phase::Answered {
             return;

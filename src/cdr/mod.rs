@@ -41,6 +41,44 @@ pub enum CdrError {
     Corrupt { call_id: String, what: String },
 }
 
+impl CdrError {
+    /// Every value [`CdrError::reason`] can take.
+    pub const REASONS: [&'static str; 6] = [
+        "disk_full",
+        "read_only",
+        "locked",
+        "io_error",
+        "unavailable",
+        "error",
+    ];
+
+    /// What kind of fault this is, in a word an operator can act on (and a metric label):
+    /// `disk_full`, `read_only`, `locked`, `io_error`, `unavailable`, or `error`. It never
+    /// quotes the database's own text, so it is safe on the unauthenticated `/healthz`.
+    pub fn reason(&self) -> &'static str {
+        use rusqlite::ErrorCode as C;
+        match self {
+            CdrError::Db(rusqlite::Error::SqliteFailure(e, _)) => match e.code {
+                C::DiskFull => "disk_full",
+                C::ReadOnly => "read_only",
+                C::DatabaseBusy | C::DatabaseLocked => "locked",
+                C::SystemIoFailure | C::CannotOpen => "io_error",
+                _ => "error",
+            },
+            CdrError::Pg(e) => match e.as_db_error().map(|d| d.code().code()) {
+                // Class 53: insufficient resources; 53100 is disk_full.
+                Some("53100") => "disk_full",
+                // 25006: read_only_sql_transaction (a standby, or default_transaction_read_only).
+                Some("25006") => "read_only",
+                Some(_) => "error",
+                None => "unavailable",
+            },
+            CdrError::Open(_) => "unavailable",
+            CdrError::Db(_) | CdrError::Json(_) | CdrError::Corrupt { .. } => "error",
+        }
+    }
+}
+
 /// The client's own text says only "db error" for anything the server refused; the server's
 /// message ("database … is not currently accepting connections", "no space left on device") is
 /// what an operator needs.

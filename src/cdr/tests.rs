@@ -390,3 +390,26 @@ fn retention_unlinks_a_deleted_recording_and_says_so_on_the_record_on(db: &Db) {
     );
     assert_eq!(store.recording_deleted(&file, t(BASE)).ok(), Some(0));
 }
+
+#[test]
+fn store_faults_are_named_by_what_an_operator_can_do_about_them() {
+    use rusqlite::ffi;
+    let sqlite = |code| CdrError::Db(rusqlite::Error::SqliteFailure(ffi::Error::new(code), None));
+    for (code, reason) in [
+        (ffi::SQLITE_FULL, "disk_full"),
+        (ffi::SQLITE_READONLY, "read_only"),
+        (ffi::SQLITE_BUSY, "locked"),
+        (ffi::SQLITE_LOCKED, "locked"),
+        (ffi::SQLITE_IOERR_WRITE, "io_error"),
+        (ffi::SQLITE_IOERR_SHMSIZE, "io_error"),
+        (ffi::SQLITE_CANTOPEN, "io_error"),
+        (ffi::SQLITE_CONSTRAINT, "error"),
+    ] {
+        assert_eq!(sqlite(code).reason(), reason, "{code}");
+        assert!(CdrError::REASONS.contains(&reason));
+    }
+    assert_eq!(
+        CdrError::Open("PostgreSQL connection lost".into()).reason(),
+        "unavailable"
+    );
+}

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -32,6 +32,8 @@ enum Msg {
     Write(Op, Box<CallRecord>),
     AgentState(AgentStateChange),
     Flush(Sender<()>),
+    /// Shutting down: one last try, then every record still waiting goes to the log.
+    Close(Sender<()>),
 }
 
 /// Asynchronous front of a [`CdrStore`]. Sending never blocks; [`CdrWriter::flush`] and dropping
@@ -51,6 +53,23 @@ struct Stats {
     failures: AtomicU64,
     /// Records dropped because the waiting queue was full.
     lost: AtomicU64,
+    /// Why the store refused the last write ([`CdrError::reason`]), until it takes one again.
+    failing: Mutex<Option<&'static str>>,
+}
+
+impl Stats {
+    fn failed(&self, error: &CdrError) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        *self.failing.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.reason());
+    }
+
+    fn written(&self) {
+        *self.failing.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    fn failing(&self) -> Option<&'static str> {
+        *self.failing.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// A snapshot of [`CdrWriter::stats`].
@@ -59,9 +78,14 @@ pub struct WriterStats {
     pub pending: usize,
     pub failures: u64,
     pub lost: u64,
+    /// Why the store is refusing writes (`disk_full`, `read_only`, `locked`, …); None while it
+    /// takes them.
+    pub failing: Option<&'static str>,
 }
 
-/// Records kept in memory while the store is down; beyond this the oldest go (with an error).
+/// Writes kept in memory while the store is down (a waiting call is two: its begin and its
+/// latest state); beyond this the oldest go, each with an error line carrying the whole record,
+/// and `switchboard_cdr_records_lost_total` counts them.
 const MAX_PENDING: usize = 100_000;
 /// The longest wait between two attempts at a store that keeps failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -120,6 +144,7 @@ impl CdrWriter {
             pending: self.stats.pending.load(Ordering::Relaxed),
             failures: self.stats.failures.load(Ordering::Relaxed),
             lost: self.stats.lost.load(Ordering::Relaxed),
+            failing: self.stats.failing(),
         }
     }
 
@@ -149,9 +174,20 @@ impl CdrWriter {
     /// Blocks until everything queued before this call has been written, or — while the store
     /// is failing — has had one more try and is kept in memory for later.
     pub fn flush(&self) {
+        self.wait_for(Msg::Flush);
+    }
+
+    /// At shutdown: like [`CdrWriter::flush`], but what the store still refuses is given up,
+    /// each record in full in an error line (the process is about to exit, and with it the
+    /// memory they wait in). Records sent afterwards are lost with an error.
+    pub fn close(&self) {
+        self.wait_for(Msg::Close);
+    }
+
+    fn wait_for(&self, msg: fn(Sender<()>) -> Msg) {
         let (ack_tx, ack_rx) = mpsc::channel();
         if let Some(tx) = &self.tx {
-            if tx.send(Msg::Flush(ack_tx)).is_ok() {
+            if tx.send(msg(ack_tx)).is_ok() {
                 // An Err means the thread is gone, and with it anything left to wait for.
                 let _ = ack_rx.recv();
             }
@@ -164,7 +200,7 @@ impl CdrWriter {
                 .send(Msg::Write(op, Box::new(rec)))
                 .map_err(|e| match e.0 {
                     Msg::Write(_, rec) => rec.call_id,
-                    Msg::AgentState(_) | Msg::Flush(_) => String::new(),
+                    Msg::AgentState(_) | Msg::Flush(_) | Msg::Close(_) => String::new(),
                 }),
             None => Err(rec.call_id),
         };
@@ -190,11 +226,14 @@ impl Drop for CdrWriter {
 fn run(store: &dyn CdrStore, rx: &Receiver<Msg>, retry: Retry, stats: &Stats) {
     let mut q = Pending {
         items: VecDeque::new(),
+        popped: 0,
+        latest: HashMap::new(),
         backoff: retry.backoff,
         min_backoff: retry.backoff,
         stats,
     };
-    loop {
+    let mut closing = None;
+    while closing.is_none() {
         let first = if q.items.is_empty() {
             match rx.recv() {
                 Ok(m) => m,
@@ -247,6 +286,7 @@ fn run(store: &dyn CdrStore, rx: &Receiver<Msg>, retry: Retry, stats: &Stats) {
                     write_states(store, &mut q, &mut states, retry);
                     let _ = ack.send(());
                 }
+                Msg::Close(ack) => closing = Some(ack),
             }
         }
         write_states(store, &mut q, &mut states, retry);
@@ -254,14 +294,12 @@ fn run(store: &dyn CdrStore, rx: &Receiver<Msg>, retry: Retry, stats: &Stats) {
     // Shutting down: one last try, then say exactly what could not be saved.
     q.retry(store);
     for item in &q.items {
-        match item {
-            Item::Call(op, rec) => tracing::error!(call_id = %rec.call_id, op = op.name(),
-                "CDR store still failing at shutdown; record not saved"),
-            Item::States(changes) => tracing::error!(
-                changes = changes.len(),
-                "CDR store still failing at shutdown; agent state changes not saved"
-            ),
-        }
+        let (call_id, op) = item.describe();
+        tracing::error!(%call_id, op, record = %item.dump(),
+            "CDR store still failing at shutdown; record not saved (it is in this line)");
+    }
+    if let Some(ack) = closing {
+        let _ = ack.send(());
     }
 }
 
@@ -286,6 +324,20 @@ impl Item {
             Item::States(changes) => (format!("{} changes", changes.len()), "agent_states"),
         }
     }
+
+    /// The item as JSON for an error line, so a record that could not be saved is still in the
+    /// log (with PIN digits scrubbed as in the database).
+    fn dump(&self) -> String {
+        let json = match self {
+            Item::Call(_, rec) => {
+                let mut rec = rec.as_ref().clone();
+                rec.events = super::sqlite::stored_events(&rec.events);
+                serde_json::to_string(&rec)
+            }
+            Item::States(changes) => serde_json::to_string(changes),
+        };
+        json.unwrap_or_else(|e| format!("(cannot encode: {e})"))
+    }
 }
 
 /// Writes the batch of agent state changes, or keeps it with the records already waiting (behind
@@ -308,25 +360,70 @@ fn write_states(
 /// Records the store refused, oldest first, retried with exponential back-off.
 struct Pending<'a> {
     items: VecDeque<Item>,
+    /// How many items have left the front (written or dropped): item number `n` is at
+    /// `n - popped`.
+    popped: u64,
+    /// Per call, the number of its queued update, which a newer update or its finish replaces in
+    /// place (each carries the whole record): a call waits as its begin and its latest state, so
+    /// the bound counts calls, not digits pressed.
+    latest: HashMap<String, u64>,
     backoff: Duration,
     min_backoff: Duration,
     stats: &'a Stats,
 }
 
 impl Pending<'_> {
+    fn pop_front(&mut self) -> Option<Item> {
+        let item = self.items.pop_front()?;
+        if let Item::Call(_, rec) = &item {
+            if self.latest.get(&rec.call_id) == Some(&self.popped) {
+                self.latest.remove(&rec.call_id);
+            }
+        }
+        self.popped += 1;
+        Some(item)
+    }
+
+    /// Puts `item` in place of the call's queued update, if there is one; gives it back if not.
+    fn supersede(&mut self, item: Item) -> Option<Item> {
+        let Item::Call(Op::Update | Op::Finish, rec) = &item else {
+            return Some(item);
+        };
+        let slot = self
+            .latest
+            .get(&rec.call_id)
+            .and_then(|n| n.checked_sub(self.popped))
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| self.items.get_mut(i));
+        match slot {
+            Some(slot @ Item::Call(Op::Update, _)) => {
+                *slot = item;
+                None
+            }
+            _ => Some(item),
+        }
+    }
+
     fn push(&mut self, item: Item) {
+        let Some(item) = self.supersede(item) else {
+            return;
+        };
         if self.items.len() >= MAX_PENDING {
-            if let Some(old) = self.items.pop_front() {
+            if let Some(old) = self.pop_front() {
                 self.stats.lost.fetch_add(1, Ordering::Relaxed);
                 let (call_id, op) = old.describe();
-                tracing::error!(%call_id, op, queued = MAX_PENDING,
-                    "CDR store down too long: queue full, oldest record dropped");
+                tracing::error!(%call_id, op, queued = MAX_PENDING, record = %old.dump(),
+                    "CDR store down too long: queue full, oldest record dropped (it is in this line)");
             }
         }
         if self.items.is_empty() {
             let (call_id, _) = item.describe();
-            tracing::error!(%call_id,
+            tracing::error!(%call_id, reason = self.stats.failing().unwrap_or("error"),
                 "CDR store failing: keeping call records in memory and retrying");
+        }
+        if let Item::Call(Op::Update, rec) = &item {
+            let n = self.popped + self.items.len() as u64;
+            self.latest.insert(rec.call_id.clone(), n);
         }
         self.items.push_back(item);
         self.stats
@@ -340,15 +437,15 @@ impl Pending<'_> {
         while let Some(item) = self.items.front() {
             match item.write(store) {
                 Ok(()) => {
-                    self.items.pop_front();
+                    self.pop_front();
                 }
                 Err(error) => {
-                    self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    self.stats.failed(&error);
                     self.backoff = self
                         .backoff
                         .saturating_mul(2)
                         .clamp(self.min_backoff.max(Duration::from_millis(1)), MAX_BACKOFF);
-                    tracing::warn!(%error, pending = self.items.len(),
+                    tracing::warn!(%error, reason = error.reason(), pending = self.items.len(),
                         retry_in_ms = u64::try_from(self.backoff.as_millis()).unwrap_or(u64::MAX),
                         "CDR store still failing");
                     break;
@@ -357,6 +454,7 @@ impl Pending<'_> {
         }
         if self.items.is_empty() {
             self.backoff = self.min_backoff;
+            self.stats.written();
             if before > 0 {
                 tracing::info!(written = before, "CDR store back: queued records written");
             }
@@ -387,11 +485,14 @@ fn write_with_retry(
     let attempts = retry.attempts.max(1);
     for attempt in 1..=attempts {
         match write_once(store, op, rec) {
-            Ok(()) => return true,
+            Ok(()) => {
+                stats.written();
+                return true;
+            }
             Err(error) => {
-                stats.failures.fetch_add(1, Ordering::Relaxed);
+                stats.failed(&error);
                 tracing::warn!(call_id = %rec.call_id, op = op.name(), attempt, %error,
-                    "CDR write failed");
+                    reason = error.reason(), "CDR write failed");
                 if attempt < attempts {
                     std::thread::sleep(retry.backoff.saturating_mul(attempt));
                 }
@@ -411,11 +512,14 @@ fn write_states_with_retry(
     let attempts = retry.attempts.max(1);
     for attempt in 1..=attempts {
         match store.record_agent_states(states) {
-            Ok(()) => return true,
+            Ok(()) => {
+                stats.written();
+                return true;
+            }
             Err(error) => {
-                stats.failures.fetch_add(1, Ordering::Relaxed);
+                stats.failed(&error);
                 tracing::warn!(changes = states.len(), attempt, %error,
-                    "agent state write failed");
+                    reason = error.reason(), "agent state write failed");
                 if attempt < attempts {
                     std::thread::sleep(retry.backoff.saturating_mul(attempt));
                 }
@@ -613,10 +717,75 @@ mod tests {
     }
 
     #[test]
+    fn closing_writes_what_it_can_and_does_not_wait_for_a_store_that_is_down() {
+        let store = Arc::new(Flaky::new(0));
+        let writer = CdrWriter::spawn_with(store.clone(), NO_WAIT);
+        writer.finish(CallRecord::new("ok", Direction::Inbound, "x", "y", t(0)));
+        writer.flush();
+        store.set_down(true);
+        writer.finish(CallRecord::new("late", Direction::Inbound, "x", "y", t(0)));
+        writer.close();
+        assert_eq!(
+            writer.stats().pending,
+            1,
+            "still refused, given up to the log"
+        );
+        assert_eq!(writer.stats().failing, Some("unavailable"));
+        store.set_down(false);
+        drop(writer);
+        let got: Vec<String> = store.calls().into_iter().map(|c| c.1).collect();
+        assert_eq!(got, vec!["ok".to_string()]);
+    }
+
+    #[test]
+    fn a_waiting_call_keeps_its_begin_and_only_its_latest_state() {
+        let store = Arc::new(Flaky::new(0));
+        let writer = CdrWriter::spawn_with(store.clone(), NO_WAIT);
+        store.set_down(true);
+        let mut rec = CallRecord::new("a", Direction::Inbound, "x", "y", t(0));
+        writer.begin(rec.clone());
+        for step in ["welcome", "menu", "billing"] {
+            writer.flush(); // one batch each, so the batch's own skipping does not hide it
+            rec.ivr_path.push(step.into());
+            writer.update(rec.clone());
+            writer.finish(CallRecord::new(step, Direction::Inbound, "x", "y", t(0)));
+        }
+        writer.flush();
+        writer.finish(rec.clone());
+        writer.flush();
+        assert_eq!(
+            writer.stats().pending,
+            5,
+            "a's begin and finish, three others"
+        );
+        store.set_down(false);
+        writer.flush();
+        let got: Vec<(Op, String, usize)> = store
+            .calls()
+            .into_iter()
+            .map(|(op, id, path)| (op, id, path.len()))
+            .collect();
+        let want = [
+            (Op::Begin, "a", 0),
+            (Op::Finish, "a", 3),
+            (Op::Finish, "welcome", 0),
+            (Op::Finish, "menu", 0),
+            (Op::Finish, "billing", 0),
+        ];
+        let want: Vec<(Op, String, usize)> = want
+            .iter()
+            .map(|(o, i, n)| (*o, i.to_string(), *n))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
     fn the_waiting_queue_is_bounded_and_counts_what_it_drops() {
         let stats = Stats::default();
         let mut q = Pending {
             items: VecDeque::new(),
+            popped: 0,
+            latest: HashMap::new(),
             backoff: Duration::ZERO,
             min_backoff: Duration::ZERO,
             stats: &stats,

@@ -229,6 +229,19 @@ pub fn render_cdr(s: crate::cdr::WriterStats) -> String {
         "Call records dropped because the in-memory queue was full.",
     );
     let _ = writeln!(o, "switchboard_cdr_records_lost_total {}", s.lost);
+    head(
+        &mut o,
+        "switchboard_cdr_store_failing",
+        "gauge",
+        "1 while the database refuses call record writes, labelled with why.",
+    );
+    for reason in crate::cdr::CdrError::REASONS {
+        let on = u8::from(s.failing == Some(reason));
+        let _ = writeln!(
+            o,
+            "switchboard_cdr_store_failing{{reason=\"{reason}\"}} {on}"
+        );
+    }
     o
 }
 
@@ -329,8 +342,13 @@ mod tests {
             pending: 7,
             failures: 3,
             lost: 0,
+            failing: Some("disk_full"),
         });
         assert_eq!(value(&cdr, "switchboard_cdr_queue"), Some(7.0));
+        for (reason, on) in [("disk_full", 1.0), ("locked", 0.0), ("error", 0.0)] {
+            let series = format!("switchboard_cdr_store_failing{{reason=\"{reason}\"}}");
+            assert_eq!(value(&cdr, &series), Some(on), "{cdr}");
+        }
         assert_eq!(
             value(&cdr, "switchboard_cdr_write_failures_total"),
             Some(3.0)

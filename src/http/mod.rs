@@ -113,6 +113,8 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
         "active_calls": shared.active_calls(),
         "cdr_queue": cdr.pending,
         "cdr_write_failures": cdr.failures,
+        // Why the store refuses writes (`disk_full`, `read_only`, `locked`, …), null when fine.
+        "cdr_error": cdr.failing,
         "auth_blocks": shared.auth_limiter.stats().blocks,
         "trunk_registration": shared.metrics.trunk_registration(),
     });

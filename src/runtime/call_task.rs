@@ -103,7 +103,9 @@ pub struct NewCallTask {
 enum JobDone {
     Pin(u64, PinOutcome),
     Lookup(u64, Result<serde_json::Value, String>),
-    Recording(u64, Option<String>),
+    /// A `record` step's file: written (its path), nothing to write, or the write failed (the
+    /// file name and why).
+    Recording(u64, Result<Option<String>, (String, String)>),
     /// A transfer target looked up (`Ok(None)`: nothing to look up).
     TransferTarget {
         target: String,
@@ -551,7 +553,10 @@ async fn call(t: NewCallTask) {
                     super::events::record_updated(&shared, &rec, &mut survey_sent);
                     shared.cdr.update(*rec)
                 }
-                Command::CdrFinish(rec) => {
+                Command::CdrFinish(mut rec) => {
+                    if let Some(samples) = session.as_mut().and_then(|s| s.stop_call_recording()) {
+                        save_call_recording(&shared, &call_id, samples, Some(&mut rec)).await;
+                    }
                     let by = rec.hangup_by.map_or("system", |b| b.as_str());
                     tell(
                         &shared,
@@ -760,7 +765,11 @@ async fn call(t: NewCallTask) {
                 match job {
                     JobDone::Pin(id, outcome) => ctl.pin_checked(now, id, outcome),
                     JobDone::Lookup(id, r) => ctl.lookup_done(now, id, r),
-                    JobDone::Recording(id, file) => ctl.recording_done(now, id, file),
+                    JobDone::Recording(id, Ok(file)) => ctl.recording_done(now, id, file),
+                    JobDone::Recording(id, Err((file, error))) => {
+                        ctl.recording_failed(now, &file, &error);
+                        ctl.recording_done(now, id, None)
+                    }
                     JobDone::TransferTarget { target, resolved } => {
                         let leg = resolved.and_then(|addr| {
                             super::transfer::dial(&shared, &target, &caller, addr)
@@ -901,11 +910,29 @@ async fn call(t: NewCallTask) {
         }
     }
     if let Some(samples) = session.as_mut().and_then(|s| s.stop_call_recording()) {
-        let dir = shared.config.recordings_dir();
-        let name = super::retention::recording_name(&call_id);
-        tokio::task::spawn_blocking(move || {
-            super::retention::write_call_recording(&dir, &name, &samples)
-        });
+        save_call_recording(&shared, &call_id, samples, None).await;
+    }
+}
+
+/// Writes the call recording once the call is over (off the async threads). One that cannot be
+/// written — a full disk — holds nothing up: the call's final record, when given, loses the link
+/// to the missing file and gets a `recording_failed` event saying why.
+async fn save_call_recording(
+    shared: &Shared,
+    call_id: &str,
+    samples: Vec<i16>,
+    rec: Option<&mut crate::cdr::CallRecord>,
+) {
+    let dir = shared.config.recordings_dir();
+    let name = super::retention::recording_name(call_id);
+    let file = name.clone();
+    let written = tokio::task::spawn_blocking(move || {
+        super::retention::write_call_recording(&dir, &file, &samples)
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
+    if let (Err(error), Some(rec)) = (written, rec) {
+        super::retention::recording_failed(rec, &name, &error, chrono::Utc::now());
     }
 }
 
@@ -921,22 +948,31 @@ fn sanitize(s: &str) -> String {
         .collect()
 }
 
-fn write_recording(file: &PathBuf, samples: &[i16]) -> Option<String> {
+/// A `record` step's WAV: its path, None when nothing was heard, or the file's name and why it
+/// could not be written (a full disk).
+fn write_recording(file: &PathBuf, samples: &[i16]) -> Result<Option<String>, (String, String)> {
     if samples.is_empty() {
-        return None;
+        return Ok(None);
     }
+    let name = || {
+        file.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
     let bytes = match crate::media::wav::encode_wav(samples, 1) {
         Ok(b) => b,
         Err(e) => {
             tracing::error!(error = %e, "cannot encode recording");
-            return None;
+            return Err((name(), e.to_string()));
         }
     };
     match std::fs::write(file, bytes) {
-        Ok(()) => Some(file.display().to_string()),
+        Ok(()) => Ok(Some(file.display().to_string())),
         Err(e) => {
             tracing::error!(error = %e, file = %file.display(), "cannot write recording");
-            None
+            // A partly written file is no recording.
+            let _ = std::fs::remove_file(file);
+            Err((name(), e.to_string()))
         }
     }
 }

@@ -226,7 +226,9 @@ impl Running {
             t.abort();
         }
         let shared = self.shared.clone();
-        let _ = tokio::task::spawn_blocking(move || shared.cdr.flush()).await;
+        // Close, not flush: the process exits next, whether or not every task let go of the
+        // writer, so what the store still refuses must reach the log now.
+        let _ = tokio::task::spawn_blocking(move || shared.cdr.close()).await;
     }
 }
 
@@ -263,6 +265,39 @@ fn load_api_token(config: &Config) -> Result<String, RuntimeError> {
     }
     tracing::info!(path = %path.display(), "generated an API token for /api (read it from this file)");
     Ok(token)
+}
+
+/// The database would not open: SQLite says only "disk I/O error" or "unable to open database
+/// file", so say what the file system says about the data directory when it explains it.
+fn database_error(config: &Config, e: &dyn std::fmt::Display) -> RuntimeError {
+    match disk_problem(&config.data_dir) {
+        Some(why) => RuntimeError::Database(format!(
+            "{e}: {why}; free some space (or make it writable) and start again"
+        )),
+        None => RuntimeError::Database(e.to_string()),
+    }
+}
+
+/// Why `dir` cannot take writes, if its file system says: read-only, or no space left.
+pub(crate) fn disk_problem(dir: &std::path::Path) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is NUL-terminated and outlives the call; statvfs(3) fills `st` when it
+    // returns 0, and `st` is read only then.
+    let st = unsafe {
+        if libc::statvfs(path.as_ptr(), st.as_mut_ptr()) != 0 {
+            return None;
+        }
+        st.assume_init()
+    };
+    if st.f_flag & libc::ST_RDONLY != 0 {
+        Some(format!("{} is on a read-only file system", dir.display()))
+    } else if st.f_bavail == 0 {
+        Some(format!("the disk holding {} is full", dir.display()))
+    } else {
+        None
+    }
 }
 
 /// This process among the nodes sharing one PostgreSQL store: its host and SIP address, so a
@@ -303,7 +338,7 @@ pub async fn start(config: Config) -> Result<Running, RuntimeError> {
     })
     .await
     .map_err(|e| RuntimeError::Database(e.to_string()))?
-    .map_err(|e| RuntimeError::Database(e.to_string()))?;
+    .map_err(|e| database_error(&config, &e))?;
     let accounts = if config.accounts.exists() {
         Accounts::load_csv(&config.accounts).map_err(|e| RuntimeError::Accounts(e.to_string()))?
     } else {
@@ -316,8 +351,7 @@ pub async fn start(config: Config) -> Result<Running, RuntimeError> {
         lock_for: config.lockout_lock_for,
     };
     let auth = Arc::new(
-        Authenticator::open(&db, accounts, policy)
-            .map_err(|e| RuntimeError::Database(e.to_string()))?,
+        Authenticator::open(&db, accounts, policy).map_err(|e| database_error(&config, &e))?,
     );
     let api_token = load_api_token(&config)?;
 

@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use chrono::{DateTime, Utc};
+
 use super::Shared;
-use crate::cdr::CdrStore;
+use crate::cdr::{CallEvent, CallRecord, CdrStore};
 
 const SUFFIX: &str = ".rec.wav";
 /// Longest call id kept in a file name; longer ids are cut (file systems limit names to 255).
@@ -55,15 +57,16 @@ pub fn recording_path(dir: &Path, name: &str) -> Option<PathBuf> {
 
 /// Writes interleaved stereo samples as an 8 kHz 16-bit WAV; blocking. The file appears whole
 /// or not at all (written aside, then renamed), so retention and downloads never see half.
-pub fn write_call_recording(dir: &Path, name: &str, samples: &[i16]) -> bool {
+/// The error says why it could not be written (a full disk: "No space left on device").
+pub fn write_call_recording(dir: &Path, name: &str, samples: &[i16]) -> Result<(), String> {
     let Some(path) = recording_path(dir, name) else {
-        return false;
+        return Err(format!("{name} is not a recording name"));
     };
     let bytes = match crate::media::wav::encode_wav(samples, 2) {
         Ok(b) => b,
         Err(e) => {
             tracing::error!(error = %e, "cannot encode the call recording");
-            return false;
+            return Err(e.to_string());
         }
     };
     let part = dir.join(format!(".{name}.part"));
@@ -71,14 +74,27 @@ pub fn write_call_recording(dir: &Path, name: &str, samples: &[i16]) -> bool {
     match done {
         Ok(()) => {
             tracing::info!(file = %name, seconds = samples.len() / 16_000, "call recording written");
-            true
+            Ok(())
         }
         Err(e) => {
             tracing::error!(error = %e, file = %path.display(), "cannot write the call recording");
             let _ = std::fs::remove_file(&part);
-            false
+            Err(e.to_string())
         }
     }
+}
+
+/// The call recording `file` could not be written: the record no longer links a file that does
+/// not exist, and a `recording_failed` event says why.
+pub fn recording_failed(rec: &mut CallRecord, file: &str, error: &str, at: DateTime<Utc>) {
+    if rec.recording.as_deref() == Some(file) {
+        rec.recording = None;
+    }
+    rec.events.push(CallEvent {
+        at,
+        kind: "recording_failed".into(),
+        detail: serde_json::json!({ "file": file, "error": error }),
+    });
 }
 
 /// Deletes the recordings under `dir` last written before `now - retention`, and tells the CDR
@@ -176,7 +192,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let store = SqliteCdrStore::open(&tmp.path().join("db.sqlite")).unwrap();
         let name = recording_name("call-1");
-        assert!(write_call_recording(&dir, &name, &[1, 2, 3, 4]));
+        assert_eq!(write_call_recording(&dir, &name, &[1, 2, 3, 4]), Ok(()));
         std::fs::write(dir.join("call-1-1.wav"), b"voicemail").unwrap();
         std::fs::write(dir.join("readme.txt"), b"admin's").unwrap();
         let mut rec = CallRecord::new("call-1", Direction::Inbound, "+1", "+2", chrono::Utc::now());

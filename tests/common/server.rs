@@ -52,6 +52,8 @@ pub struct ServerOpts {
     pub extra_args: Vec<String>,
     /// The server config file's YAML (queues, agents, …), passed as `--config`.
     pub config: Option<String>,
+    /// `--data` somewhere else than the test's temp dir (a small file system of the test's own).
+    pub data: Option<PathBuf>,
 }
 
 impl ServerOpts {
@@ -71,6 +73,12 @@ impl ServerOpts {
 
     pub fn config(mut self, yaml: &str) -> ServerOpts {
         self.config = Some(yaml.to_string());
+        self
+    }
+
+    #[allow(dead_code)]
+    pub fn data(mut self, dir: &Path) -> ServerOpts {
+        self.data = Some(dir.to_path_buf());
         self
     }
 }
@@ -120,6 +128,7 @@ pub struct Server {
     pub http: SocketAddr,
     pub rtp_ports: (u16, u16),
     dir: tempfile::TempDir,
+    data: PathBuf,
     log_path: PathBuf,
     extra: Vec<String>,
 }
@@ -132,7 +141,8 @@ impl Server {
             .expect("temp dir");
         let flows = dir.path().join("flows");
         std::fs::create_dir_all(&flows).expect("flows dir");
-        std::fs::create_dir_all(dir.path().join("data")).expect("data dir");
+        let data = opts.data.unwrap_or_else(|| dir.path().join("data"));
+        std::fs::create_dir_all(&data).expect("data dir");
         for (name, yaml) in &opts.flows {
             std::fs::write(flows.join(format!("{name}.yaml")), yaml).expect("write flow");
         }
@@ -163,6 +173,7 @@ impl Server {
             http: free_tcp_addr(),
             rtp_ports: free_rtp_range(),
             dir,
+            data,
             log_path,
             extra,
         };
@@ -181,7 +192,7 @@ impl Server {
             .arg("--rtp-ports")
             .arg(format!("{}-{}", self.rtp_ports.0, self.rtp_ports.1))
             .arg("--data")
-            .arg(d.join("data"))
+            .arg(&self.data)
             .arg("--flows")
             .arg(d.join("flows"))
             .arg("--sounds")
@@ -200,6 +211,11 @@ impl Server {
     }
 
     fn spawn(&mut self) {
+        self.launch();
+        self.wait_healthy();
+    }
+
+    fn launch(&mut self) {
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -213,7 +229,6 @@ impl Server {
             .spawn()
             .expect("spawn switchboard");
         self.child = Some(child);
-        self.wait_healthy();
     }
 
     fn wait_healthy(&mut self) {
@@ -257,6 +272,18 @@ impl Server {
         self.spawn();
     }
 
+    /// Starts the server again on the same ports and data when it is expected to refuse: its
+    /// exit status if it exited within `timeout` (None if it is still running then).
+    #[allow(dead_code)]
+    pub fn restart_expecting_exit(
+        &mut self,
+        timeout: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        self.kill9();
+        self.launch();
+        self.wait_exit(timeout)
+    }
+
     /// The running server's process id (for signals).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
@@ -295,7 +322,7 @@ impl Server {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data.clone()
     }
 }
 
