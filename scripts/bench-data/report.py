@@ -45,8 +45,8 @@ def bridge_table(out, bridge, title, cpu_target):
     out.append(f"### Bridge: {title}, tagged 20 ms PCMU both ways)\n")
     out.append("| calls | bridged | failed | misrouted frames | loss % caller→agent | loss % agent→caller "
                "| added latency ms caller→agent p50 / p99 | agent→caller p50 / p99 | time to agent ms p50 / p99 "
-               "| server CPU % core / call | RSS KiB / call | UDP drops |\n"
-               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+               "| server CPU % core / call | RSS KiB / call | UDP drops | loadgen CPU % core |\n"
+               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for s in bridge:
         ca, ac, ta = s["caller_to_agent"], s["agent_to_caller"], s["time_to_agent_ms"]
         out.append(f"| {s['calls']} | {s['bridged']} | {s['failed']} | {s['misrouted_frames']} | "
@@ -55,7 +55,7 @@ def bridge_table(out, bridge, title, cpu_target):
                    f"{fmt(ac['latency_ms']['p50'])} / {fmt(ac['latency_ms']['p99'])} | "
                    f"{fmt(ta['p50'], 1)} / {fmt(ta['p99'], 1)} | "
                    f"{fmt(s['server_cpu_pct_core_per_call'], 4)} | {fmt(s['server_rss_kib_per_call'], 1)} | "
-                   f"{s['udp_drops']} |")
+                   f"{s['udp_drops']} | {fmt(s.get('generator_cpu_pct_core'), 0)} |")
     rss = max((s["server_rss_kib_per_call"] or 1e9) for s in bridge)
     cpu = max((s["server_cpu_pct_core_per_call"] or 1e9) for s in bridge)
     ok = all(s["ok"] for s in bridge)

@@ -737,6 +737,8 @@ pub(super) struct CallerPhase {
     pub bridged: usize,
     pub ramp_s: f64,
     pub probe: ProbeResult,
+    /// The load generator itself over the same window: near a core, it is what limits the run.
+    pub generator: ProbeResult,
     /// Calls that reached an agent over the whole run (several per slot with `hold`).
     pub calls_bridged_total: u64,
     pub to_agent_us: Vec<u64>,
@@ -771,14 +773,17 @@ pub(super) async fn run_callers(ua: &Arc<Ua>, a: &Args, settle: Duration) -> Cal
     let bridged = bridged_now.load(Ordering::SeqCst);
     let ramp_s = started.elapsed().as_secs_f64();
     let probe = Probe::start(a.pid);
+    let generator = Probe::start(Some(std::process::id()));
     tokio::time::sleep(a.duration).await;
     let probe = probe.finish();
+    let generator = generator.finish();
     let _ = stop_tx.send(true);
 
     let mut phase = CallerPhase {
         bridged,
         ramp_s,
         probe,
+        generator,
         calls_bridged_total: 0,
         to_agent_us: Vec::new(),
         heard: Tally::default(),
@@ -847,6 +852,7 @@ pub(super) fn report(
         },
         "udp_drops": udp_drops(&a.drop_ports).saturating_sub(drops0),
         "server": phase.probe,
+        "generator_cpu_pct_core": phase.generator.server_cpu_pct_core,
     })
 }
 
