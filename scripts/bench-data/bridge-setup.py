@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Writes what `loadgen bridge` needs into a directory: switchboard.yaml (BASE's settings plus a
+"""Writes what `loadgen bridge` and `loadgen rtc-bridge` need into a directory: switchboard.yaml (BASE's settings plus a
 queue `bench` and AGENTS agents lgagent0.. with SIP phones whose password is PASSWORD) and
 flows/bench-bridge.yaml (number 3002 straight into the queue).
 
     bridge-setup.py OUT_DIR BASE_YAML AGENTS PASSWORD PASSWORD_HASH [OTHER_QUEUES [SKILLS]]
 
-PASSWORD_HASH is the agents' console password hash (`switchboard password-hash`); nobody logs in
-to a console here, the config only needs one. OTHER_QUEUES (comma-separated) are declared too for other flows served by
+PASSWORD_HASH is the agents' console password hash (`switchboard password-hash` of PASSWORD):
+`loadgen rtc-bridge` signs the same agents in at the console to answer over WebRTC. OTHER_QUEUES (comma-separated) are declared too for other flows served by
 the same server (scripts/soak: the shipped flows' queues), with one stand-in agent who never logs
 in and has SKILLS (`billing:2,portuguese:1`) so those flows' skill needs check out."""
 import hashlib

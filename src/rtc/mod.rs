@@ -180,8 +180,8 @@ impl RtcLeg {
     }
 }
 
-/// A browser stand-in on the same stack: the offering side, as `/agent` is. For tests, the
-/// integration tests in `tests/` included, so not `cfg(test)`.
+/// A browser stand-in on the same stack: the offering side, as `/agent` is. For tests (the
+/// integration tests in `tests/` included) and `loadgen rtc-bridge`'s agents, so not `cfg(test)`.
 pub struct RtcTestPeer {
     peer: Peer,
 }

@@ -22,7 +22,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use super::sip::{parse, sdp_remote, tag_of, Incoming, Msg, Ua};
-use super::stats::{percentile, udp_drops, Probe};
+use super::stats::{percentile, udp_drops, Probe, ProbeResult};
 
 pub struct Args {
     pub calls: usize,
@@ -44,15 +44,15 @@ fn caller_number(i: usize) -> String {
     format!("+1777{i:07}")
 }
 
-fn index_from(from_header: &str) -> Option<u32> {
+pub(super) fn index_from(from_header: &str) -> Option<u32> {
     let user = from_header.split("sip:").nth(1)?.split('@').next()?;
     user.strip_prefix("+1777")?.parse().ok()
 }
 
 /// All send times are microseconds since this instant (both ends live in this process).
-static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+pub(super) static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 
-fn now_us() -> u64 {
+pub(super) fn now_us() -> u64 {
     EPOCH.elapsed().as_micros() as u64
 }
 
@@ -61,7 +61,7 @@ const TAG_LEN: usize = 4 + 2 * (4 + 4 + 8);
 
 /// One 160-byte PCMU frame: magic, call index, sequence and send time as nibbles in quiet µ-law
 /// codes (0xF0..0xFF), then µ-law silence.
-fn tagged_frame(index: u32, seq: u32, sent_us: u64) -> [u8; 160] {
+pub(super) fn tagged_frame(index: u32, seq: u32, sent_us: u64) -> [u8; 160] {
     let mut f = [0xFFu8; 160];
     f[..4].copy_from_slice(&MAGIC);
     let mut at = 4;
@@ -100,7 +100,7 @@ fn read_tag(payload: &[u8]) -> Option<(u32, u32, u64)> {
 
 /// What one end of one call heard from the other.
 #[derive(Default)]
-struct Heard {
+pub(super) struct Heard {
     received: u64,
     first_seq: Option<u32>,
     max_seq: u32,
@@ -110,7 +110,7 @@ struct Heard {
 }
 
 impl Heard {
-    fn frame(&mut self, expect: u32, payload: &[u8]) -> bool {
+    pub fn frame(&mut self, expect: u32, payload: &[u8]) -> bool {
         let Some((index, seq, sent)) = read_tag(payload) else {
             return false;
         };
@@ -648,7 +648,7 @@ async fn caller_slot(
     out
 }
 
-fn agent_user(prefix: &str, k: usize) -> String {
+pub(super) fn agent_user(prefix: &str, k: usize) -> String {
     format!("{prefix}{k}")
 }
 
@@ -697,15 +697,59 @@ fn loss_pct(received: u64, lost: u64) -> f64 {
 /// Loss above this (either way, in %) fails the run, like a failed call.
 pub const MAX_LOSS_PCT: f64 = 0.5;
 
-pub async fn run(ua: Arc<Ua>, a: Args) -> anyhow::Result<Value> {
-    LazyLock::force(&EPOCH);
-    let drops0 = udp_drops(&a.drop_ports);
-    let idle_rss = a.pid.and_then(super::stats::rss_kib);
-    let (agents, mut agent_outcomes) = AgentUa::bind(ua.server).await?;
-    let mut failures = register_all(&agents, &a, 3600).await;
-    // The server logs a registered phone's agent in; give the ACD a moment.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+/// Frames one side heard, summed over its calls (each call's loss counted within that call).
+#[derive(Default)]
+pub(super) struct Tally {
+    pub frames: u64,
+    pub lost: u64,
+    pub misrouted: u64,
+    pub latency_us: Vec<u64>,
+}
 
+impl Tally {
+    pub fn add(&mut self, h: &Heard) {
+        self.frames += h.received;
+        self.lost += h.lost();
+        self.misrouted += h.misrouted;
+        self.latency_us.extend(h.latency_us.iter());
+    }
+
+    pub fn merge(&mut self, t: Tally) {
+        self.frames += t.frames;
+        self.lost += t.lost;
+        self.misrouted += t.misrouted;
+        self.latency_us.extend(t.latency_us);
+    }
+
+    fn summary(&mut self) -> Value {
+        json!({
+            "frames": self.frames,
+            "lost": self.lost,
+            "loss_pct": loss_pct(self.frames, self.lost),
+            "latency_ms": ms_summary(&mut self.latency_us),
+        })
+    }
+}
+
+/// What the callers of one run did, and the server over the measured window.
+pub(super) struct CallerPhase {
+    /// Calls hearing their agent when the window opened.
+    pub bridged: usize,
+    pub ramp_s: f64,
+    pub probe: ProbeResult,
+    /// The load generator itself over the same window: near a core, it is what limits the run.
+    pub generator: ProbeResult,
+    /// Calls that reached an agent over the whole run (several per slot with `hold`).
+    pub calls_bridged_total: u64,
+    pub to_agent_us: Vec<u64>,
+    pub heard: Tally,
+    pub failures: BTreeMap<String, u64>,
+}
+
+/// Dials every call slot at the ramp rate, waits (at most `settle`) until every call hears its
+/// agent, measures the server for `a.duration`, then hangs every call up and collects them.
+pub(super) async fn run_callers(ua: &Arc<Ua>, a: &Args, settle: Duration) -> CallerPhase {
+    LazyLock::force(&EPOCH);
     let bridged_now = Arc::new(AtomicUsize::new(0));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
@@ -722,41 +766,110 @@ pub async fn run(ua: Arc<Ua>, a: Args) -> anyhow::Result<Value> {
         ));
         tokio::time::sleep_until((started + gap * (i as u32 + 1)).into()).await;
     }
-    // Measure once every call hears its agent (or 30 s have passed).
-    let wait_until = Instant::now() + Duration::from_secs(30);
+    let wait_until = Instant::now() + settle;
     while bridged_now.load(Ordering::SeqCst) < a.calls && Instant::now() < wait_until {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let bridged = bridged_now.load(Ordering::SeqCst);
     let ramp_s = started.elapsed().as_secs_f64();
     let probe = Probe::start(a.pid);
+    let generator = Probe::start(Some(std::process::id()));
     tokio::time::sleep(a.duration).await;
     let probe = probe.finish();
+    let generator = generator.finish();
     let _ = stop_tx.send(true);
 
-    let mut callers = CallerOutcome::default();
-    let mut to_caller_lost = 0u64;
+    let mut phase = CallerPhase {
+        bridged,
+        ramp_s,
+        probe,
+        generator,
+        calls_bridged_total: 0,
+        to_agent_us: Vec::new(),
+        heard: Tally::default(),
+        failures: BTreeMap::new(),
+    };
     while let Some(r) = tasks.join_next().await {
         match r {
             Ok(o) => {
-                callers.heard.received += o.heard.received;
-                callers.heard.misrouted += o.heard.misrouted;
-                callers.heard.latency_us.extend(o.heard.latency_us.iter());
-                callers.bridged += o.bridged;
-                callers.to_agent_us.extend(o.to_agent_us);
-                to_caller_lost += o.heard.lost();
+                phase.heard.add(&o.heard);
+                phase.calls_bridged_total += o.bridged;
+                phase.to_agent_us.extend(o.to_agent_us);
                 for (k, v) in o.failures {
-                    *failures.entry(k).or_default() += v;
+                    *phase.failures.entry(k).or_default() += v;
                 }
             }
-            Err(e) => *failures.entry(format!("task: {e}")).or_default() += 1,
+            Err(e) => *phase.failures.entry(format!("task: {e}")).or_default() += 1,
         }
     }
+    phase
+}
+
+/// The run's JSON: `failures` are the agents' and the callers' together; `ok` is false when a
+/// call failed or audio was lost (above [`MAX_LOSS_PCT`]) or misrouted, never because of a time.
+pub(super) fn report(
+    mode: &str,
+    a: &Args,
+    mut phase: CallerPhase,
+    mut at_agents: Tally,
+    idle_rss: Option<u64>,
+    drops0: u64,
+) -> Value {
+    let failures = std::mem::take(&mut phase.failures);
+    let failed: u64 = failures.values().sum();
+    let bridged = phase.bridged;
+    let misrouted = phase.heard.misrouted + at_agents.misrouted;
+    let loss_to_agent = loss_pct(at_agents.frames, at_agents.lost);
+    let loss_to_caller = loss_pct(phase.heard.frames, phase.heard.lost);
+    let ok = failed == 0
+        && misrouted == 0
+        && bridged == a.calls
+        && loss_to_agent <= MAX_LOSS_PCT
+        && loss_to_caller <= MAX_LOSS_PCT;
+    let per_call = |v: Option<f64>| v.map(|c| c / bridged.max(1) as f64);
+    json!({
+        "mode": mode,
+        "calls": a.calls,
+        "agents": a.agents,
+        "hold_s": a.hold.map(|h| h.as_secs_f64()),
+        "ramp_s": phase.ramp_s,
+        "bridged": bridged,
+        "calls_placed": phase.calls_bridged_total + failed,
+        "calls_bridged_total": phase.calls_bridged_total,
+        "failed": failed,
+        "failures": failures,
+        "misrouted_frames": misrouted,
+        "time_to_agent_ms": ms_summary(&mut phase.to_agent_us),
+        "caller_to_agent": at_agents.summary(),
+        "agent_to_caller": phase.heard.summary(),
+        "max_loss_pct": MAX_LOSS_PCT,
+        "ok": ok,
+        "server_cpu_pct_core_per_call": per_call(phase.probe.server_cpu_pct_core),
+        "server_rss_idle_kib": idle_rss,
+        "server_rss_kib_per_call": match (phase.probe.server_rss_kib, idle_rss) {
+            (Some(r), Some(i)) if bridged > 0 => Some(r.saturating_sub(i) as f64 / bridged as f64),
+            _ => None,
+        },
+        "udp_drops": udp_drops(&a.drop_ports).saturating_sub(drops0),
+        "server": phase.probe,
+        "generator_cpu_pct_core": phase.generator.server_cpu_pct_core,
+    })
+}
+
+pub async fn run(ua: Arc<Ua>, a: Args) -> anyhow::Result<Value> {
+    let drops0 = udp_drops(&a.drop_ports);
+    let idle_rss = a.pid.and_then(super::stats::rss_kib);
+    let (agents, mut agent_outcomes) = AgentUa::bind(ua.server).await?;
+    let mut failures = register_all(&agents, &a, 3600).await;
+    // The server logs a registered phone's agent in; give the ACD a moment.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Measure once every call hears its agent (or 30 s have passed).
+    let mut phase = run_callers(&ua, &a, Duration::from_secs(30)).await;
 
     // Every agent leg ends with the server's BYE after the caller's.
     let answered = agents.answered.load(Ordering::Relaxed);
-    let mut at_agents = Heard::default();
-    let mut to_agent_lost = 0u64;
+    let mut at_agents = Tally::default();
     let mut agent_legs = 0usize;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while agent_legs < answered {
@@ -775,63 +888,17 @@ pub async fn run(ua: Arc<Ua>, a: Args) -> anyhow::Result<Value> {
         if let Some(e) = o.error {
             *failures.entry(format!("agent: {e}")).or_default() += 1;
         }
-        at_agents.received += o.heard.received;
-        at_agents.misrouted += o.heard.misrouted;
-        at_agents.latency_us.extend(o.heard.latency_us.iter());
-        to_agent_lost += o.heard.lost();
+        at_agents.add(&o.heard);
     }
     for (k, v) in register_all(&agents, &a, 0).await {
         *failures
             .entry(k.replace("REGISTER", "unREGISTER"))
             .or_default() += v;
     }
-
-    let failed: u64 = failures.values().sum();
-    let misrouted = callers.heard.misrouted + at_agents.misrouted;
-    let loss_to_agent = loss_pct(at_agents.received, to_agent_lost);
-    let loss_to_caller = loss_pct(callers.heard.received, to_caller_lost);
-    let ok = failed == 0
-        && misrouted == 0
-        && bridged == a.calls
-        && loss_to_agent <= MAX_LOSS_PCT
-        && loss_to_caller <= MAX_LOSS_PCT;
-    let per_call = |v: Option<f64>| v.map(|c| c / bridged.max(1) as f64);
-    Ok(json!({
-        "mode": "bridge",
-        "calls": a.calls,
-        "agents": a.agents,
-        "hold_s": a.hold.map(|h| h.as_secs_f64()),
-        "ramp_s": ramp_s,
-        "bridged": bridged,
-        "calls_placed": callers.bridged + failed,
-        "calls_bridged_total": callers.bridged,
-        "failed": failed,
-        "failures": failures,
-        "misrouted_frames": misrouted,
-        "time_to_agent_ms": ms_summary(&mut callers.to_agent_us),
-        "caller_to_agent": {
-            "frames": at_agents.received,
-            "lost": to_agent_lost,
-            "loss_pct": loss_to_agent,
-            "latency_ms": ms_summary(&mut at_agents.latency_us),
-        },
-        "agent_to_caller": {
-            "frames": callers.heard.received,
-            "lost": to_caller_lost,
-            "loss_pct": loss_to_caller,
-            "latency_ms": ms_summary(&mut callers.heard.latency_us),
-        },
-        "max_loss_pct": MAX_LOSS_PCT,
-        "ok": ok,
-        "server_cpu_pct_core_per_call": per_call(probe.server_cpu_pct_core),
-        "server_rss_idle_kib": idle_rss,
-        "server_rss_kib_per_call": match (probe.server_rss_kib, idle_rss) {
-            (Some(r), Some(i)) if bridged > 0 => Some(r.saturating_sub(i) as f64 / bridged as f64),
-            _ => None,
-        },
-        "udp_drops": udp_drops(&a.drop_ports).saturating_sub(drops0),
-        "server": probe,
-    }))
+    for (k, v) in failures {
+        *phase.failures.entry(k).or_default() += v;
+    }
+    Ok(report("bridge", &a, phase, at_agents, idle_rss, drops0))
 }
 
 #[cfg(test)]

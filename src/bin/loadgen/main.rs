@@ -4,6 +4,7 @@
 //!   loadgen signalling --server 127.0.0.1:5060 --did 3000 --rate 200 --duration 10
 //!   loadgen ivr --server 127.0.0.1:5060 --http 127.0.0.1:8080 --did 3001 --calls 100 --duration 10
 //!   loadgen bridge --server 127.0.0.1:5060 --did 3002 --calls 50 --agents 50 --duration 10
+//!   loadgen rtc-bridge --server 127.0.0.1:5060 --http 127.0.0.1:8080 --did 3002 --calls 50
 //!
 //! `--server-pid` adds the server's CPU (utime+stime from /proc/PID/stat) and RSS over the
 //! measured window; `--drop-ports 5060-5060,20000-29999` adds the kernel's UDP receive-buffer
@@ -12,6 +13,7 @@
 
 mod bridge;
 mod ivr;
+mod rtc_bridge;
 mod signalling;
 mod sip;
 mod stats;
@@ -22,7 +24,10 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "loadgen", about = "Load generator for switchboard (SIP + RTP)")]
+#[command(
+    name = "loadgen",
+    about = "Load generator for switchboard (SIP, RTP, WebRTC agents)"
+)]
 struct Cli {
     /// The server's SIP address (UDP).
     #[arg(long, global = true, default_value = "127.0.0.1:5060")]
@@ -75,30 +80,64 @@ enum Cmd {
     },
     /// SIP callers bridged to SIP agents: N agents register (digest) and answer the queue's
     /// INVITEs; M callers dial a queue flow; both ends send tagged 20 ms PCMU.
-    Bridge {
-        #[arg(long, default_value_t = 20)]
-        calls: usize,
-        /// Agents registered (default: as many as calls).
-        #[arg(long)]
-        agents: Option<usize>,
-        /// Seconds measured once every call is bridged (with --hold: the whole run).
-        #[arg(long, default_value_t = 10.0)]
-        duration: f64,
-        #[arg(long, default_value_t = 100.0)]
-        ramp_rate: f64,
-        /// A number whose flow's first step is a `queue:` the agents serve.
-        #[arg(long, default_value = "3002")]
-        did: String,
-        /// Agents' SIP users are PREFIX0, PREFIX1, …
-        #[arg(long, default_value = "lgagent")]
-        agent_prefix: String,
-        /// The agents' SIP password (else LOADGEN_AGENT_PASSWORD).
-        #[arg(long)]
-        agent_password: Option<String>,
-        /// Hang up each call after this many seconds bridged and dial again (soak).
-        #[arg(long)]
-        hold: Option<f64>,
+    Bridge(BridgeOpts),
+    /// SIP callers bridged to WebRTC agents: N agents sign in at the console (HTTP login and
+    /// the /agent/ws WebSocket) and answer each ring with a WebRTC peer (ICE, DTLS-SRTP, PCMU);
+    /// the callers and the tagged frames are `bridge`'s.
+    RtcBridge {
+        #[command(flatten)]
+        opts: BridgeOpts,
+        /// The server's HTTP address (console login and WebSocket).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
     },
+}
+
+#[derive(clap::Args)]
+struct BridgeOpts {
+    #[arg(long, default_value_t = 20)]
+    calls: usize,
+    /// Agents signed in (default: as many as calls).
+    #[arg(long)]
+    agents: Option<usize>,
+    /// Seconds measured once every call is bridged (with --hold: the whole run).
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    #[arg(long, default_value_t = 100.0)]
+    ramp_rate: f64,
+    /// A number whose flow's first step is a `queue:` the agents serve.
+    #[arg(long, default_value = "3002")]
+    did: String,
+    /// Agents are PREFIX0, PREFIX1, … (their SIP users, and their console ids).
+    #[arg(long, default_value = "lgagent")]
+    agent_prefix: String,
+    /// The agents' password, SIP digest and console alike (else LOADGEN_AGENT_PASSWORD).
+    #[arg(long)]
+    agent_password: Option<String>,
+    /// Hang up each call after this many seconds bridged and dial again (soak).
+    #[arg(long)]
+    hold: Option<f64>,
+}
+
+impl BridgeOpts {
+    fn args(self, pid: Option<u32>, drop_ports: Vec<(u16, u16)>) -> anyhow::Result<bridge::Args> {
+        let agent_password = self
+            .agent_password
+            .or_else(|| std::env::var("LOADGEN_AGENT_PASSWORD").ok())
+            .ok_or_else(|| anyhow::anyhow!("--agent-password or LOADGEN_AGENT_PASSWORD"))?;
+        Ok(bridge::Args {
+            calls: self.calls,
+            agents: self.agents.unwrap_or(self.calls),
+            duration: secs(self.duration)?,
+            ramp_rate: self.ramp_rate,
+            did: self.did,
+            agent_prefix: self.agent_prefix,
+            agent_password,
+            hold: self.hold.map(secs).transpose()?,
+            pid,
+            drop_ports,
+        })
+    }
 }
 
 fn parse_ranges(s: &str) -> anyhow::Result<Vec<(u16, u16)>> {
@@ -173,35 +212,13 @@ async fn main() -> anyhow::Result<()> {
                 v["failed"].as_u64() != Some(0) || v["calls_with_lost_digits"].as_u64() != Some(0);
             (v, bad)
         }
-        Cmd::Bridge {
-            calls,
-            agents,
-            duration,
-            ramp_rate,
-            did,
-            agent_prefix,
-            agent_password,
-            hold,
-        } => {
-            let agent_password = agent_password
-                .or_else(|| std::env::var("LOADGEN_AGENT_PASSWORD").ok())
-                .ok_or_else(|| anyhow::anyhow!("--agent-password or LOADGEN_AGENT_PASSWORD"))?;
-            let v = bridge::run(
-                ua,
-                bridge::Args {
-                    calls,
-                    agents: agents.unwrap_or(calls),
-                    duration: secs(duration)?,
-                    ramp_rate,
-                    did,
-                    agent_prefix,
-                    agent_password,
-                    hold: hold.map(secs).transpose()?,
-                    pid: cli.server_pid,
-                    drop_ports,
-                },
-            )
-            .await?;
+        Cmd::Bridge(opts) => {
+            let v = bridge::run(ua, opts.args(cli.server_pid, drop_ports)?).await?;
+            let bad = v["ok"].as_bool() != Some(true);
+            (v, bad)
+        }
+        Cmd::RtcBridge { opts, http } => {
+            let v = rtc_bridge::run(ua, opts.args(cli.server_pid, drop_ports)?, http).await?;
             let bad = v["ok"].as_bool() != Some(true);
             (v, bad)
         }
