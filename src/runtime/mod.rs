@@ -311,6 +311,7 @@ fn node_name(config: &Config) -> String {
 
 /// Bind everything and start the tasks. Returns once SIP and HTTP are listening.
 pub async fn start(config: Config) -> Result<Running, RuntimeError> {
+    memory::tune_allocator();
     std::fs::create_dir_all(&config.data_dir).map_err(|e| RuntimeError::DataDir {
         path: config.data_dir.display().to_string(),
         source: e,
