@@ -494,7 +494,7 @@ fn a_bridge_relays_both_ways_converting_a_law_callers_to_mu_law() {
         .poll_bridged_audio()
         .expect("the caller's frame for the agent");
     let mut back = Vec::new();
-    g711::decode_into(Law::Mu, &to_agent, &mut back);
+    g711::decode_into(Law::Mu, to_agent, &mut back);
     let mut want = Vec::new();
     g711::decode_into(Law::A, &alaw, &mut want);
     for (a, b) in back.iter().zip(&want) {

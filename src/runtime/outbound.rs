@@ -184,7 +184,7 @@ impl LegRtp {
                         .iter()
                         .map(|b| g711::encode(Law::Mu, g711::decode(Law::A, *b))),
                 );
-                Some(LegPacket::Audio(&**conv))
+                Some(LegPacket::Audio(conv))
             }
         }
     }
