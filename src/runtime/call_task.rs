@@ -665,61 +665,10 @@ async fn call(t: NewCallTask) {
                 timer_at = Some(d);
             }
         }
-        // Biased: the media sockets first, so a frame's wake-up does not poll every channel.
+        // Biased, control first: the call's inbox, jobs, shutdown and timer are cheap to poll
+        // and a flood of datagrams cannot starve them; then the media sockets.
         tokio::select! {
             biased;
-            r = socket.recv_from(&mut buf) => {
-                if let Ok((n, from)) = r {
-                    if let (Some(s), Some(bytes)) = (session.as_mut(), buf.get(..n)) {
-                        s.on_datagram(clock.now(), from, bytes);
-                        if let Some(frame) = s.poll_bridged_audio() {
-                            if let Some(a) = agent_side.as_ref().filter(|a| a.relaying) {
-                                a.leg.send_pcmu(frame);
-                            } else if let Some(t) = transfer.as_ref() {
-                                t.send_pcmu(frame);
-                            }
-                        }
-                    }
-                }
-            }
-            ev = next_agent_event(&mut agent_side) => {
-                let now = clock.now();
-                match ev {
-                    Some(AgentEvent::Rtc(RtcEvent::Audio { payload, .. })) => {
-                        if agent_side.as_ref().is_some_and(|a| a.relaying) {
-                            relay_to_caller(&socket, &mut session, now, &payload);
-                        }
-                    }
-                    Some(AgentEvent::SipRtp) => {
-                        if let Some(AgentSide { leg: AgentLeg::Sip(d), relaying, .. }) = agent_side.as_mut() {
-                            match d.packet() {
-                                Some(LegPacket::Audio(frame)) if *relaying => {
-                                    relay_to_caller(&socket, &mut session, now, frame);
-                                }
-                                Some(LegPacket::Dtmf(k)) => agent_dtmf(&mut session, k, "phone"),
-                                _ => {}
-                            }
-                        }
-                    }
-                    Some(AgentEvent::Rtc(RtcEvent::Connected)) => {}
-                    // Keys from the agent's own phone or media stream go to the caller as
-                    // RFC 4733, like the console's keypad.
-                    Some(AgentEvent::Rtc(RtcEvent::Dtmf(d))) => agent_dtmf(&mut session, d, "phone"),
-                    // A desk phone's hold button: the same hold as the console's.
-                    Some(AgentEvent::Hold(on)) => ctl.hold(now, on),
-                    Some(AgentEvent::Rtc(RtcEvent::Closed)) | None => {
-                        // The browser went away (closed, reloaded): the call ends for the caller.
-                        if let Some(a) = agent_side.take() {
-                            let _ = a.agent.send(AgentMsg::CallEnded { call_id: call_id.clone(), by: "agent".into() });
-                        }
-                        if let Some(acd) = shared.acd.as_ref() {
-                            let _ = acd.send(AcdCmd::CallEnded { call_id: call_id.clone() });
-                        }
-                        tell(&shared, &widget, Phase::InIvr);
-                        ctl.agent_hung_up(now);
-                    }
-                }
-            }
             msg = inbox.recv() => {
                 let now = clock.now();
                 match msg {
@@ -878,6 +827,71 @@ async fn call(t: NewCallTask) {
                     },
                 }
             }
+            _ = &mut shutdown, if !shutting_down => {
+                shutting_down = true;
+                // The drain after SIGTERM ran out: the system ends the call.
+                ctl.failed(clock.now(), "server shutting down");
+                if acked {
+                    let bye = dialog.request(rsip::Method::Bye, None);
+                    let _ = sip.send(SipCmd::Request { call_id: call_id.clone(), peer: dialog.peer, request: bye });
+                }
+            }
+            _ = &mut timer, if timer_at.is_some() => {
+                timer_at = None;
+                ctl.handle_timeout(clock.now());
+            }
+            r = socket.recv_from(&mut buf) => {
+                if let Ok((n, from)) = r {
+                    if let (Some(s), Some(bytes)) = (session.as_mut(), buf.get(..n)) {
+                        s.on_datagram(clock.now(), from, bytes);
+                        if let Some(frame) = s.poll_bridged_audio() {
+                            if let Some(a) = agent_side.as_ref().filter(|a| a.relaying) {
+                                a.leg.send_pcmu(frame);
+                            } else if let Some(t) = transfer.as_ref() {
+                                t.send_pcmu(frame);
+                            }
+                        }
+                    }
+                }
+            }
+            ev = next_agent_event(&mut agent_side) => {
+                let now = clock.now();
+                match ev {
+                    Some(AgentEvent::Rtc(RtcEvent::Audio { payload, .. })) => {
+                        if agent_side.as_ref().is_some_and(|a| a.relaying) {
+                            relay_to_caller(&socket, &mut session, now, &payload);
+                        }
+                    }
+                    Some(AgentEvent::SipRtp) => {
+                        if let Some(AgentSide { leg: AgentLeg::Sip(d), relaying, .. }) = agent_side.as_mut() {
+                            match d.packet() {
+                                Some(LegPacket::Audio(frame)) if *relaying => {
+                                    relay_to_caller(&socket, &mut session, now, frame);
+                                }
+                                Some(LegPacket::Dtmf(k)) => agent_dtmf(&mut session, k, "phone"),
+                                _ => {}
+                            }
+                        }
+                    }
+                    Some(AgentEvent::Rtc(RtcEvent::Connected)) => {}
+                    // Keys from the agent's own phone or media stream go to the caller as
+                    // RFC 4733, like the console's keypad.
+                    Some(AgentEvent::Rtc(RtcEvent::Dtmf(d))) => agent_dtmf(&mut session, d, "phone"),
+                    // A desk phone's hold button: the same hold as the console's.
+                    Some(AgentEvent::Hold(on)) => ctl.hold(now, on),
+                    Some(AgentEvent::Rtc(RtcEvent::Closed)) | None => {
+                        // The browser went away (closed, reloaded): the call ends for the caller.
+                        if let Some(a) = agent_side.take() {
+                            let _ = a.agent.send(AgentMsg::CallEnded { call_id: call_id.clone(), by: "agent".into() });
+                        }
+                        if let Some(acd) = shared.acd.as_ref() {
+                            let _ = acd.send(AcdCmd::CallEnded { call_id: call_id.clone() });
+                        }
+                        tell(&shared, &widget, Phase::InIvr);
+                        ctl.agent_hung_up(now);
+                    }
+                }
+            }
             got = TransferSide::next(&mut transfer) => {
                 let now = clock.now();
                 let ev = match got {
@@ -915,19 +929,6 @@ async fn call(t: NewCallTask) {
                     }
                     Some(LegEvent::Trying | LegEvent::Ringing) => {}
                 }
-            }
-            _ = &mut shutdown, if !shutting_down => {
-                shutting_down = true;
-                // The drain after SIGTERM ran out: the system ends the call.
-                ctl.failed(clock.now(), "server shutting down");
-                if acked {
-                    let bye = dialog.request(rsip::Method::Bye, None);
-                    let _ = sip.send(SipCmd::Request { call_id: call_id.clone(), peer: dialog.peer, request: bye });
-                }
-            }
-            _ = &mut timer, if timer_at.is_some() => {
-                timer_at = None;
-                ctl.handle_timeout(clock.now());
             }
         }
     }
