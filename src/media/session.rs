@@ -4,14 +4,15 @@
 //! Sending runs on a fixed 20 ms grid anchored at the session's start, so the packet rate never
 //! drifts however late the runtime polls. A packet goes out in every slot — prompt audio or
 //! encoded silence — so NAT bindings stay open and the far end's jitter buffer sees one unbroken
-//! stream. Receiving decodes audio for the in-band DTMF detector and the recorder, turns RFC 4733
+//! stream. While bridged, the other leg's frames go out as they arrive
+//! ([`RtpSession::relay_to_caller`]) and the grid steps back: it only fills a gap in their flow. Receiving decodes audio for the in-band DTMF detector and the recorder, turns RFC 4733
 //! packets into digits and counts loss.
 
 use super::dtmf::Rfc4733Receiver;
 use super::dtmf_send::{DtmfSender, DtmfSlot};
 use super::g711::{self, Law};
 use super::goertzel::InbandDetector;
-use super::player::{Player, Samples};
+use super::player::{FrameInfo, Player, Samples};
 use super::recorder::StereoRecorder;
 use super::{rtp, FRAME_SAMPLES};
 use crate::time::Instant;
@@ -156,15 +157,22 @@ pub struct RtpSession {
     call_rec: Option<StereoRecorder>,
     dtmf_out: DtmfSender,
     heard: Vec<i16>,
+    /// When the last packet went out, for the timestamps of frames relayed on arrival.
+    last_sent_at: Option<Instant>,
+    /// A relayed frame in the caller's law, reused for every frame.
+    relay: Vec<u8>,
 }
 
 /// Audio relayed between this leg and another (an agent's browser), always as µ-law towards the
 /// other leg: a PCMU caller's frames pass untouched, a PCMA caller's are converted sample by sample.
 #[derive(Debug, Default)]
 struct Bridge {
-    /// The caller's frames, waiting for the runtime to hand them to the other leg.
-    from_caller: VecDeque<Vec<u8>>,
-    /// The other leg's frames, sent to the caller one per 20 ms slot.
+    /// The caller's latest frame as µ-law, waiting for the runtime to hand it to the other leg
+    /// (one buffer reused for every frame: the runtime takes each right after its datagram).
+    from_caller: Vec<u8>,
+    from_caller_ready: bool,
+    /// The other leg's frames that could not go out on arrival (a prompt playing, frames already
+    /// waiting), sent to the caller one per 20 ms slot.
     to_caller: VecDeque<Vec<u8>>,
     /// The fewest frames left waiting after a send, over the current window of slots.
     low_water: Option<usize>,
@@ -179,6 +187,10 @@ const BRIDGE_DEPTH: usize = 8;
 /// that never stopped waiting beyond `STANDING_SLACK` (kept to absorb jitter) are dropped.
 const STANDING_WINDOW_SLOTS: u32 = 50;
 const STANDING_SLACK: usize = 1;
+
+/// After a frame relayed on arrival, the grid waits this long beyond one frame before it sends
+/// (silence) on its own: the other leg's jitter or a lost frame is not filled, a pause is.
+const RELAY_GAP: Duration = Duration::from_millis(60);
 
 impl Bridge {
     /// The next frame for the caller, trimming a standing backlog once per window.
@@ -202,20 +214,67 @@ impl RtpSession {
     /// Starts relaying: from now on the caller's audio is kept for [`Self::poll_bridged_audio`]
     /// and frames pushed with [`Self::push_bridged_audio`] are sent to the caller when no prompt
     /// is playing.
+    /// In-band DTMF detection pauses meanwhile: the caller's tones reach the other leg as audio.
     pub fn start_bridge(&mut self) {
         self.bridge = Some(Bridge::default());
     }
 
     pub fn stop_bridge(&mut self) {
         self.bridge = None;
+        if let Some(det) = self.inband.as_mut() {
+            det.reset();
+        }
     }
 
-    /// The caller's next frame as µ-law (160 bytes), if any.
-    pub fn poll_bridged_audio(&mut self) -> Option<Vec<u8>> {
-        self.bridge.as_mut()?.from_caller.pop_front()
+    /// The caller's frame from the last datagram as µ-law (160 bytes), once, if bridged.
+    pub fn poll_bridged_audio(&mut self) -> Option<&[u8]> {
+        let b = self.bridge.as_mut()?;
+        if !std::mem::take(&mut b.from_caller_ready) {
+            return None;
+        }
+        Some(&b.from_caller)
     }
 
-    /// One 20 ms µ-law frame from the other leg, for the caller.
+    /// One 20 ms µ-law frame from the other leg, sent to the caller as it arrives: the packet to
+    /// send now. Its timestamp advances by the frames' worth of time since the last packet, so a
+    /// frame lost on the way stays a gap. While a prompt plays or earlier frames still wait, the
+    /// frame queues for the grid instead ([`Self::push_bridged_audio`]) and `None` is returned,
+    /// as it is when not bridged (the frame is dropped).
+    pub fn relay_to_caller(&mut self, now: Instant, pcmu: &[u8]) -> Option<Transmit<'_>> {
+        let waiting = !self.bridge.as_ref()?.to_caller.is_empty();
+        if waiting || !self.player.is_idle() {
+            self.push_bridged_audio(pcmu);
+            return None;
+        }
+        let mut frame = std::mem::take(&mut self.relay);
+        frame.clear();
+        match self.cfg.law {
+            Law::Mu => frame.extend_from_slice(pcmu),
+            law => frame.extend(
+                pcmu.iter()
+                    .map(|&x| g711::encode(law, g711::decode(Law::Mu, x))),
+            ),
+        }
+        if let Some(last) = self.last_sent_at {
+            let frames = ((now - last).as_micros() + u128::from(FRAME_MICROS / 2))
+                / u128::from(FRAME_MICROS);
+            let skipped = u32::try_from(frames.clamp(1, u128::from(MAX_BURST))).unwrap_or(1) - 1;
+            self.ts = self
+                .ts
+                .wrapping_add(skipped.saturating_mul(FRAME_SAMPLES as u32));
+        }
+        let to = self.send_slot(now, Some(&frame));
+        self.relay = frame;
+        // The grid steps back: its next slot only comes if the other leg pauses.
+        self.anchor = now + FRAME + RELAY_GAP;
+        self.slot = 0;
+        Some(Transmit {
+            to: to?,
+            bytes: &self.packet,
+        })
+    }
+
+    /// One 20 ms µ-law frame from the other leg, queued for the caller's next free slot.
     pub fn push_bridged_audio(&mut self, pcmu: &[u8]) {
         let law = self.cfg.law;
         let Some(b) = self.bridge.as_mut() else {
@@ -261,6 +320,8 @@ impl RtpSession {
             call_rec: None,
             dtmf_out: DtmfSender::default(),
             heard: Vec::with_capacity(FRAME_SAMPLES),
+            last_sent_at: None,
+            relay: Vec::with_capacity(FRAME_SAMPLES),
             cfg,
         }
     }
@@ -300,9 +361,19 @@ impl RtpSession {
         if pkt.payload_type != self.cfg.payload_type {
             return; // comfort noise and anything else we did not negotiate
         }
+        // While bridged the caller talks to a person: in-band detection pauses (their tones reach
+        // the other leg as audio), and a µ-law frame that nothing records is relayed undecoded.
+        let bridged = self.bridge.is_some();
+        let inband = self.inband.as_mut().filter(|_| !bridged);
+        let needs_pcm = inband.is_some()
+            || self.call_rec.is_some()
+            || self.recorder.is_some()
+            || (bridged && self.cfg.law != Law::Mu);
         self.decoded.clear();
-        g711::decode_into(self.cfg.law, pkt.payload, &mut self.decoded);
-        if let Some(det) = self.inband.as_mut() {
+        if needs_pcm {
+            g711::decode_into(self.cfg.law, pkt.payload, &mut self.decoded);
+        }
+        if let Some(det) = inband {
             for digit in det.push(&self.decoded) {
                 self.events.push_back(MediaEvent::Digit {
                     digit,
@@ -314,18 +385,13 @@ impl RtpSession {
             r.caller_audio(&self.decoded);
         }
         if let Some(b) = self.bridge.as_mut() {
-            let frame = if self.cfg.law == Law::Mu {
-                pkt.payload.to_vec()
+            b.from_caller.clear();
+            if self.cfg.law == Law::Mu {
+                b.from_caller.extend_from_slice(pkt.payload);
             } else {
-                self.decoded
-                    .iter()
-                    .map(|&x| g711::encode(Law::Mu, x))
-                    .collect()
-            };
-            if b.from_caller.len() >= BRIDGE_DEPTH {
-                b.from_caller.pop_front();
+                g711::encode_into(Law::Mu, &self.decoded, &mut b.from_caller);
             }
-            b.from_caller.push_back(frame);
+            b.from_caller_ready = true;
         }
         if let Some(rec) = self.recorder.as_mut() {
             if let Some(samples) = record(rec, pkt.timestamp, &self.decoded) {
@@ -381,86 +447,101 @@ impl RtpSession {
             } else {
                 None
             };
-            let mut info = self.player.next_frame(&mut self.frame);
-            if relayed.is_some() {
-                info.audio = true;
-            }
-            if let Some(id) = info.finished {
-                self.events.push_back(MediaEvent::PlaybackDone {
-                    id,
-                    interrupted: false,
+            if let Some(to) = self.send_slot(now, relayed.as_deref()) {
+                return Some(Transmit {
+                    to,
+                    bytes: &self.packet,
                 });
             }
-            let ts = self.ts;
-            self.slot += 1;
-            self.ts = self.ts.wrapping_add(FRAME_SAMPLES as u32);
-            // A key being sent takes the slot: the audio of this slot is dropped, not delayed.
-            let mut event = None;
-            let mut tone = false;
-            match self.dtmf_out.next_slot(ts) {
-                Some(DtmfSlot::Event {
-                    payload,
-                    first,
-                    start_ts,
-                }) => {
-                    self.payload.clear();
-                    self.payload.extend_from_slice(payload);
-                    event = Some((first, start_ts));
-                }
-                Some(DtmfSlot::Tone(pcm)) => {
-                    self.frame = [0; FRAME_SAMPLES];
-                    for (d, s) in self.frame.iter_mut().zip(pcm) {
-                        *d = *s;
-                    }
-                    tone = true;
-                }
-                None => {}
+        }
+    }
+
+    /// Fills the next 20 ms slot — a key being sent, else `relayed` (a frame already in the
+    /// caller's law; only given while no prompt plays), else the prompt or silence — into the
+    /// packet buffer. Returns where it goes; `None` when there is nowhere to send yet (the slot
+    /// passes all the same).
+    fn send_slot(&mut self, now: Instant, relayed: Option<&[u8]>) -> Option<SocketAddr> {
+        let info = if relayed.is_some() {
+            FrameInfo {
+                audio: true,
+                finished: None,
             }
-            let relayed = relayed.filter(|_| event.is_none() && !tone);
-            let audio = event.is_none() && (tone || info.audio);
-            if let Some(rec) = self.call_rec.as_mut() {
-                self.heard.clear();
-                if let Some(frame) = relayed.as_ref() {
-                    g711::decode_into(self.cfg.law, frame, &mut self.heard);
-                } else if audio {
-                    self.heard.extend_from_slice(&self.frame);
-                }
-                rec.slot(Some(&self.heard));
-            }
-            let was_audio = std::mem::replace(&mut self.last_audio, audio);
-            let Some(to) = self.remote else { continue };
-            let (pt, pkt_ts, marker) = match (event, self.cfg.dtmf_payload_type) {
-                (Some((first, start_ts)), Some(pt)) => (pt, start_ts, first),
-                _ => {
-                    self.payload.clear();
-                    if let Some(frame) = relayed {
-                        self.payload.extend_from_slice(&frame);
-                    } else if audio {
-                        g711::encode_into(self.cfg.law, &self.frame, &mut self.payload);
-                    } else {
-                        self.payload.resize(FRAME_SAMPLES, self.cfg.law.silence());
-                    }
-                    let marker = !self.sent_any || (audio && !was_audio);
-                    (self.cfg.payload_type, ts, marker)
-                }
-            };
-            rtp::write(
-                pt,
-                marker,
-                self.seq,
-                pkt_ts,
-                self.cfg.ssrc,
-                &self.payload,
-                &mut self.packet,
-            );
-            self.seq = self.seq.wrapping_add(1);
-            self.sent_any = true;
-            self.stats.sent += 1;
-            return Some(Transmit {
-                to,
-                bytes: &self.packet,
+        } else {
+            self.player.next_frame(&mut self.frame)
+        };
+        if let Some(id) = info.finished {
+            self.events.push_back(MediaEvent::PlaybackDone {
+                id,
+                interrupted: false,
             });
         }
+        let ts = self.ts;
+        self.slot += 1;
+        self.ts = self.ts.wrapping_add(FRAME_SAMPLES as u32);
+        // A key being sent takes the slot: the audio of this slot is dropped, not delayed.
+        let mut event = None;
+        let mut tone = false;
+        match self.dtmf_out.next_slot(ts) {
+            Some(DtmfSlot::Event {
+                payload,
+                first,
+                start_ts,
+            }) => {
+                self.payload.clear();
+                self.payload.extend_from_slice(payload);
+                event = Some((first, start_ts));
+            }
+            Some(DtmfSlot::Tone(pcm)) => {
+                self.frame = [0; FRAME_SAMPLES];
+                for (d, s) in self.frame.iter_mut().zip(pcm) {
+                    *d = *s;
+                }
+                tone = true;
+            }
+            None => {}
+        }
+        let relayed = relayed.filter(|_| event.is_none() && !tone);
+        let audio = event.is_none() && (tone || info.audio);
+        if let Some(rec) = self.call_rec.as_mut() {
+            self.heard.clear();
+            if let Some(frame) = relayed.as_ref() {
+                g711::decode_into(self.cfg.law, frame, &mut self.heard);
+            } else if audio {
+                self.heard.extend_from_slice(&self.frame);
+            }
+            rec.slot(Some(&self.heard));
+        }
+        let was_audio = std::mem::replace(&mut self.last_audio, audio);
+        let to = self.remote?;
+        let (pt, pkt_ts, marker) = match (event, self.cfg.dtmf_payload_type) {
+            (Some((first, start_ts)), Some(pt)) => (pt, start_ts, first),
+            _ => {
+                self.payload.clear();
+                if let Some(frame) = relayed {
+                    self.payload.extend_from_slice(frame);
+                } else if audio {
+                    g711::encode_into(self.cfg.law, &self.frame, &mut self.payload);
+                } else {
+                    self.payload.resize(FRAME_SAMPLES, self.cfg.law.silence());
+                }
+                let marker = !self.sent_any || (audio && !was_audio);
+                (self.cfg.payload_type, ts, marker)
+            }
+        };
+        rtp::write(
+            pt,
+            marker,
+            self.seq,
+            pkt_ts,
+            self.cfg.ssrc,
+            &self.payload,
+            &mut self.packet,
+        );
+        self.seq = self.seq.wrapping_add(1);
+        self.sent_any = true;
+        self.stats.sent += 1;
+        self.last_sent_at = Some(now);
+        Some(to)
     }
 
     /// When the next packet is due.

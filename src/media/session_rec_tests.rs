@@ -91,6 +91,33 @@ fn caller_goes_left_and_agent_goes_right_in_step() {
 }
 
 #[test]
+fn relayed_on_arrival_the_agent_still_goes_right_in_step_with_the_caller() {
+    let mut s = session(Some(101));
+    s.start_bridge();
+    s.start_call_recording(8000 * 60);
+    let said = tone('1', 1000, 6000);
+    let agent = tone('9', 1000, 6000);
+    for n in 0..50u64 {
+        let i = n as usize * FRAME_SAMPLES;
+        let frame = &said[i..i + FRAME_SAMPLES];
+        s.on_datagram(slot_at(n), PEER, &caller_packet(n as u16, frame));
+        let mut pcmu = Vec::new();
+        g711::encode_into(Law::Mu, &agent[i..i + FRAME_SAMPLES], &mut pcmu);
+        let late = slot_at(n) + std::time::Duration::from_millis(3);
+        assert!(s.relay_to_caller(late, &pcmu).is_some());
+        assert!(
+            tick(&mut s, n).is_empty(),
+            "no grid packet while frames flow"
+        );
+    }
+    let (left, right) = channels(&s.stop_call_recording().unwrap());
+    assert_eq!(left.len(), 50 * FRAME_SAMPLES);
+    assert_eq!(right.len(), left.len());
+    assert_eq!(digits(&left), vec!['1']);
+    assert_eq!(digits(&right), vec!['9']);
+}
+
+#[test]
 fn lost_caller_packets_leave_silence_in_place_not_a_shift() {
     let mut s = session(Some(101));
     s.start_call_recording(8000 * 60);

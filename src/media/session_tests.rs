@@ -249,6 +249,26 @@ fn send_audio(s: &mut RtpSession, from: SocketAddr, law: Law, pcm: &[i16], seq0:
 }
 
 #[test]
+fn inband_detection_pauses_while_bridged_and_resumes_after() {
+    let mut s = RtpSession::new(cfg(Law::Mu, Some(PEER)), ms(0));
+    let mut pcm = vec![0; 800];
+    pcm.extend(tone('3', 60, 3277));
+    pcm.extend(vec![0; 800]);
+    s.start_bridge();
+    send_audio(&mut s, PEER, Law::Mu, &pcm, 0, 0);
+    assert_eq!(events(&mut s), vec![], "the agent hears the key; no digit");
+    s.stop_bridge();
+    send_audio(&mut s, PEER, Law::Mu, &pcm, 100, 16_000);
+    assert_eq!(
+        events(&mut s),
+        vec![MediaEvent::Digit {
+            digit: '3',
+            source: DigitSource::Inband
+        }]
+    );
+}
+
+#[test]
 fn an_inband_tone_in_ulaw_rtp_is_a_digit() {
     let mut s = RtpSession::new(cfg(Law::Mu, Some(PEER)), ms(0));
     let mut pcm = vec![0; 800];
@@ -474,7 +494,7 @@ fn a_bridge_relays_both_ways_converting_a_law_callers_to_mu_law() {
         .poll_bridged_audio()
         .expect("the caller's frame for the agent");
     let mut back = Vec::new();
-    g711::decode_into(Law::Mu, &to_agent, &mut back);
+    g711::decode_into(Law::Mu, to_agent, &mut back);
     let mut want = Vec::new();
     g711::decode_into(Law::A, &alaw, &mut want);
     for (a, b) in back.iter().zip(&want) {
@@ -517,6 +537,82 @@ fn a_bridge_relays_both_ways_converting_a_law_callers_to_mu_law() {
     s.push_bridged_audio(&agent);
     let later = run_until(&mut s, ms(120));
     assert!(later.iter().all(|p| p.rtp().payload == [0xD5; 160]));
+}
+
+#[test]
+fn a_relayed_frame_goes_to_the_caller_on_arrival_and_the_grid_only_fills_a_pause() {
+    let mut s = RtpSession::new(cfg(Law::Mu, Some(PEER)), ms(0));
+    s.start_bridge();
+    let grid = run_until(&mut s, ms(40));
+    assert_eq!(grid.len(), 3, "silence on the grid before the agent talks");
+    let (seq0, ts0) = (grid[2].rtp().sequence, grid[2].rtp().timestamp);
+
+    // The agent's frames arrive 7 ms after the grid's slots; the sixth is lost on the way.
+    let mut relayed = Vec::new();
+    for n in (0..10u64).filter(|n| *n != 5) {
+        let at = ms(47 + 20 * n);
+        assert!(
+            s.poll_transmit(ms(46 + 20 * n)).is_none(),
+            "the grid sends nothing of its own between relayed frames"
+        );
+        let t = s
+            .relay_to_caller(at, &[n as u8 + 1; 160])
+            .expect("sent as it arrives, not on the next slot");
+        assert_eq!(t.to, PEER);
+        relayed.push(t.bytes.to_vec());
+    }
+    fn rtp_of(b: &[u8]) -> rtp::RtpPacket<'_> {
+        rtp::parse(b).unwrap()
+    }
+    let first = rtp_of(&relayed[0]);
+    assert_eq!(first.sequence, seq0.wrapping_add(1));
+    assert_eq!(first.timestamp, ts0.wrapping_add(160));
+    assert_eq!(first.payload, [1; 160]);
+    for (k, w) in relayed.windows(2).enumerate() {
+        let (a, b) = (rtp_of(&w[0]), rtp_of(&w[1]));
+        assert_eq!(
+            b.sequence,
+            a.sequence.wrapping_add(1),
+            "no gap in sequence numbers"
+        );
+        let gap = if k == 4 { 320 } else { 160 };
+        assert_eq!(
+            b.timestamp,
+            a.timestamp.wrapping_add(gap),
+            "the lost frame stays a gap in time"
+        );
+    }
+
+    // The agent pauses: 80 ms after their last frame the grid sends silence again, every 20 ms.
+    let last = rtp_of(relayed.last().unwrap());
+    let after = run_until(&mut s, ms(400));
+    let at: Vec<u64> = after.iter().map(|p| p.at.as_micros() / 1000).collect();
+    assert_eq!(at, vec![307, 327, 347, 367, 387]);
+    assert_eq!(after[0].rtp().sequence, last.sequence.wrapping_add(1));
+    assert_eq!(after[0].rtp().timestamp, last.timestamp.wrapping_add(160));
+    assert!(after.iter().all(|p| p.rtp().payload == [0xFF; 160]));
+}
+
+#[test]
+fn relayed_frames_wait_for_a_playing_prompt_and_are_dropped_when_not_bridged() {
+    let mut s = RtpSession::new(cfg(Law::Mu, Some(PEER)), ms(0));
+    assert!(s.relay_to_caller(ms(5), &[7; 160]).is_none(), "not bridged");
+    s.start_bridge();
+    s.play(1, vec![wav_prompt(320, 11)]);
+    assert!(
+        s.relay_to_caller(ms(6), &[7; 160]).is_none(),
+        "the prompt has the slot"
+    );
+    let sent = run_until(&mut s, ms(40));
+    let payloads: Vec<u8> = sent.iter().map(|p| p.rtp().payload[0]).collect();
+    assert_eq!(sent.len(), 3);
+    assert_eq!(payloads[2], 7, "the frame follows the prompt on the grid");
+    assert!(events(&mut s).contains(&MediaEvent::PlaybackDone {
+        id: 1,
+        interrupted: false
+    }));
+    // Nothing waits any more: the next frame goes out on arrival.
+    assert!(s.relay_to_caller(ms(45), &[8; 160]).is_some());
 }
 
 #[test]

@@ -26,6 +26,7 @@ use crate::sip::transaction::ServerTxKey;
 use crate::sip::uac::LegEvent;
 use crate::sip::{Peer, Transport};
 
+use super::outbound::{DirectIn, DirectLeg, LegPacket, LegSignal};
 use super::sip_task::{random_tag, SipCmd};
 use super::widget_call::Phase;
 use super::Shared;
@@ -129,12 +130,15 @@ struct AgentSide {
 enum AgentEvent {
     Rtc(RtcEvent),
     Hold(bool),
+    /// A datagram from the desk phone, waiting in its leg: [`DirectLeg::packet`].
+    SipRtp,
 }
 
-/// How the agent is reached: a browser (WebRTC) or a SIP phone (an outbound RTP leg).
+/// How the agent is reached: a browser (WebRTC) or a SIP phone (an outbound RTP leg whose socket
+/// this task reads and writes itself).
 enum AgentLeg {
     WebRtc(RtcLeg),
-    Sip(super::outbound::LegMedia),
+    Sip(DirectLeg),
 }
 
 impl AgentLeg {
@@ -143,22 +147,18 @@ impl AgentLeg {
             AgentLeg::WebRtc(l) => {
                 let _ = l.send_pcmu(frame);
             }
-            AgentLeg::Sip(m) => m.send_pcmu(frame),
+            AgentLeg::Sip(d) => d.send_pcmu(frame),
         }
     }
 
     async fn recv(&mut self) -> Option<AgentEvent> {
         match self {
             AgentLeg::WebRtc(l) => l.recv().await.map(AgentEvent::Rtc),
-            AgentLeg::Sip(m) => Some(tokio::select! {
-                frame = m.audio_in.recv() => AgentEvent::Rtc(match frame {
-                    Some(payload) => RtcEvent::Audio { payload, timestamp: 0 },
-                    None => RtcEvent::Closed,
-                }),
-                Some(signal) = m.signals.recv() => match signal {
-                    super::outbound::LegSignal::Hold(on) => AgentEvent::Hold(on),
-                    super::outbound::LegSignal::Dtmf(d) => AgentEvent::Rtc(RtcEvent::Dtmf(d)),
-                },
+            AgentLeg::Sip(d) => Some(match d.recv().await {
+                DirectIn::Datagram => AgentEvent::SipRtp,
+                DirectIn::Signal(LegSignal::Hold(on)) => AgentEvent::Hold(on),
+                DirectIn::Signal(LegSignal::Dtmf(k)) => AgentEvent::Rtc(RtcEvent::Dtmf(k)),
+                DirectIn::Ended => AgentEvent::Rtc(RtcEvent::Closed),
             }),
         }
     }
@@ -166,10 +166,30 @@ impl AgentLeg {
     async fn close(self) {
         match self {
             AgentLeg::WebRtc(l) => l.close().await,
-            AgentLeg::Sip(m) => {
-                let _ = m.ctl.send(super::outbound::LegCtl::Hangup);
-            }
+            // Dropping the leg hangs it up.
+            AgentLeg::Sip(d) => drop(d),
         }
+    }
+}
+
+/// A key from the agent (their console's keypad, their phone or media stream) to the caller as
+/// RFC 4733 or tones.
+fn agent_dtmf(session: &mut Option<RtpSession>, digit: char, from: &'static str) {
+    let sent = session
+        .as_mut()
+        .is_some_and(|s| s.send_dtmf(digit, std::time::Duration::from_millis(AGENT_DTMF_MS)));
+    tracing::debug!(sent, from, "agent DTMF towards the caller");
+}
+
+/// A frame from the agent's or the transfer target's leg, to the caller as it arrives.
+fn relay_to_caller(
+    socket: &UdpSocket,
+    session: &mut Option<RtpSession>,
+    now: crate::time::Instant,
+    frame: &[u8],
+) {
+    if let Some(tx) = session.as_mut().and_then(|s| s.relay_to_caller(now, frame)) {
+        let _ = socket.try_send_to(tx.bytes, tx.to);
     }
 }
 
@@ -323,6 +343,14 @@ async fn call(t: NewCallTask) {
     let mut transfer: Option<TransferSide> = None;
     let mut survey_sent = false;
     let mut hangup_all = shared.hangup_all.subscribe();
+    let shutdown = hangup_all.wait_for(|h| *h);
+    tokio::pin!(shutdown);
+    let mut shutting_down = false;
+    // One timer for the call, moved only when its deadline comes sooner: a later deadline (the
+    // media grid stepping back while relayed frames flow) lets it fire early once and re-arm.
+    let timer = tokio::time::sleep(std::time::Duration::ZERO);
+    tokio::pin!(timer);
+    let mut timer_at: Option<tokio::time::Instant> = None;
 
     loop {
         // Everything the controller asked for, then the packets that are due.
@@ -636,22 +664,16 @@ async fn call(t: NewCallTask) {
             let m = s.poll_timeout();
             deadline = Some(deadline.map_or(m, |d| d.min(m)));
         }
-        let sleep_to = deadline.map(|d| clock.to_tokio(d));
-        tokio::select! {
-            r = socket.recv_from(&mut buf) => {
-                if let Ok((n, from)) = r {
-                    if let (Some(s), Some(bytes)) = (session.as_mut(), buf.get(..n)) {
-                        s.on_datagram(clock.now(), from, bytes);
-                        while let Some(frame) = s.poll_bridged_audio() {
-                            if let Some(a) = agent_side.as_ref().filter(|a| a.relaying) {
-                                a.leg.send_pcmu(&frame);
-                            } else if let Some(t) = transfer.as_ref() {
-                                t.send_pcmu(&frame);
-                            }
-                        }
-                    }
-                }
+        if let Some(d) = deadline.map(|d| clock.to_tokio(d)) {
+            if timer_at.is_none_or(|at| d < at) {
+                timer.as_mut().reset(d);
+                timer_at = Some(d);
             }
+        }
+        // Biased, control first: the call's inbox, jobs, shutdown and timer are cheap to poll
+        // and a flood of datagrams cannot starve them; then the media sockets.
+        tokio::select! {
+            biased;
             msg = inbox.recv() => {
                 let now = clock.now();
                 match msg {
@@ -725,15 +747,15 @@ async fn call(t: NewCallTask) {
                             let _ = tx.send(JobDone::AgentLeg { agent_id, agent, result });
                         });
                     }
-                    Some(CallIn::AgentAnswerSip { agent_id, mut media, agent }) => {
+                    Some(CallIn::AgentAnswerSip { agent_id, media, agent }) => {
                         if ctl.is_ended() {
                             let _ = media.ctl.send(super::outbound::LegCtl::Hangup);
                         } else {
-                            // What the phone sent between its 200 and now is stale: relayed, it
-                            // would sit in the caller's bridge queue as a lasting delay.
-                            while media.audio_in.try_recv().is_ok() {}
+                            // From here this task relays the phone's RTP itself; what it sent
+                            // between its 200 and now is stale and dropped.
+                            let direct = media.into_direct();
                             let _ = agent.send(AgentMsg::Connected { call_id: call_id.clone() });
-                            agent_side = Some(AgentSide { leg: AgentLeg::Sip(media), agent, relaying: false });
+                            agent_side = Some(AgentSide { leg: AgentLeg::Sip(direct), agent, relaying: false });
                             shared.webhooks.emit("call.answered", serde_json::json!({ "call_id": call_id, "agent_id": agent_id }));
                             tell(&shared, &widget, Phase::Connected);
                             ctl.agent_connected(now, &agent_id);
@@ -747,12 +769,7 @@ async fn call(t: NewCallTask) {
                         ctl.agent_hung_up(now);
                     }
                     Some(CallIn::Hold(on)) => ctl.hold(now, on),
-                    Some(CallIn::AgentDtmf(d)) => {
-                        let sent = session.as_mut().is_some_and(|s| {
-                            s.send_dtmf(d, std::time::Duration::from_millis(AGENT_DTMF_MS))
-                        });
-                        tracing::debug!(sent, "agent DTMF towards the caller");
-                    }
+                    Some(CallIn::AgentDtmf(d)) => agent_dtmf(&mut session, d, "console"),
                     Some(CallIn::AckTimeout) => {
                         ctl.failed(now, "no ACK for our 200 OK");
                         let bye = dialog.request(rsip::Method::Bye, None);
@@ -819,25 +836,56 @@ async fn call(t: NewCallTask) {
                     },
                 }
             }
+            _ = &mut shutdown, if !shutting_down => {
+                shutting_down = true;
+                // The drain after SIGTERM ran out: the system ends the call.
+                ctl.failed(clock.now(), "server shutting down");
+                if acked {
+                    let bye = dialog.request(rsip::Method::Bye, None);
+                    let _ = sip.send(SipCmd::Request { call_id: call_id.clone(), peer: dialog.peer, request: bye });
+                }
+            }
+            _ = &mut timer, if timer_at.is_some() => {
+                timer_at = None;
+                ctl.handle_timeout(clock.now());
+            }
+            r = socket.recv_from(&mut buf) => {
+                if let Ok((n, from)) = r {
+                    if let (Some(s), Some(bytes)) = (session.as_mut(), buf.get(..n)) {
+                        s.on_datagram(clock.now(), from, bytes);
+                        if let Some(frame) = s.poll_bridged_audio() {
+                            if let Some(a) = agent_side.as_ref().filter(|a| a.relaying) {
+                                a.leg.send_pcmu(frame);
+                            } else if let Some(t) = transfer.as_ref() {
+                                t.send_pcmu(frame);
+                            }
+                        }
+                    }
+                }
+            }
             ev = next_agent_event(&mut agent_side) => {
                 let now = clock.now();
                 match ev {
                     Some(AgentEvent::Rtc(RtcEvent::Audio { payload, .. })) => {
                         if agent_side.as_ref().is_some_and(|a| a.relaying) {
-                            if let Some(s) = session.as_mut() {
-                                s.push_bridged_audio(&payload);
+                            relay_to_caller(&socket, &mut session, now, &payload);
+                        }
+                    }
+                    Some(AgentEvent::SipRtp) => {
+                        if let Some(AgentSide { leg: AgentLeg::Sip(d), relaying, .. }) = agent_side.as_mut() {
+                            match d.packet() {
+                                Some(LegPacket::Audio(frame)) if *relaying => {
+                                    relay_to_caller(&socket, &mut session, now, frame);
+                                }
+                                Some(LegPacket::Dtmf(k)) => agent_dtmf(&mut session, k, "phone"),
+                                _ => {}
                             }
                         }
                     }
                     Some(AgentEvent::Rtc(RtcEvent::Connected)) => {}
                     // Keys from the agent's own phone or media stream go to the caller as
                     // RFC 4733, like the console's keypad.
-                    Some(AgentEvent::Rtc(RtcEvent::Dtmf(d))) => {
-                        let sent = session.as_mut().is_some_and(|s| {
-                            s.send_dtmf(d, std::time::Duration::from_millis(AGENT_DTMF_MS))
-                        });
-                        tracing::debug!(sent, "agent phone DTMF towards the caller");
-                    }
+                    Some(AgentEvent::Rtc(RtcEvent::Dtmf(d))) => agent_dtmf(&mut session, d, "phone"),
                     // A desk phone's hold button: the same hold as the console's.
                     Some(AgentEvent::Hold(on)) => ctl.hold(now, on),
                     Some(AgentEvent::Rtc(RtcEvent::Closed)) | None => {
@@ -858,8 +906,8 @@ async fn call(t: NewCallTask) {
                 let ev = match got {
                     TransferIn::Event(ev) => ev,
                     TransferIn::Frame(Some(f)) => {
-                        if let Some(s) = session.as_mut().filter(|_| transfer.as_ref().is_some_and(|t| t.bridged)) {
-                            s.push_bridged_audio(&f);
+                        if transfer.as_ref().is_some_and(|t| t.bridged) {
+                            relay_to_caller(&socket, &mut session, now, &f);
                         }
                         continue;
                     }
@@ -890,22 +938,6 @@ async fn call(t: NewCallTask) {
                     }
                     Some(LegEvent::Trying | LegEvent::Ringing) => {}
                 }
-            }
-            _ = hangup_all.wait_for(|h| *h) => {
-                // The drain after SIGTERM ran out: the system ends the call.
-                ctl.failed(clock.now(), "server shutting down");
-                if acked {
-                    let bye = dialog.request(rsip::Method::Bye, None);
-                    let _ = sip.send(SipCmd::Request { call_id: call_id.clone(), peer: dialog.peer, request: bye });
-                }
-            }
-            _ = async {
-                match sleep_to {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending::<()>().await,
-                }
-            } => {
-                ctl.handle_timeout(clock.now());
             }
         }
     }

@@ -3,11 +3,16 @@
 //! [`LegMedia`]. Responses and in-dialog requests reach it through the SIP task's router, keyed by
 //! the leg's Call-ID ([`SipCmd::AddLeg`]).
 //!
+//! A holder that relays every frame (a bridged call) takes the socket over instead
+//! ([`LegMedia::into_direct`]): it reads and writes the leg's RTP itself, so a frame crosses no
+//! channel and wakes no second task; the leg task keeps the signalling (a re-INVITE that moves
+//! the far end or holds the call updates the state both share).
+//!
 //! Used for agents' SIP phones today; callbacks and trunk transfers are the same leg.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
@@ -63,6 +68,8 @@ pub enum LegCtl {
     /// A key press towards the far end: RFC 4733 if it took telephone-event, else the tones,
     /// sent in the slots of the frames that follow.
     Dtmf(char),
+    /// The holder reads the RTP socket itself from now on ([`LegMedia::into_direct`]).
+    Detach,
 }
 
 /// What the far end did besides talking: a desk phone's hold button, its keypad.
@@ -84,6 +91,7 @@ pub struct LegMedia {
     pub ctl: mpsc::UnboundedSender<LegCtl>,
     /// Frames sent with [`Self::send_pcmu`] that the leg has not taken yet.
     pub audio_out_backlog: Arc<AtomicUsize>,
+    rtp: Arc<LegRtp>,
 }
 
 impl LegMedia {
@@ -97,6 +105,152 @@ impl LegMedia {
         if self.ctl.send(LegCtl::Audio(frame.to_vec())).is_err() {
             self.audio_out_backlog.fetch_sub(1, Ordering::Relaxed);
         }
+    }
+
+    /// Takes the leg's audio over: from now on the holder receives and sends its RTP itself.
+    /// What the far end sent before is stale (relayed, it would be a lasting delay): dropped.
+    pub fn into_direct(self) -> DirectLeg {
+        let _ = self.ctl.send(LegCtl::Detach);
+        let mut buf = vec![0u8; 2048];
+        while self.rtp.socket.try_recv_from(&mut buf).is_ok() {}
+        DirectLeg {
+            rtp: self.rtp,
+            ended: self.audio_in,
+            signals: self.signals,
+            ctl: self.ctl,
+            buf,
+            len: 0,
+            conv: Vec::with_capacity(FRAME_BYTES),
+        }
+    }
+}
+
+/// Bytes in one 20 ms G.711 frame.
+const FRAME_BYTES: usize = 160;
+
+/// The leg's RTP socket and the state its packets are stamped and read with, shared by the leg
+/// task (a re-INVITE moves the far end, holds the call, changes telephone-event) and a
+/// [`DirectLeg`] holder.
+#[derive(Debug)]
+struct LegRtp {
+    socket: UdpSocket,
+    /// Set once the far end answered with a usable session.
+    media: Mutex<Option<Media>>,
+}
+
+/// What one datagram from the far end was.
+pub enum LegPacket<'a> {
+    /// A frame of audio as µ-law.
+    Audio(&'a [u8]),
+    /// A key pressed on the far end's keypad (RFC 4733), once per press.
+    Dtmf(char),
+}
+
+impl LegRtp {
+    fn media(&self) -> MutexGuard<'_, Option<Media>> {
+        self.media.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// One frame towards the far end, stamped in place into the leg's reused packet buffer;
+    /// nothing while the far end holds the call.
+    fn send_frame(&self, frame: &[u8]) {
+        let mut media = self.media();
+        if let Some(m) = media.as_mut().filter(|m| !m.held) {
+            m.write_frame(frame);
+            let _ = self.socket.try_send_to(&m.out, m.remote);
+        }
+    }
+
+    /// Reads one datagram: its audio (an A-law far end's converted into `conv`) or its key.
+    fn read<'a>(&self, bytes: &'a [u8], conv: &'a mut Vec<u8>) -> Option<LegPacket<'a>> {
+        let pkt = rtp::parse(bytes).ok()?;
+        let mut media = self.media();
+        let m = media.as_mut()?;
+        if Some(pkt.payload_type) == m.dtmf_pt {
+            return m
+                .dtmf
+                .on_packet(pkt.timestamp, pkt.payload)
+                .map(LegPacket::Dtmf);
+        }
+        if pkt.payload_type != m.pt {
+            return None;
+        }
+        match m.law {
+            Law::Mu => Some(LegPacket::Audio(pkt.payload)),
+            Law::A => {
+                conv.clear();
+                conv.extend(
+                    pkt.payload
+                        .iter()
+                        .map(|b| g711::encode(Law::Mu, g711::decode(Law::A, *b))),
+                );
+                Some(LegPacket::Audio(conv))
+            }
+        }
+    }
+}
+
+/// A leg whose holder relays its audio on the leg's own socket ([`LegMedia::into_direct`]).
+#[derive(Debug)]
+pub struct DirectLeg {
+    rtp: Arc<LegRtp>,
+    /// Closes when the leg ends (frames still queued from before are dropped).
+    ended: mpsc::Receiver<Vec<u8>>,
+    signals: mpsc::UnboundedReceiver<LegSignal>,
+    ctl: mpsc::UnboundedSender<LegCtl>,
+    buf: Vec<u8>,
+    /// Length of the datagram in `buf`.
+    len: usize,
+    conv: Vec<u8>,
+}
+
+/// What a direct leg brought: read the datagram with [`DirectLeg::packet`].
+#[derive(Debug)]
+pub enum DirectIn {
+    Datagram,
+    Signal(LegSignal),
+    /// The leg ended.
+    Ended,
+}
+
+impl DirectLeg {
+    /// The next datagram, hold or key change, or the end of the leg. Cancel-safe.
+    pub async fn recv(&mut self) -> DirectIn {
+        loop {
+            tokio::select! {
+                r = self.rtp.socket.recv_from(&mut self.buf) => {
+                    if let Ok((n, _)) = r {
+                        self.len = n;
+                        return DirectIn::Datagram;
+                    }
+                }
+                Some(s) = self.signals.recv() => return DirectIn::Signal(s),
+                f = self.ended.recv() => {
+                    if f.is_none() {
+                        return DirectIn::Ended;
+                    }
+                }
+            }
+        }
+    }
+
+    /// What the datagram [`Self::recv`] brought was, if it was audio or a key.
+    pub fn packet(&mut self) -> Option<LegPacket<'_>> {
+        let bytes = self.buf.get(..self.len)?;
+        self.rtp.read(bytes, &mut self.conv)
+    }
+
+    /// One µ-law frame towards the far end, sent now.
+    pub fn send_pcmu(&self, frame: &[u8]) {
+        self.rtp.send_frame(frame);
+    }
+}
+
+/// Nobody relays the leg any more: it hangs up (the leg task no longer reads its socket, so it
+/// would not notice otherwise).
+impl Drop for DirectLeg {
+    fn drop(&mut self) {
+        let _ = self.ctl.send(LegCtl::Hangup);
     }
 }
 
@@ -116,7 +270,11 @@ impl OutboundLeg {
         local_sip: SocketAddr,
         req: OutboundRequest,
     ) -> std::io::Result<OutboundLeg> {
-        let socket = shared.ports.bind(shared.local_ip)?;
+        let socket = UdpSocket::from_std(shared.ports.bind(shared.local_ip)?)?;
+        let io = Arc::new(LegRtp {
+            socket,
+            media: Mutex::new(None),
+        });
         let call_id = format!("{}@switchboard", random_tag());
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let (in_tx, in_rx) = mpsc::channel(MAX_QUEUED_FRAMES);
@@ -141,7 +299,7 @@ impl OutboundLeg {
             audio_out_backlog: backlog.clone(),
             inbox: sip_rx,
         };
-        tokio::spawn(task.run(socket));
+        tokio::spawn(task.run(io.clone()));
         Ok(OutboundLeg {
             call_id,
             events: ev_rx,
@@ -150,6 +308,7 @@ impl OutboundLeg {
                 signals: sig_rx,
                 ctl: ctl_tx.clone(),
                 audio_out_backlog: backlog,
+                rtp: io,
             }),
             ctl: ctl_tx,
         })
@@ -180,6 +339,7 @@ struct SdpAt {
 }
 
 /// Where RTP goes once the far end answered, and how to stamp it.
+#[derive(Debug)]
 struct Media {
     remote: SocketAddr,
     law: Law,
@@ -193,6 +353,9 @@ struct Media {
     ssrc: u32,
     seq: u16,
     ts: u32,
+    /// The packet being sent, and a frame converted to A-law or a key's tone: reused buffers.
+    out: Vec<u8>,
+    conv: Vec<u8>,
 }
 
 /// How long a key relayed to the far end is held.
@@ -200,11 +363,11 @@ const DTMF_MS: u32 = 120;
 
 impl Media {
     /// One 20 ms send slot into `out`: a key being sent takes it (its event, or its tone),
-    /// else the frame of µ-law audio in the far end's law.
-    fn write_frame(&mut self, frame: Vec<u8>, out: &mut Vec<u8>) {
+    /// else the frame of µ-law audio in the far end's law. No allocation.
+    fn write_frame(&mut self, frame: &[u8]) {
         let samples = u32::try_from(frame.len()).unwrap_or(160);
-        let slot = self.dtmf_out.next_slot(self.ts);
-        let (pt, marker, ts, payload): (u8, bool, u32, Vec<u8>) = match (slot, self.dtmf_pt) {
+        let (seq, ts, ssrc) = (self.seq, self.ts, self.ssrc);
+        match (self.dtmf_out.next_slot(ts), self.dtmf_pt) {
             (
                 Some(DtmfSlot::Event {
                     payload,
@@ -212,39 +375,33 @@ impl Media {
                     start_ts,
                 }),
                 Some(dpt),
-            ) => (dpt, first, start_ts, payload.to_vec()),
-            (Some(DtmfSlot::Tone(samples)), _) => (
-                self.pt,
-                false,
-                self.ts,
-                samples.iter().map(|s| g711::encode(self.law, *s)).collect(),
-            ),
-            _ => (
-                self.pt,
-                false,
-                self.ts,
-                match self.law {
-                    Law::Mu => frame,
-                    Law::A => frame
-                        .iter()
-                        .map(|b| g711::encode(Law::A, g711::decode(Law::Mu, *b)))
-                        .collect(),
-                },
-            ),
-        };
-        rtp::write(pt, marker, self.seq, ts, self.ssrc, &payload, out);
+            ) => rtp::write(dpt, first, seq, start_ts, ssrc, payload, &mut self.out),
+            (Some(DtmfSlot::Tone(tone)), _) => {
+                self.conv.clear();
+                g711::encode_into(self.law, tone, &mut self.conv);
+                rtp::write(self.pt, false, seq, ts, ssrc, &self.conv, &mut self.out);
+            }
+            _ => match self.law {
+                Law::Mu => rtp::write(self.pt, false, seq, ts, ssrc, frame, &mut self.out),
+                Law::A => {
+                    self.conv.clear();
+                    self.conv.extend(
+                        frame
+                            .iter()
+                            .map(|b| g711::encode(Law::A, g711::decode(Law::Mu, *b))),
+                    );
+                    rtp::write(self.pt, false, seq, ts, ssrc, &self.conv, &mut self.out);
+                }
+            },
+        }
         self.seq = self.seq.wrapping_add(1);
         self.ts = self.ts.wrapping_add(samples);
     }
 }
 
 impl LegTask {
-    async fn run(mut self, socket: std::net::UdpSocket) {
-        let Ok(socket) = UdpSocket::from_std(socket) else {
-            let _ = self.events.send(LegEvent::Failed(503));
-            self.ended();
-            return;
-        };
+    async fn run(mut self, io: Arc<LegRtp>) {
+        let socket = &io.socket;
         let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
         let session_id: u64 = rand::random::<u32>().into();
         let mut sdp_version = session_id;
@@ -286,12 +443,13 @@ impl LegTask {
         }
         let clock = self.shared.clock;
         let mut uac = Uac::new(request, self.req.peer, clock.now(), self.req.ring_timeout);
-        let mut media: Option<Media> = None;
         let mut buf = vec![0u8; 2048];
-        let mut out = Vec::with_capacity(200);
+        let mut conv = Vec::with_capacity(FRAME_BYTES);
+        // The holder reads the socket itself (LegCtl::Detach).
+        let mut detached = false;
         loop {
             while let Some(action) = uac.poll_action() {
-                self.act(action, &uac, &mut media);
+                self.act(action, &uac, &io);
             }
             if uac.is_done() {
                 break;
@@ -308,7 +466,7 @@ impl LegTask {
                         Some(CallIn::Request { key, request }) if request.method == rsip::Method::Invite => {
                             sdp_version += 1;
                             let at = SdpAt { ip: self.shared.local_ip, port, session_id, version: sdp_version };
-                            let response = self.reinvite(&mut uac, &request, &mut media, &offer, at);
+                            let response = self.reinvite(&mut uac, &request, &io, &offer, at);
                             let _ = self.sip.send(SipCmd::Respond { key, response });
                         }
                         Some(CallIn::Request { key, request }) => {
@@ -324,38 +482,31 @@ impl LegTask {
                 ctl = self.ctl.recv() => match ctl {
                     Some(LegCtl::Audio(frame)) => {
                         self.audio_out_backlog.fetch_sub(1, Ordering::Relaxed);
-                        if let Some(m) = media.as_mut().filter(|m| !m.held) {
-                            m.write_frame(frame, &mut out);
-                            let _ = socket.try_send_to(&out, m.remote);
-                        }
+                        io.send_frame(&frame);
                     }
                     Some(LegCtl::Dtmf(d)) => {
-                        if let Some(m) = media.as_mut() {
+                        if let Some(m) = io.media().as_mut() {
                             let rfc4733 = m.dtmf_pt.is_some();
                             m.dtmf_out.push(d, DTMF_MS, rfc4733);
                         }
                     }
+                    Some(LegCtl::Detach) => detached = true,
                     Some(LegCtl::Hangup) | None => uac.hangup(clock.now()),
                 },
-                r = socket.recv_from(&mut buf) => {
-                    if let (Ok((n, _from)), Some(m)) = (r, media.as_ref()) {
-                        if let Some(pkt) = buf.get(..n).and_then(|b| rtp::parse(b).ok()) {
-                            if Some(pkt.payload_type) == m.dtmf_pt {
-                                if let Some(d) = media.as_mut().and_then(|m| m.dtmf.on_packet(pkt.timestamp, pkt.payload)) {
-                                    let _ = self.signals.send(LegSignal::Dtmf(d));
-                                }
-                            } else if pkt.payload_type == m.pt {
-                                let frame: Vec<u8> = match m.law {
-                                    Law::Mu => pkt.payload.to_vec(),
-                                    Law::A => pkt.payload.iter().map(|b| g711::encode(Law::Mu, g711::decode(Law::A, *b))).collect(),
-                                };
-                                // A full queue means a slow listener: drop the frame. A closed
-                                // one means nobody will ever bridge this leg: hang it up.
-                                if let Err(mpsc::error::TrySendError::Closed(_)) = self.audio_in.try_send(frame) {
-                                    uac.hangup(clock.now());
-                                }
+                r = socket.recv_from(&mut buf), if !detached => {
+                    let Ok((n, _from)) = r else { continue };
+                    match buf.get(..n).and_then(|b| io.read(b, &mut conv)) {
+                        Some(LegPacket::Dtmf(d)) => {
+                            let _ = self.signals.send(LegSignal::Dtmf(d));
+                        }
+                        Some(LegPacket::Audio(frame)) => {
+                            // A full queue means a slow listener: drop the frame. A closed
+                            // one means nobody will ever bridge this leg: hang it up.
+                            if let Err(mpsc::error::TrySendError::Closed(_)) = self.audio_in.try_send(frame.to_vec()) {
+                                uac.hangup(clock.now());
                             }
                         }
+                        None => {}
                     }
                 }
                 _ = super::clock::sleep_until(deadline) => uac.on_timeout(clock.now()),
@@ -364,7 +515,7 @@ impl LegTask {
         self.ended();
     }
 
-    fn act(&mut self, action: Action, uac: &Uac, media: &mut Option<Media>) {
+    fn act(&mut self, action: Action, uac: &Uac, io: &LegRtp) {
         match action {
             Action::Invite(request) | Action::Request(request) => {
                 let _ = self.sip.send(SipCmd::Request {
@@ -388,7 +539,7 @@ impl LegTask {
                 if let LegEvent::Answered { sdp } = &ev {
                     match sdp::negotiate_answer(sdp) {
                         Ok(n) => {
-                            *media = n.remote_rtp.map(|remote| Media {
+                            *io.media() = n.remote_rtp.map(|remote| Media {
                                 remote,
                                 law: match n.codec {
                                     AudioCodec::Pcmu => Law::Mu,
@@ -403,6 +554,8 @@ impl LegTask {
                                 ssrc: rand::random(),
                                 seq: rand::random(),
                                 ts: rand::random(),
+                                out: Vec::with_capacity(rtp::HEADER_LEN + FRAME_BYTES),
+                                conv: Vec::with_capacity(FRAME_BYTES),
                             });
                         }
                         Err(e) => {
@@ -423,11 +576,12 @@ impl LegTask {
         &self,
         uac: &mut Uac,
         request: &rsip::Request,
-        media: &mut Option<Media>,
+        io: &LegRtp,
         our_offer: &str,
         at: SdpAt,
     ) -> rsip::Response {
         let refuse = |status| crate::sip::message::response_to(request, status, None);
+        let mut media = io.media();
         let Some(m) = media.as_mut() else {
             return refuse(if uac.is_done() { 481 } else { 491 });
         };
@@ -489,16 +643,23 @@ fn sanitize_user(user: &str) -> String {
 mod backlog_tests {
     use super::*;
 
-    #[test]
-    fn audio_for_a_starved_leg_is_dropped_beyond_a_second_not_queued_without_bound() {
+    #[tokio::test]
+    async fn audio_for_a_starved_leg_is_dropped_beyond_a_second_not_queued_without_bound() {
         let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel();
         let (_in_tx, in_rx) = mpsc::channel(1);
         let (_sig_tx, sig_rx) = mpsc::unbounded_channel();
+        let socket = UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback socket");
         let media = LegMedia {
             audio_in: in_rx,
             signals: sig_rx,
             ctl: ctl_tx,
             audio_out_backlog: Arc::new(AtomicUsize::new(0)),
+            rtp: Arc::new(LegRtp {
+                socket,
+                media: Mutex::new(None),
+            }),
         };
         for _ in 0..500 {
             media.send_pcmu(&[0xFF; 160]);
