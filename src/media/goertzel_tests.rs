@@ -193,3 +193,22 @@ fn tone_has_the_requested_length_and_level() {
     assert!(tone('x', 50, LEVEL).is_empty());
     assert_eq!(tone('d', 50, LEVEL), t);
 }
+
+#[test]
+fn the_loudness_floor_is_where_it_was_with_the_quiet_window_shortcut() {
+    // -38 dBFS per tone (peak 400) is the quietest a key may be; the shortcut that skips the
+    // filters for quiet windows must not move that line, and must not let quieter ones through.
+    for (amplitude, heard) in [(420, true), (480, true), (380, false), (200, false)] {
+        let mut pcm = silence(60);
+        for k in "159#".chars() {
+            pcm.extend(tone(k, 60, amplitude));
+            pcm.extend(silence(60));
+        }
+        let got: String = detect(&pcm, 11).into_iter().collect();
+        assert_eq!(
+            got,
+            if heard { "159#" } else { "" },
+            "tones of peak {amplitude}"
+        );
+    }
+}
