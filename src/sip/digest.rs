@@ -40,8 +40,8 @@ impl std::fmt::Debug for Credentials<'_> {
     }
 }
 
-/// `key=value, key="quoted, value"` → pairs, lower-cased keys.
-pub(crate) fn challenge_params(value: &str) -> Option<Vec<(String, String)>> {
+/// `Digest key=value, key="quoted, value"` → pairs, lower-cased keys (None when not Digest).
+pub fn challenge_params(value: &str) -> Option<Vec<(String, String)>> {
     let (scheme, rest) = value.trim().split_once(char::is_whitespace)?;
     if !scheme.eq_ignore_ascii_case("Digest") {
         return None;

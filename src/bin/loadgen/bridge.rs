@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use switchboard::media::rtp;
-use switchboard::sip::{md5, registrar};
+use switchboard::sip::{digest, md5, registrar};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch, Semaphore};
 
@@ -356,14 +356,13 @@ impl AgentUa {
 
 /// The `Authorization` value answering `challenge` (MD5, qop=auth when offered).
 fn authorization(challenge: &str, user: &str, password: &str, uri: &str) -> Result<String, String> {
+    // The server's parser, so a quoted list (`qop="auth,auth-int"`) is read as one value.
+    let params = digest::challenge_params(challenge).ok_or("not a Digest challenge")?;
     let param = |name: &str| -> Option<String> {
-        let v = challenge.trim().strip_prefix("Digest")?.trim();
-        v.split(',').find_map(|part| {
-            let (k, val) = part.trim().split_once('=')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| val.trim().trim_matches('"').to_string())
-        })
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
     };
     let realm = param("realm").ok_or("challenge without realm")?;
     let nonce = param("nonce").ok_or("challenge without nonce")?;
