@@ -50,6 +50,7 @@
 
 mod peer;
 mod sdp;
+mod socket;
 
 #[cfg(test)]
 mod tests;
