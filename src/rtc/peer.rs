@@ -240,6 +240,7 @@ impl Peer {
             .with_media_engine(media_engine()?)
             .with_interceptor_registry(configure_rtcp_reports(Registry::new()))
             .with_setting_engine(settings)
+            .with_runtime(super::socket::runtime())
             .with_handler(Arc::new(Handler(Arc::clone(&shared))))
             .with_udp_addrs(vec![SocketAddr::new(cfg.bind_ip, port)])
             .build()

@@ -40,17 +40,25 @@ async fn next_signal(next: impl AsyncFnMut() -> Option<RtcEvent>) -> Option<RtcE
 
 async fn connected_pair() -> (RtcTestPeer, RtcLeg) {
     // Set up on other tasks, as the server does: these futures must be Send.
-    let (mut browser, offer) =
-        tokio::spawn(async { RtcTestPeer::offer(&RtcConfig::default()).await })
-            .await
-            .expect("offer task")
-            .expect("offer");
-    let (mut leg, answer) =
+    let (browser, offer) = tokio::spawn(async { RtcTestPeer::offer(&RtcConfig::default()).await })
+        .await
+        .expect("offer task")
+        .expect("offer");
+    let (leg, answer) =
         tokio::spawn(async move { RtcLeg::answer(&RtcConfig::default(), &offer).await })
             .await
             .expect("answer task")
             .expect("answer");
-    browser.accept_answer(&answer).await.expect("accept answer");
+    complete_pair(browser, leg, &answer).await
+}
+
+/// Hands the browser the leg's answer and waits until both ends report `Connected`.
+async fn complete_pair(
+    mut browser: RtcTestPeer,
+    mut leg: RtcLeg,
+    answer: &str,
+) -> (RtcTestPeer, RtcLeg) {
+    browser.accept_answer(answer).await.expect("accept answer");
     assert_eq!(
         next_signal(async || leg.recv().await).await,
         Some(RtcEvent::Connected)
@@ -363,4 +371,80 @@ async fn cpu_of_one_bridged_leg() {
     );
     leg.close().await;
     browser.close().await;
+}
+
+/// Resident memory of this process, from /proc (Linux), in KiB.
+fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// What each stage of a leg's life adds to resident memory, per connection (a leg and its
+/// browser stand-in are two connections in this process). Run on demand:
+/// `cargo test --lib rtc::tests::memory_of_bridged_legs -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn memory_of_bridged_legs() {
+    const PAIRS: usize = 40;
+    // As the server runs (runtime::memory): blocks of 1 MiB and more are mapped, not pooled.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+    // Warm up: the first connection builds shared state (thread-locals, lazily built tables).
+    let (b, l) = connected_pair().await;
+    b.close().await;
+    l.close().await;
+    let base = rss_kib().expect("/proc/self/status");
+    let mut offers = Vec::new();
+    for _ in 0..PAIRS {
+        offers.push(
+            RtcTestPeer::offer(&RtcConfig::default())
+                .await
+                .expect("offer"),
+        );
+    }
+    let offered = rss_kib().expect("rss");
+    let mut pairs = Vec::new();
+    for (browser, offer) in offers {
+        let (leg, answer) = RtcLeg::answer(&RtcConfig::default(), &offer)
+            .await
+            .expect("answer");
+        pairs.push((browser, leg, answer));
+    }
+    let answered = rss_kib().expect("rss");
+    let mut connected = Vec::new();
+    for (browser, leg, answer) in pairs {
+        connected.push(complete_pair(browser, leg, &answer).await);
+    }
+    let up = rss_kib().expect("rss");
+    for i in 0..50 {
+        for (browser, leg) in &connected {
+            leg.send_pcmu(&frame(i, LEG_SALT)).expect("leg queues");
+            browser
+                .send_pcmu(&frame(i, BROWSER_SALT))
+                .expect("browser queues");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for (browser, leg) in &mut connected {
+            while let Ok(Some(_)) = timeout(Duration::ZERO, leg.recv()).await {}
+            while let Ok(Some(_)) = timeout(Duration::ZERO, browser.recv()).await {}
+        }
+    }
+    let talked = rss_kib().expect("rss");
+    let per = |a: u64, b: u64| (b as f64 - a as f64) / PAIRS as f64;
+    eprintln!(
+        "KiB per connection: offer {:.1}, answer {:.1}, connect (both) {:.1}, 1 s of audio (both) {:.1}; total per pair {:.1}",
+        per(base, offered),
+        per(offered, answered),
+        per(answered, up) / 2.0,
+        per(up, talked) / 2.0,
+        per(base, talked)
+    );
+    for (browser, leg) in connected {
+        browser.close().await;
+        leg.close().await;
+    }
 }
