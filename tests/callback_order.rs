@@ -12,20 +12,6 @@ use common::agent::{agent_yaml, post_json_with, Agent};
 use common::trunk::{accept_callback, MockTrunk};
 use common::*;
 
-const FLOW: &str = r##"
-flow: billing
-numbers: ["7100"]
-language: en
-start: billing
-steps:
-  billing:
-    queue: { name: billing, timeout: 2m }
-    on_timeout: keep-place
-  keep-place:
-    callback: billing
-    next: hangup
-"##;
-
 const PW: &str = "correct horse battery";
 const SHOP: &str = "http://shop.example";
 
@@ -56,7 +42,10 @@ fn widget_and_ivr_callbacks_are_served_in_their_places_among_phone_callers() {
     let trunk = MockTrunk::bind("acme", "trunk-pw-1");
     let server = Server::start(
         ServerOpts::new()
-            .flow("billing", FLOW)
+            .flow(
+                "billing",
+                &queue_callback_flow("billing", "7100", "billing"),
+            )
             .config(&config(&trunk)),
     );
     let mut ana = Agent::login(&server, "ana", PW).must();

@@ -10,17 +10,6 @@ use common::agent::{agent_yaml, tone_pcm, tone_windows, Agent};
 use common::g711::Law;
 use common::*;
 
-const FLOW: &str = r##"
-flow: queue-rec
-numbers: ["7100"]
-language: en
-start: billing
-steps:
-  billing:
-    queue: { name: billing, timeout: 2m }
-    on_timeout: hangup
-"##;
-
 const PW: &str = "correct horse battery";
 const CALLER_HZ: f64 = 1000.0;
 const AGENT_HZ: f64 = 500.0;
@@ -100,11 +89,13 @@ fn wav_channels(wav: &[u8]) -> (Vec<u8>, Vec<u8>) {
 #[test]
 fn recorded_call_has_caller_left_agent_right_and_only_the_token_or_a_supervisor_may_fetch_it() {
     let hash = switchboard::auth::hash_password(SUP_PW).expect("8+ bytes");
-    let server = Server::start(ServerOpts::new().flow("queue-rec", FLOW).config(&config(
-        &format!(
+    let server = Server::start(
+        ServerOpts::new()
+            .flow("queue-rec", &queue_flow("queue-rec", "7100", "billing"))
+            .config(&config(&format!(
             "supervisors:\n  - id: mia\n    name: Mia Supervisor\n    password_hash: \"{hash}\"\n"
-        ),
-    )));
+        ))),
+    );
     let mut alice = Agent::login(&server, "alice", PW).must();
     alice.set_available().must();
     let (mut phone, call_id) = talk(&server, &mut alice);
@@ -229,7 +220,7 @@ fn recorded_call_has_caller_left_agent_right_and_only_the_token_or_a_supervisor_
 fn retention_deletes_the_recording_and_the_cdr_says_so() {
     let server = Server::start(
         ServerOpts::new()
-            .flow("queue-rec", FLOW)
+            .flow("queue-rec", &queue_flow("queue-rec", "7100", "billing"))
             .config(&config("recordings:\n  retention: 1s\n")),
     );
     let mut alice = Agent::login(&server, "alice", PW).must();

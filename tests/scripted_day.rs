@@ -65,20 +65,6 @@ steps:
     queue: billing
 "##;
 
-const CB_FLOW: &str = r##"
-flow: cb
-numbers: ["7400"]
-language: en
-start: billing
-steps:
-  billing:
-    queue: { name: billing, timeout: 2m }
-    on_timeout: keep-place
-  keep-place:
-    callback: billing
-    next: hangup
-"##;
-
 const PW: &str = "correct horse battery";
 const TRUNK_USER: &str = "acme-centre";
 const TRUNK_PW: &str = "trunk-secret-9";
@@ -197,7 +183,7 @@ fn a_scripted_day_adds_up_in_the_report() {
         ServerOpts::new()
             .flow("day", FLOW)
             .flow("pin", PIN_FLOW)
-            .flow("cb", CB_FLOW)
+            .flow("cb", &queue_callback_flow("cb", "7400", "billing"))
             .account(Account::new("m-100", "+5511900000099", "73829461"))
             .config(&format!("{}{db_yaml}", config(&trunk))),
     );

@@ -11,17 +11,6 @@ use common::agent::{agent_yaml, tone_pcm, tone_windows};
 use common::deskphone::{sip_ha1, DeskPhone};
 use common::*;
 
-const FLOW: &str = r##"
-flow: queue-billing
-numbers: ["7100"]
-language: en
-start: billing
-steps:
-  billing:
-    queue: { name: billing, timeout: 2m }
-    on_timeout: hangup
-"##;
-
 const CONSOLE_PW: &str = "correct horse battery";
 const CALLER_HZ: f64 = 1000.0;
 const AGENT_HZ: f64 = 500.0;
@@ -36,7 +25,7 @@ fn sip_agent(id: &str, user: &str, password: &str) -> String {
 }
 
 fn server(agents: &[String], ring_timeout: &str) -> Server {
-    Server::start(ServerOpts::new().flow("queue-billing", FLOW).config(&format!(
+    Server::start(ServerOpts::new().flow("queue-billing", &queue_flow("queue-billing", "7100", "billing")).config(&format!(
         "queues:\n  - name: billing\n    wrap_up: 1s\n    ring_timeout: {ring_timeout}\n    announce_every: 60s\nagents:\n{}",
         agents.concat()
     )))
@@ -309,7 +298,7 @@ fn the_desk_phones_hold_button_plays_music_to_the_caller_and_its_keypad_reaches_
 
 #[test]
 fn a_register_brute_force_blocks_its_source_while_a_phone_elsewhere_still_registers() {
-    let server = Server::start(ServerOpts::new().flow("queue-billing", FLOW).config(&format!(
+    let server = Server::start(ServerOpts::new().flow("queue-billing", &queue_flow("queue-billing", "7100", "billing")).config(&format!(
         "security: {{ auth_failures: 3, window: 1m, block_for: 1m }}\nqueues:\n  - name: billing\n    wrap_up: 1s\n    ring_timeout: 10s\nagents:\n{}",
         sip_agent("alice", "alice", "phone-secret-1")
     )));

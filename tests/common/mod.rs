@@ -84,6 +84,25 @@ steps:
     )
 }
 
+/// [`queue_flow`] whose caller, after two minutes, keeps their place as a queued callback.
+pub fn queue_callback_flow(name: &str, number: &str, queue: &str) -> String {
+    format!(
+        r##"
+flow: {name}
+numbers: ["{number}"]
+language: en
+start: {queue}
+steps:
+  {queue}:
+    queue: {{ name: {queue}, timeout: 2m }}
+    on_timeout: keep-place
+  keep-place:
+    callback: {queue}
+    next: hangup
+"##
+    )
+}
+
 /// Generous bound for anything a call test waits on; prompts are a few seconds each.
 pub fn secs(n: u64) -> Duration {
     Duration::from_secs(n)

@@ -21,7 +21,7 @@ use switchboard::sip::{digest, md5, registrar};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use super::sip::{parse, sdp_remote, tag_of, Incoming, Msg, Ua};
+use super::sip::{next_datagram, parse, sdp_remote, tag_of, Incoming, Msg, Ua};
 use super::stats::{percentile, udp_drops, Probe, ProbeResult};
 
 pub struct Args {
@@ -388,12 +388,7 @@ fn authorization(challenge: &str, user: &str, password: &str, uri: &str) -> Resu
 async fn agent_dispatch(ua: Arc<AgentUa>) {
     let mut buf = vec![0u8; 65536];
     loop {
-        let Ok((n, from)) = ua.sock.recv_from(&mut buf).await else {
-            continue;
-        };
-        let Some(text) = buf.get(..n).and_then(|b| std::str::from_utf8(b).ok()) else {
-            continue;
-        };
+        let (text, from) = next_datagram(&ua.sock, &mut buf).await;
         let Some(msg) = parse(text) else { continue };
         let call_id = msg.header("call-id", "i").unwrap_or_default().to_string();
         if let Some(status) = msg.status {

@@ -294,12 +294,7 @@ async fn server_bye_follows(rx: &mut mpsc::UnboundedReceiver<Incoming>) -> bool 
 async fn dispatch(ua: Arc<Ua>) {
     let mut buf = vec![0u8; 65536];
     loop {
-        let Ok((n, from)) = ua.sock.recv_from(&mut buf).await else {
-            continue;
-        };
-        let Some(text) = buf.get(..n).and_then(|b| std::str::from_utf8(b).ok()) else {
-            continue;
-        };
+        let (text, from) = next_datagram(&ua.sock, &mut buf).await;
         let Some(msg) = parse(text) else { continue };
         let call_id = msg.header("call-id", "i").unwrap_or_default().to_string();
         let cseq = msg.header("cseq", "").unwrap_or_default();
@@ -357,6 +352,26 @@ impl Msg<'_> {
             })
             .map(|(_, v)| *v)
     }
+}
+
+/// The next datagram on `sock` that is UTF-8 text (SIP is), and where it came from.
+pub async fn next_datagram<'b>(
+    sock: &tokio::net::UdpSocket,
+    buf: &'b mut [u8],
+) -> (&'b str, std::net::SocketAddr) {
+    let (n, from) = loop {
+        if let Ok((n, from)) = sock.recv_from(buf).await {
+            if buf.get(..n).is_some_and(|b| std::str::from_utf8(b).is_ok()) {
+                break (n, from);
+            }
+        }
+    };
+    // Checked just above; the empty string cannot be reached.
+    let text = buf
+        .get(..n)
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .unwrap_or("");
+    (text, from)
 }
 
 pub fn parse(text: &str) -> Option<Msg<'_>> {
