@@ -219,6 +219,17 @@ impl RtpSession {
         self.bridge = Some(Bridge::default());
     }
 
+    /// Whether frames are relayed to and from another leg: between [`Self::start_bridge`] and
+    /// [`Self::stop_bridge`].
+    pub fn is_bridged(&self) -> bool {
+        self.bridge.is_some()
+    }
+
+    /// Whether an event waits for [`Self::poll_event`].
+    pub fn has_event(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     pub fn stop_bridge(&mut self) {
         self.bridge = None;
         if let Some(det) = self.inband.as_mut() {

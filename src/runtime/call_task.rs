@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use tokio::net::UdpSocket;
+use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 
 use crate::acd::CallRequest;
@@ -20,6 +20,8 @@ use super::transfer::{TransferIn, TransferSide};
 use crate::ivr::{AccountKey, Flow, PinOutcome, PromptIndex};
 use crate::media::g711::Law;
 use crate::media::session::{DigitSource, MediaEvent, RtpSession, SessionConfig};
+
+use super::media_engine::{CallMedia, RtpFd};
 use crate::sip::dialog::Dialog;
 use crate::sip::sdp::{AudioCodec, Negotiated};
 use crate::sip::transaction::ServerTxKey;
@@ -174,22 +176,39 @@ impl AgentLeg {
 
 /// A key from the agent (their console's keypad, their phone or media stream) to the caller as
 /// RFC 4733 or tones.
-fn agent_dtmf(session: &mut Option<RtpSession>, digit: char, from: &'static str) {
-    let sent = session
+fn agent_dtmf(media: &CallMedia, digit: char, from: &'static str) {
+    let sent = media
+        .session()
         .as_mut()
         .is_some_and(|s| s.send_dtmf(digit, std::time::Duration::from_millis(AGENT_DTMF_MS)));
     tracing::debug!(sent, from, "agent DTMF towards the caller");
 }
 
 /// A frame from the agent's or the transfer target's leg, to the caller as it arrives.
-fn relay_to_caller(
-    socket: &UdpSocket,
-    session: &mut Option<RtpSession>,
-    now: crate::time::Instant,
-    frame: &[u8],
-) {
-    if let Some(tx) = session.as_mut().and_then(|s| s.relay_to_caller(now, frame)) {
-        let _ = socket.try_send_to(tx.bytes, tx.to);
+fn relay_to_caller(media: &CallMedia, now: crate::time::Instant, frame: &[u8]) {
+    if let Some(tx) = media
+        .session()
+        .as_mut()
+        .and_then(|s| s.relay_to_caller(now, frame))
+    {
+        let _ = media.socket.send_to(tx.bytes, tx.to);
+    }
+}
+
+/// The caller's next datagram while this task drives the session (bridged); never resolves
+/// otherwise, when the media engine reads the socket.
+async fn recv_bridged(
+    fd: &Option<AsyncFd<RtpFd>>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
+    let Some(fd) = fd else {
+        return std::future::pending().await;
+    };
+    loop {
+        let mut ready = fd.readable().await?;
+        if let Ok(r) = ready.try_io(|s| s.get_ref().socket().recv_from(buf)) {
+            return r;
+        }
     }
 }
 
@@ -292,13 +311,10 @@ async fn call(t: NewCallTask) {
             return;
         }
     };
-    let socket = match UdpSocket::from_std(rtp) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "RTP socket");
-            return;
-        }
-    };
+    // The media engine reads and sends on the socket until the call is bridged.
+    let media = shared.media.attach(rtp);
+    let mut bridged_fd: Option<AsyncFd<RtpFd>> = None;
+    let mut media_events: Vec<MediaEvent> = Vec::new();
 
     let started = clock.now();
     let flow_records = flow.record_calls;
@@ -334,7 +350,6 @@ async fn call(t: NewCallTask) {
         remote: negotiated.remote_rtp,
         inband_dtmf: shared.config.inband_dtmf,
     };
-    let mut session: Option<RtpSession> = None;
     let (job_tx, mut job_rx) = mpsc::unbounded_channel::<JobDone>();
     let mut buf = vec![0u8; 2048];
     let mut recording_id: Option<u64> = None;
@@ -373,7 +388,7 @@ async fn call(t: NewCallTask) {
                         key: invite_key.clone(),
                         response: r,
                     });
-                    session = Some(RtpSession::new(session_cfg.clone(), clock.now()));
+                    *media.session() = Some(RtpSession::new(session_cfg.clone(), clock.now()));
                 }
                 Command::Play { id, prompts } => {
                     tracing::debug!(id, prompts = ?prompts, "play");
@@ -384,18 +399,18 @@ async fn call(t: NewCallTask) {
                             Err(e) => tracing::error!(error = %e, "prompt cannot be played"),
                         }
                     }
-                    if let Some(s) = session.as_mut() {
+                    if let Some(s) = media.session().as_mut() {
                         s.play(id, samples);
                     }
                 }
                 Command::StopPlayback => {
                     tracing::debug!("stop playback");
-                    if let Some(s) = session.as_mut() {
+                    if let Some(s) = media.session().as_mut() {
                         s.stop_playback();
                     }
                 }
                 Command::StartRecording { id, max, beep } => {
-                    if let Some(s) = session.as_mut() {
+                    if let Some(s) = media.session().as_mut() {
                         if beep {
                             let path = shared.config.sounds_dir.join("beep.wav");
                             if let Ok(b) = shared.prompts.get(&path) {
@@ -408,7 +423,8 @@ async fn call(t: NewCallTask) {
                     }
                 }
                 Command::StopRecording { id } => {
-                    let samples = session
+                    let samples = media
+                        .session()
                         .as_mut()
                         .map(|s| s.stop_recording())
                         .unwrap_or_default();
@@ -509,7 +525,7 @@ async fn call(t: NewCallTask) {
                     }
                 }
                 Command::Bridge { .. } => {
-                    if let Some(s) = session.as_mut() {
+                    if let Some(s) = media.session().as_mut() {
                         s.start_bridge();
                         let queue_records = ctl.in_queue().is_some_and(|q| {
                             shared.config.queues.iter().any(|c| c.name == q && c.record)
@@ -526,7 +542,7 @@ async fn call(t: NewCallTask) {
                     }
                 }
                 Command::Unbridge => {
-                    if let Some(s) = session.as_mut() {
+                    if let Some(s) = media.session().as_mut() {
                         s.stop_bridge();
                     }
                     if let Some(a) = agent_side.take() {
@@ -537,7 +553,7 @@ async fn call(t: NewCallTask) {
                     if let Some(a) = agent_side.as_mut() {
                         a.relaying = !on;
                     }
-                    if let Some(s) = session.as_mut() {
+                    if let Some(s) = media.session().as_mut() {
                         if on {
                             s.stop_bridge();
                         } else {
@@ -565,7 +581,7 @@ async fn call(t: NewCallTask) {
                     });
                 }
                 Command::BridgeTransfer => {
-                    if let Some(s) = session.as_mut() {
+                    if let Some(s) = media.session().as_mut() {
                         s.start_bridge();
                     }
                     if let Some(t) = transfer.as_mut() {
@@ -582,7 +598,11 @@ async fn call(t: NewCallTask) {
                     shared.cdr.update(*rec)
                 }
                 Command::CdrFinish(mut rec) => {
-                    if let Some(samples) = session.as_mut().and_then(|s| s.stop_call_recording()) {
+                    let samples = media
+                        .session()
+                        .as_mut()
+                        .and_then(|s| s.stop_call_recording());
+                    if let Some(samples) = samples {
                         save_call_recording(&shared, &call_id, samples, Some(&mut rec)).await;
                     }
                     let by = rec.hangup_by.map_or("system", |b| b.as_str());
@@ -598,7 +618,7 @@ async fn call(t: NewCallTask) {
                     super::events::call_ended(
                         &shared,
                         &rec,
-                        session.as_ref().map(|s| s.stats()),
+                        media.session().as_ref().map(|s| s.stats()),
                         &mut survey_sent,
                     );
                     shared.cdr.finish(*rec);
@@ -609,16 +629,33 @@ async fn call(t: NewCallTask) {
             break;
         }
         let now = clock.now();
-        if let Some(s) = session.as_mut() {
-            while let Some(tx) = s.poll_transmit(now) {
-                let _ = socket.try_send_to(tx.bytes, tx.to);
+        // A bridged session is this task's to drive (frames relayed on arrival); any other,
+        // the media engine's. The events of either go to the controller before sleeping.
+        let mut call_drives = false;
+        let mut next_frame = None;
+        if let Some(s) = media.session().as_mut() {
+            if s.is_bridged() {
+                call_drives = true;
+                while let Some(tx) = s.poll_transmit(now) {
+                    let _ = media.socket.send_to(tx.bytes, tx.to);
+                }
+                next_frame = Some(s.poll_timeout());
+            }
+            media_events.extend(std::iter::from_fn(|| s.poll_event()));
+        }
+        if call_drives != bridged_fd.is_some() {
+            bridged_fd = None;
+            if call_drives {
+                match media.register_reads() {
+                    Ok(fd) => bridged_fd = Some(fd),
+                    Err(e) => {
+                        tracing::error!(error = %e, "RTP socket cannot be read while bridged")
+                    }
+                }
             }
         }
-        // Media events go to the controller before sleeping.
-        if let Some(s) = session.as_mut() {
-            let mut fed = false;
-            while let Some(ev) = s.poll_event() {
-                fed = true;
+        if !media_events.is_empty() {
+            for ev in media_events.drain(..) {
                 match ev {
                     MediaEvent::Digit { digit, source } => {
                         let src = match source {
@@ -640,7 +677,11 @@ async fn call(t: NewCallTask) {
                     MediaEvent::RecordingDone { .. } => {
                         // The recorder reached its maximum: the controller's own timer stops it too.
                         if let Some(id) = recording_id.take() {
-                            let samples = s.stop_recording();
+                            let samples = media
+                                .session()
+                                .as_mut()
+                                .map(|s| s.stop_recording())
+                                .unwrap_or_default();
                             let file = shared
                                 .config
                                 .recordings_dir()
@@ -654,14 +695,11 @@ async fn call(t: NewCallTask) {
                     }
                 }
             }
-            if fed {
-                continue;
-            }
+            continue;
         }
 
         let mut deadline = ctl.poll_timeout();
-        if let Some(s) = session.as_ref() {
-            let m = s.poll_timeout();
+        if let Some(m) = next_frame {
             deadline = Some(deadline.map_or(m, |d| d.min(m)));
         }
         if let Some(d) = deadline.map(|d| clock.to_tokio(d)) {
@@ -769,7 +807,7 @@ async fn call(t: NewCallTask) {
                         ctl.agent_hung_up(now);
                     }
                     Some(CallIn::Hold(on)) => ctl.hold(now, on),
-                    Some(CallIn::AgentDtmf(d)) => agent_dtmf(&mut session, d, "console"),
+                    Some(CallIn::AgentDtmf(d)) => agent_dtmf(&media, d, "console"),
                     Some(CallIn::AckTimeout) => {
                         ctl.failed(now, "no ACK for our 200 OK");
                         let bye = dialog.request(rsip::Method::Bye, None);
@@ -849,9 +887,10 @@ async fn call(t: NewCallTask) {
                 timer_at = None;
                 ctl.handle_timeout(clock.now());
             }
-            r = socket.recv_from(&mut buf) => {
+            _ = media.wake.notified(), if !call_drives => {}
+            r = recv_bridged(&bridged_fd, &mut buf) => {
                 if let Ok((n, from)) = r {
-                    if let (Some(s), Some(bytes)) = (session.as_mut(), buf.get(..n)) {
+                    if let (Some(s), Some(bytes)) = (media.session().as_mut(), buf.get(..n)) {
                         s.on_datagram(clock.now(), from, bytes);
                         if let Some(frame) = s.poll_bridged_audio() {
                             if let Some(a) = agent_side.as_ref().filter(|a| a.relaying) {
@@ -868,16 +907,16 @@ async fn call(t: NewCallTask) {
                 match ev {
                     Some(AgentEvent::Rtc(RtcEvent::Audio { payload, .. })) => {
                         if agent_side.as_ref().is_some_and(|a| a.relaying) {
-                            relay_to_caller(&socket, &mut session, now, &payload);
+                            relay_to_caller(&media, now, &payload);
                         }
                     }
                     Some(AgentEvent::SipRtp) => {
                         if let Some(AgentSide { leg: AgentLeg::Sip(d), relaying, .. }) = agent_side.as_mut() {
                             match d.packet() {
                                 Some(LegPacket::Audio(frame)) if *relaying => {
-                                    relay_to_caller(&socket, &mut session, now, frame);
+                                    relay_to_caller(&media, now, frame);
                                 }
-                                Some(LegPacket::Dtmf(k)) => agent_dtmf(&mut session, k, "phone"),
+                                Some(LegPacket::Dtmf(k)) => agent_dtmf(&media, k, "phone"),
                                 _ => {}
                             }
                         }
@@ -885,7 +924,7 @@ async fn call(t: NewCallTask) {
                     Some(AgentEvent::Rtc(RtcEvent::Connected)) => {}
                     // Keys from the agent's own phone or media stream go to the caller as
                     // RFC 4733, like the console's keypad.
-                    Some(AgentEvent::Rtc(RtcEvent::Dtmf(d))) => agent_dtmf(&mut session, d, "phone"),
+                    Some(AgentEvent::Rtc(RtcEvent::Dtmf(d))) => agent_dtmf(&media, d, "phone"),
                     // A desk phone's hold button: the same hold as the console's.
                     Some(AgentEvent::Hold(on)) => ctl.hold(now, on),
                     Some(AgentEvent::Rtc(RtcEvent::Closed)) | None => {
@@ -907,7 +946,7 @@ async fn call(t: NewCallTask) {
                     TransferIn::Event(ev) => ev,
                     TransferIn::Frame(Some(f)) => {
                         if transfer.as_ref().is_some_and(|t| t.bridged) {
-                            relay_to_caller(&socket, &mut session, now, &f);
+                            relay_to_caller(&media, now, &f);
                         }
                         continue;
                     }
@@ -941,7 +980,11 @@ async fn call(t: NewCallTask) {
             }
         }
     }
-    if let Some(samples) = session.as_mut().and_then(|s| s.stop_call_recording()) {
+    let samples = media
+        .session()
+        .as_mut()
+        .and_then(|s| s.stop_call_recording());
+    if let Some(samples) = samples {
         save_call_recording(&shared, &call_id, samples, None).await;
     }
 }

@@ -5,6 +5,9 @@
 //!   a busy call never delays the next INVITE.
 //! * `call_task` — one task per call: its RTP socket, its [`crate::media::session::RtpSession`], its
 //!   [`crate::call::CallController`] and the blocking jobs (PIN checks, CRM look-ups) it waits for.
+//! * `media_engine` — one thread per core that carries every unbridged call's media on one shared
+//!   20 ms tick (read with `recvmmsg`, send the due frame, wake the call's task only for an event);
+//!   a bridged call's task relays its frames itself, on arrival.
 //! * `flows` — the live flow set, reloaded when files change; calls keep the `Arc<Flow>` they started
 //!   with, so an edit never changes a call in progress.
 //! * `clock` — the one place that turns the OS clock into [`crate::time::Instant`].
@@ -16,6 +19,7 @@ pub mod callbacks;
 pub mod clock;
 mod events;
 pub mod flows;
+pub mod media_engine;
 mod memory;
 pub mod metrics;
 pub mod offline;
@@ -111,6 +115,8 @@ pub struct Shared {
     )>,
     /// Browser calls from the widget that are up now.
     pub widget_calls: widget_call::WidgetCalls,
+    /// The media threads that carry calls between bridges on one 20 ms tick.
+    pub media: media_engine::MediaEngine,
 }
 
 /// What a call needs to know about its queue while it waits.
@@ -363,6 +369,11 @@ pub async fn start(config: Config) -> Result<Running, RuntimeError> {
         .build()
         .map_err(|e| RuntimeError::Other(format!("http client: {e}")))?;
 
+    let clock = clock::Clock::new();
+    let media =
+        media_engine::MediaEngine::start(clock, media_engine::MediaEngine::default_threads())
+            .map_err(|e| RuntimeError::Other(format!("media threads: {e}")))?;
+
     let (acd_tx, acd_rx) = tokio::sync::mpsc::unbounded_channel();
     let acd_enabled = !config.queues.is_empty();
     let shared = Arc::new(Shared {
@@ -379,7 +390,7 @@ pub async fn start(config: Config) -> Result<Running, RuntimeError> {
         dashboard: crate::http::DashboardState::new(config.security.session_lifetime),
         ports: ports::PortAllocator::new(config.rtp_ports),
         prompts: prompts::PromptCache::default(),
-        clock: clock::Clock::new(),
+        clock,
         cdr: CdrWriter::spawn(store.clone()),
         cdr_store: store,
         flows,
@@ -395,6 +406,7 @@ pub async fn start(config: Config) -> Result<Running, RuntimeError> {
         sip_out: std::sync::OnceLock::new(),
         gateway_out: std::sync::OnceLock::new(),
         widget_calls: widget_call::WidgetCalls::default(),
+        media,
         config,
     });
 
