@@ -114,6 +114,19 @@ def main():
                    f"load generator, which shares the 2 cores and adds its own scheduling delay); "
                    f"no digit lost: {verdict(lost == 0)}.\n")
 
+    floor = [r["result"] for r in runs if r["name"].startswith("floor-") and r["result"]]
+    if floor:
+        out.append("### Floor: the kernel's cost of a call's packets, no server (loadgen floor)\n")
+        out.append("One thread doing only the media engine's I/O for an IVR call — one `recvmmsg` and one "
+                   "`send` per call per 20 ms on loopback — measured by its own CPU clock. A bridged "
+                   "SIP↔SIP call has twice the packets, so its floor is twice this.\n")
+        out.append("| calls | CPU % core / call (IVR floor) | × 2 (bridged floor) | µs per packet |\n"
+                   "| --- | --- | --- | --- |")
+        for s in floor:
+            out.append(f"| {s['calls']} | {fmt(s['cpu_pct_core_per_call'], 4)} | "
+                       f"{fmt(2 * s['cpu_pct_core_per_call'], 4)} | {fmt(s['cpu_us_per_packet'])} |")
+        out.append("")
+
     bridge_table(out, [r["result"] for r in runs if r["name"].startswith("bridge-") and r["result"]],
                  "SIP caller ↔ SIP agent (loadgen bridge", 0.035)
     bridge_table(out, [r["result"] for r in runs if r["name"].startswith("rtc-bridge-") and r["result"]],

@@ -287,12 +287,12 @@ fn precise_sleeps() {
 }
 
 /// Datagrams read by one `recvmmsg`.
-const BATCH: usize = 8;
+pub const BATCH: usize = 8;
 /// Bigger than any RTP packet we take; a longer datagram is dropped as truncated.
 const DATAGRAM: usize = 2048;
 
-/// Buffers for one `recvmmsg`, reused for every call and tick.
-struct RecvBatch {
+/// Buffers for one `recvmmsg`, reused for every call and tick (`loadgen floor` reads the same way).
+pub struct RecvBatch {
     bufs: Vec<[u8; DATAGRAM]>,
     // SAFETY of use: plain C structs, all-zero is a valid value.
     addrs: Vec<libc::sockaddr_storage>,
@@ -300,8 +300,14 @@ struct RecvBatch {
     truncated: [bool; BATCH],
 }
 
+impl Default for RecvBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl RecvBatch {
-    fn new() -> Self {
+    pub fn new() -> Self {
         RecvBatch {
             bufs: vec![[0u8; DATAGRAM]; BATCH],
             // SAFETY: sockaddr_storage is a plain C struct for which all-zero is valid.
@@ -313,7 +319,7 @@ impl RecvBatch {
 
     /// Reads up to [`BATCH`] queued datagrams without blocking: how many were read (0 when none
     /// was waiting or the read failed).
-    fn recv(&mut self, fd: RawFd) -> usize {
+    pub fn recv(&mut self, fd: RawFd) -> usize {
         let mut iovs: [libc::iovec; BATCH] = std::array::from_fn(|_| libc::iovec {
             iov_base: std::ptr::null_mut(),
             iov_len: 0,
@@ -362,7 +368,7 @@ impl RecvBatch {
     }
 
     /// The `i`th datagram of the last read and who sent it.
-    fn datagram(&self, i: usize) -> Option<(SocketAddr, &[u8])> {
+    pub fn datagram(&self, i: usize) -> Option<(SocketAddr, &[u8])> {
         if *self.truncated.get(i)? {
             return None;
         }

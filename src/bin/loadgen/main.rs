@@ -5,6 +5,7 @@
 //!   loadgen ivr --server 127.0.0.1:5060 --http 127.0.0.1:8080 --did 3001 --calls 100 --duration 10
 //!   loadgen bridge --server 127.0.0.1:5060 --did 3002 --calls 50 --agents 50 --duration 10
 //!   loadgen rtc-bridge --server 127.0.0.1:5060 --http 127.0.0.1:8080 --did 3002 --calls 50
+//!   loadgen floor --calls 200 --duration 10     (no server: the kernel's cost of a call's I/O)
 //!
 //! `--server-pid` adds the server's CPU (utime+stime from /proc/PID/stat) and RSS over the
 //! measured window; `--drop-ports 5060-5060,20000-29999` adds the kernel's UDP receive-buffer
@@ -12,6 +13,7 @@
 //! script can fail on correctness without ever failing on a time.
 
 mod bridge;
+mod floor;
 mod ivr;
 mod rtc_bridge;
 mod signalling;
@@ -44,6 +46,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// No server: the CPU one thread spends on `calls` IVR calls' packets alone (one recvmmsg and
+    /// one send per call per 20 ms on loopback), the floor for the per-call CPU targets.
+    Floor {
+        #[arg(long, default_value_t = 200)]
+        calls: usize,
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+    },
     /// Calls per second: INVITE → 200 → ACK → BYE → 200, set-up latency p50/p99.
     Signalling {
         #[arg(long, default_value_t = 100.0)]
@@ -158,8 +168,16 @@ fn secs(s: f64) -> anyhow::Result<Duration> {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let drop_ports = parse_ranges(&cli.drop_ports)?;
+    if let Cmd::Floor { calls, duration } = cli.cmd {
+        let duration = secs(duration)?;
+        let v = tokio::task::spawn_blocking(move || floor::run(floor::Args { calls, duration }))
+            .await??;
+        println!("{v}");
+        return Ok(());
+    }
     let ua = sip::Ua::bind(cli.server).await?;
     let (result, bad) = match cli.cmd {
+        Cmd::Floor { .. } => unreachable!("handled above"),
         Cmd::Signalling {
             rate,
             duration,
