@@ -752,3 +752,71 @@ Content-Type: application/dtmf-relay\r\nContent-Length: 26\r\n\r\nSignal=7\r\nDu
         "a PIN digit must not reach logs: {shown}"
     );
 }
+
+/// What `poll_timeout` answered before the timer heap: the earliest timer of all transactions.
+fn earliest_by_scan(l: &TransactionLayer) -> Option<Instant> {
+    let servers = l
+        .servers
+        .values()
+        .map(|t| earliest(t.retransmit, t.deadline));
+    let clients = l
+        .clients
+        .values()
+        .map(|t| earliest(t.retransmit, t.deadline));
+    servers.chain(clients).flatten().min()
+}
+
+#[test]
+fn the_next_timer_is_the_earliest_of_all_however_the_timers_move() {
+    let mut l = layer();
+    // 300 callers at staggered times: answered 200 (Timer G until the ACK, then L) or 486
+    // (Timer G until the ACK, then I; or H without one); every third one ACKs at once, which
+    // moves its next timer later; every seventh never gets an answer; and a client INVITE.
+    let mut keys = Vec::new();
+    for i in 0..300u64 {
+        let now = ms(i * 37);
+        let branch = format!("z9hG4bK-heap{i}");
+        let call_id = format!("heap{i}@x");
+        l.handle_datagram(now, udp(CALLER), sipp_invite(&branch, &call_id).as_bytes());
+        let Some(TxEvent::Request { key, request, .. }) = events(&mut l).pop() else {
+            panic!("the INVITE reaches the TU");
+        };
+        if i % 7 != 0 {
+            let code = if i % 2 == 0 { 200 } else { 486 };
+            l.respond(now, &key, response_to(&request, code, Some("srv")))
+                .unwrap();
+            if i % 3 == 0 {
+                // The INVITE's own branch: the ACK of a 486, or a 2xx ACK from a client that
+                // reuses the branch.
+                let ack = ack_for_2xx(&branch, &call_id);
+                l.handle_datagram(now + Duration::from_millis(5), udp(CALLER), ack.as_bytes());
+            }
+        }
+        keys.push(key);
+        assert_eq!(l.poll_timeout(), earliest_by_scan(&l), "after caller {i}");
+    }
+    l.send_request(ms(100), udp(CALLER), outbound_invite());
+    assert_eq!(l.poll_timeout(), earliest_by_scan(&l));
+    transmits(&mut l);
+    events(&mut l);
+    let mut steps = 0;
+    while let Some(at) = l.poll_timeout() {
+        assert_eq!(Some(at), earliest_by_scan(&l), "step {steps}");
+        l.handle_timeout(at);
+        transmits(&mut l);
+        events(&mut l);
+        steps += 1;
+        assert!(steps < 100_000, "timers never ran out");
+    }
+    // Every answered transaction ended by its own timers; the unanswered INVITEs wait for the
+    // TU, without a timer, as they should.
+    let unanswered: Vec<_> = keys.iter().step_by(7).cloned().collect();
+    let left: Vec<_> = l.servers.keys().cloned().collect();
+    assert_eq!(left, {
+        let mut u = unanswered;
+        u.sort();
+        u
+    });
+    assert!(l.clients.is_empty());
+    assert_eq!(earliest_by_scan(&l), None);
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rsip::{Header, Method, Request, Response, SipMessage};
 
-use super::{ClientTxKey, Retransmit, TransactionLayer, TxError, TxEvent};
+use super::{ClientTxKey, Retransmit, TimerKey, TransactionLayer, TxError, TxEvent};
 use crate::sip::message;
 use crate::sip::syntax::ViaInfo;
 use crate::sip::{Peer, Transport};
@@ -114,6 +114,7 @@ impl TransactionLayer {
             cancel_pending: false,
         };
         self.clients.insert(key.clone(), tx);
+        self.schedule(TimerKey::Client(key.clone()));
         key
     }
 
@@ -268,6 +269,7 @@ impl TransactionLayer {
         if remove {
             self.clients.remove(&key);
         }
+        self.schedule(TimerKey::Client(key.clone()));
         if cancel_now {
             self.send_cancel(now, &key);
         }
@@ -279,9 +281,13 @@ impl TransactionLayer {
         }
     }
 
-    pub(super) fn client_timeouts(&mut self, now: Instant) {
+    /// Fires the due timers of the transactions `due` (from the timer heap).
+    pub(super) fn client_timeouts(&mut self, now: Instant, due: &[ClientTxKey]) {
         let mut expired = Vec::new();
-        for (key, tx) in self.clients.iter_mut() {
+        for key in due {
+            let Some(tx) = self.clients.get_mut(key) else {
+                continue;
+            };
             if let Some(r) = tx.retransmit.as_mut().filter(|r| r.at <= now) {
                 r.advance();
                 self.transmits.push_back(super::Transmit {

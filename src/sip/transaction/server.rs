@@ -3,7 +3,7 @@
 
 use rsip::{Header, Method, Request, SipMessage};
 
-use super::{AckKey, Retransmit, ServerTxKey, TransactionLayer, TxError, TxEvent};
+use super::{AckKey, Retransmit, ServerTxKey, TimerKey, TransactionLayer, TxError, TxEvent};
 use crate::sip::message;
 use crate::sip::syntax::ViaInfo;
 use crate::sip::{Peer, Transport};
@@ -115,14 +115,27 @@ fn ack_key(req: &Request) -> Option<AckKey> {
 }
 
 impl TransactionLayer {
-    pub(super) fn handle_request(&mut self, now: Instant, peer: Peer, mut req: Request) {
+    pub(super) fn handle_request(&mut self, now: Instant, peer: Peer, req: Request) {
+        if let Some(key) = self.handle_request_for(now, peer, req) {
+            self.schedule(TimerKey::Server(key));
+        }
+    }
+
+    /// Handles a request; the key of the transaction it went to, if any.
+    fn handle_request_for(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        mut req: Request,
+    ) -> Option<ServerTxKey> {
         let Some(via) = message::header(&req, "Via").and_then(|v| ViaInfo::parse(&v)) else {
             tracing::debug!(peer = %peer.addr, "request without a usable Via dropped");
-            return;
+            return None;
         };
         let key = server_key(&req, &via);
         if req.method == Method::Ack {
-            return self.handle_ack(now, peer, req, key);
+            self.handle_ack(now, peer, req, key.clone());
+            return Some(key);
         }
         stamp_top_via(&mut req, &via, peer);
         if let Some(tx) = self.servers.get(&key) {
@@ -132,7 +145,7 @@ impl TransactionLayer {
                 let to = tx.reply_to;
                 self.send(to, bytes);
             }
-            return;
+            return None;
         }
         let reply_to = reply_destination(peer, &via);
         if self.servers.len() >= self.max_servers && !self.evict_lingering() {
@@ -141,10 +154,11 @@ impl TransactionLayer {
             busy.headers
                 .push(Header::RetryAfter("5".to_string().into()));
             self.send(reply_to, message::to_bytes(&SipMessage::Response(busy)));
-            return;
+            return None;
         }
         if req.method == Method::Cancel {
-            return self.handle_cancel(now, reply_to, req, key);
+            self.handle_cancel(now, reply_to, req, key);
+            return None;
         }
         let invite = req.method == Method::Invite;
         let mut tx = ServerTx {
@@ -174,10 +188,11 @@ impl TransactionLayer {
         }
         self.servers.insert(key.clone(), tx);
         self.events.push_back(TxEvent::Request {
-            key,
+            key: key.clone(),
             peer,
             request: req,
         });
+        Some(key)
     }
 
     fn handle_ack(&mut self, now: Instant, peer: Peer, req: Request, key: ServerTxKey) {
@@ -258,6 +273,17 @@ impl TransactionLayer {
     /// Sends the TU's response in server transaction `key`. Provisional responses may repeat;
     /// the first final response moves the transaction on and starts its timers.
     pub fn respond(
+        &mut self,
+        now: Instant,
+        key: &ServerTxKey,
+        response: rsip::Response,
+    ) -> Result<(), TxError> {
+        let r = self.respond_in(now, key, response);
+        self.schedule(TimerKey::Server(key.clone()));
+        r
+    }
+
+    fn respond_in(
         &mut self,
         now: Instant,
         key: &ServerTxKey,
@@ -347,9 +373,13 @@ impl TransactionLayer {
         true
     }
 
-    pub(super) fn server_timeouts(&mut self, now: Instant) {
+    /// Fires the due timers of the transactions `due` (from the timer heap).
+    pub(super) fn server_timeouts(&mut self, now: Instant, due: &[ServerTxKey]) {
         let mut expired = Vec::new();
-        for (key, tx) in self.servers.iter_mut() {
+        for key in due {
+            let Some(tx) = self.servers.get_mut(key) else {
+                continue;
+            };
             if let Some(r) = tx.retransmit.as_mut().filter(|r| r.at <= now) {
                 r.advance();
                 if let Some(bytes) = &tx.last {
