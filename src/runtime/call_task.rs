@@ -21,14 +21,15 @@ use crate::ivr::{AccountKey, Flow, PinOutcome, PromptIndex};
 use crate::media::g711::Law;
 use crate::media::session::{DigitSource, MediaEvent, RtpSession, SessionConfig};
 
-use super::media_engine::{CallMedia, RtpFd};
+use super::media_engine::{CallMedia, AGENT_DTMF};
+use super::udp::{recv_registered, register_reads, SocketFd};
 use crate::sip::dialog::Dialog;
 use crate::sip::sdp::{AudioCodec, Negotiated};
 use crate::sip::transaction::ServerTxKey;
 use crate::sip::uac::LegEvent;
 use crate::sip::{Peer, Transport};
 
-use super::outbound::{DirectIn, DirectLeg, LegPacket, LegSignal};
+use super::outbound::{DirectIn, DirectLeg, LegSignal};
 use super::sip_task::{random_tag, SipCmd};
 use super::widget_call::Phase;
 use super::Shared;
@@ -132,12 +133,10 @@ struct AgentSide {
 enum AgentEvent {
     Rtc(RtcEvent),
     Hold(bool),
-    /// A datagram from the desk phone, waiting in its leg: [`DirectLeg::packet`].
-    SipRtp,
 }
 
-/// How the agent is reached: a browser (WebRTC) or a SIP phone (an outbound RTP leg whose socket
-/// this task reads and writes itself).
+/// How the agent is reached: a browser (WebRTC) or a SIP phone (an outbound RTP leg that the
+/// media threads relay while the call is bridged).
 enum AgentLeg {
     WebRtc(RtcLeg),
     Sip(DirectLeg),
@@ -157,7 +156,6 @@ impl AgentLeg {
         match self {
             AgentLeg::WebRtc(l) => l.recv().await.map(AgentEvent::Rtc),
             AgentLeg::Sip(d) => Some(match d.recv().await {
-                DirectIn::Datagram => AgentEvent::SipRtp,
                 DirectIn::Signal(LegSignal::Hold(on)) => AgentEvent::Hold(on),
                 DirectIn::Signal(LegSignal::Dtmf(k)) => AgentEvent::Rtc(RtcEvent::Dtmf(k)),
                 DirectIn::Ended => AgentEvent::Rtc(RtcEvent::Closed),
@@ -180,7 +178,7 @@ fn agent_dtmf(media: &CallMedia, digit: char, from: &'static str) {
     let sent = media
         .session()
         .as_mut()
-        .is_some_and(|s| s.send_dtmf(digit, std::time::Duration::from_millis(AGENT_DTMF_MS)));
+        .is_some_and(|s| s.send_dtmf(digit, AGENT_DTMF));
     tracing::debug!(sent, from, "agent DTMF towards the caller");
 }
 
@@ -195,32 +193,12 @@ fn relay_to_caller(media: &CallMedia, now: crate::time::Instant, frame: &[u8]) {
     }
 }
 
-/// The caller's next datagram while this task drives the session (bridged); never resolves
-/// otherwise, when the media engine reads the socket.
-async fn recv_bridged(
-    fd: &Option<AsyncFd<RtpFd>>,
-    buf: &mut [u8],
-) -> std::io::Result<(usize, SocketAddr)> {
-    let Some(fd) = fd else {
-        return std::future::pending().await;
-    };
-    loop {
-        let mut ready = fd.readable().await?;
-        if let Ok(r) = ready.try_io(|s| s.get_ref().socket().recv_from(buf)) {
-            return r;
-        }
-    }
-}
-
 async fn next_agent_event(side: &mut Option<AgentSide>) -> Option<AgentEvent> {
     match side.as_mut() {
         Some(s) => s.leg.recv().await,
         None => std::future::pending().await,
     }
 }
-
-/// How long each of the agent's keys is held towards the caller.
-const AGENT_DTMF_MS: u64 = 100;
 
 /// Id for the beep before a recording: its PlaybackDone is ours, not the interpreter's.
 const BEEP_ID: u64 = u64::MAX;
@@ -313,7 +291,7 @@ async fn call(t: NewCallTask) {
     };
     // The media engine reads and sends on the socket until the call is bridged.
     let media = shared.media.attach(rtp);
-    let mut bridged_fd: Option<AsyncFd<RtpFd>> = None;
+    let mut bridged_fd: Option<AsyncFd<SocketFd<CallMedia>>> = None;
     let mut media_events: Vec<MediaEvent> = Vec::new();
 
     let started = clock.now();
@@ -629,12 +607,25 @@ async fn call(t: NewCallTask) {
             break;
         }
         let now = clock.now();
-        // A bridged session is this task's to drive (frames relayed on arrival); any other,
-        // the media engine's. The events of either go to the controller before sleeping.
+        // A call bridged to a SIP agent is relayed by the media threads; one bridged to a browser
+        // or a transfer target, by this task (frames relayed on arrival); any other is carried
+        // by the media threads on their tick. The events of each go to the controller before
+        // sleeping.
+        let bridged = media.session().as_ref().is_some_and(|s| s.is_bridged());
+        let sip_agent = agent_side
+            .as_ref()
+            .filter(|a| a.relaying && bridged)
+            .and_then(|a| match &a.leg {
+                AgentLeg::Sip(d) => Some(d),
+                AgentLeg::WebRtc(_) => None,
+            });
+        if sip_agent.is_some() != media.is_relayed() {
+            media.set_relay(sip_agent.map(|d| d.relay_leg()));
+        }
         let mut call_drives = false;
         let mut next_frame = None;
         if let Some(s) = media.session().as_mut() {
-            if s.is_bridged() {
+            if media.task_drives(s) {
                 call_drives = true;
                 while let Some(tx) = s.poll_transmit(now) {
                     let _ = media.socket.send_to(tx.bytes, tx.to);
@@ -646,7 +637,7 @@ async fn call(t: NewCallTask) {
         if call_drives != bridged_fd.is_some() {
             bridged_fd = None;
             if call_drives {
-                match media.register_reads() {
+                match register_reads(media.shared()) {
                     Ok(fd) => bridged_fd = Some(fd),
                     Err(e) => {
                         tracing::error!(error = %e, "RTP socket cannot be read while bridged")
@@ -888,7 +879,7 @@ async fn call(t: NewCallTask) {
                 ctl.handle_timeout(clock.now());
             }
             _ = media.wake.notified(), if !call_drives => {}
-            r = recv_bridged(&bridged_fd, &mut buf) => {
+            r = recv_registered(&bridged_fd, &mut buf) => {
                 if let Ok((n, from)) = r {
                     if let (Some(s), Some(bytes)) = (media.session().as_mut(), buf.get(..n)) {
                         s.on_datagram(clock.now(), from, bytes);
@@ -908,17 +899,6 @@ async fn call(t: NewCallTask) {
                     Some(AgentEvent::Rtc(RtcEvent::Audio { payload, .. })) => {
                         if agent_side.as_ref().is_some_and(|a| a.relaying) {
                             relay_to_caller(&media, now, &payload);
-                        }
-                    }
-                    Some(AgentEvent::SipRtp) => {
-                        if let Some(AgentSide { leg: AgentLeg::Sip(d), relaying, .. }) = agent_side.as_mut() {
-                            match d.packet() {
-                                Some(LegPacket::Audio(frame)) if *relaying => {
-                                    relay_to_caller(&media, now, frame);
-                                }
-                                Some(LegPacket::Dtmf(k)) => agent_dtmf(&media, k, "phone"),
-                                _ => {}
-                            }
                         }
                     }
                     Some(AgentEvent::Rtc(RtcEvent::Connected)) => {}

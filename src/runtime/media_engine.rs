@@ -1,6 +1,7 @@
-//! The media clock (issue 7): one thread per core carries the media of every call that is not
-//! bridged — prompts, menus, digit collection, music on hold — on one shared timer instead of a
-//! timer and a task wake-up per call per frame.
+//! The media threads (issue 7): one thread per core carries the media of every call — prompts,
+//! menus, digit collection, music on hold, and the relay of a call bridged to a SIP agent — on
+//! one shared timer and one `epoll` set, instead of a timer, a task wake-up and a readiness event
+//! per call per frame.
 //!
 //! Every 20 ms a thread serves each of its calls once. For each it reads whatever reached the
 //! call's RTP socket since the last time (one `recvmmsg`, never blocking), feeds it to the call's
@@ -9,12 +10,6 @@
 //! task wake-up and no readiness event per frame: two system calls per 20 ms, one to read and one
 //! to send.
 //!
-//! Why not `sendmmsg` as well: it batches datagrams of one socket, and each call has its own RTP
-//! port (its peer latches onto it: symmetric RTP), so a tick's frames leave from as many sockets
-//! as there are calls. One `recvmmsg` per call does pay: it reads every queued datagram and
-//! tells that the socket is empty in one call, where `recv_from` needs one more to see
-//! `WouldBlock`.
-//!
 //! A thread serves a quarter of its calls every 5 ms, each call always in the same quarter, so
 //! its work and the frames it sends are spread over the period instead of leaving in one burst.
 //! The tick is nominal: sessions are told the tick's planned time, not the time the thread woke,
@@ -22,35 +17,64 @@
 //! thread's wake-up jitter. Ticks missed by more than a frame (a stalled machine) are skipped;
 //! each session then sends what it owes within its burst limit.
 //!
-//! A bridged call relays frames on arrival (waiting for a tick would add up to 20 ms each way),
-//! so while [`RtpSession::is_bridged`] the engine leaves the call alone and the call's task
-//! reads and sends itself (`call_task`). Both sides take the session's lock, so neither acts on a
-//! session the other is driving.
+//! A call bridged to a SIP agent is relayed on arrival (waiting for a tick would add up to 20 ms
+//! each way): both RTP sockets are in the thread's `epoll` set, and a frame from either side goes
+//! out to the other as soon as it is read, in the same thread. A call bridged to a browser or to a
+//! transfer target is left to its task (`call_task`), which then reads the socket itself. Both
+//! take the session's lock, and the session says who drives it ([`CallMedia::task_drives`]).
+//!
+//! Why not `sendmmsg`: it batches datagrams of one socket, and each call has its own RTP port (its
+//! peer latches onto it: symmetric RTP), so a tick's frames leave from as many sockets as there
+//! are calls. One `recvmmsg` per call does pay: it reads every queued datagram and tells that the
+//! socket is empty in one call, where `recv_from` needs one more to see `WouldBlock`.
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
-use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::collections::HashMap;
+use std::net::UdpSocket;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-
-use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
 
 use crate::media::RtpSession;
 use crate::time::Instant;
 
 use super::clock::Clock;
+use super::outbound::LegPacket;
+use super::udp::{RecvBatch, BATCH};
 
 const FRAME: Duration = Duration::from_millis(20);
 
-/// One call's media as both its task and the engine see it.
+/// How long each of the agent's keys is held towards the caller.
+pub const AGENT_DTMF: Duration = Duration::from_millis(100);
+
+/// The other leg of a bridge that the media threads relay on arrival: a SIP agent's RTP leg.
+pub trait RelayLeg: Send + Sync {
+    fn socket(&self) -> &UdpSocket;
+    /// One datagram from the leg's far end: its audio as µ-law (an A-law one's converted into
+    /// `conv`), or a key.
+    fn read<'a>(&self, bytes: &'a [u8], conv: &'a mut Vec<u8>) -> Option<LegPacket<'a>>;
+    /// One µ-law frame towards the far end.
+    fn send_frame(&self, frame: &[u8]);
+}
+
+/// One call's media as both its task and the media thread see it.
 pub struct CallMedia {
     session: Mutex<Option<RtpSession>>,
     /// The call's RTP socket (non-blocking).
     pub socket: UdpSocket,
-    /// Woken by the engine when the session has an event ([`RtpSession::poll_event`]).
+    /// Woken by the media thread when the session has an event ([`RtpSession::poll_event`]).
     pub wake: tokio::sync::Notify,
     closed: AtomicBool,
+    /// Non-zero while the media thread relays the call to a SIP agent: that relay's number.
+    /// Changed only with the session's lock held.
+    relay: AtomicU64,
+    worker: usize,
+}
+
+impl AsRef<UdpSocket> for CallMedia {
+    fn as_ref(&self) -> &UdpSocket {
+        &self.socket
+    }
 }
 
 impl CallMedia {
@@ -59,22 +83,34 @@ impl CallMedia {
         self.session.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// One tick for this call, if the engine drives it (answered and not bridged).
+    /// Whether the call's task reads and sends for `session` itself: bridged, but not relayed by
+    /// the media thread. Ask with the session's lock held.
+    pub fn task_drives(&self, session: &RtpSession) -> bool {
+        session.is_bridged() && self.relay.load(Ordering::Acquire) == 0
+    }
+
+    /// One tick for this call: unless its task drives it, read (when not relayed: the relay
+    /// reads on arrival), send what is due, and wake the task for events.
     fn tick(&self, now: Instant, batch: &mut RecvBatch) {
         let mut guard = self.session();
-        let Some(s) = guard.as_mut().filter(|s| !s.is_bridged()) else {
+        let Some(s) = guard.as_mut() else {
             return;
         };
-        let fd = self.socket.as_raw_fd();
-        loop {
-            let n = batch.recv(fd);
-            for i in 0..n {
-                if let Some((from, bytes)) = batch.datagram(i) {
-                    s.on_datagram(now, from, bytes);
+        if self.task_drives(s) {
+            return;
+        }
+        if !s.is_bridged() {
+            let fd = self.socket.as_raw_fd();
+            loop {
+                let n = batch.recv(fd);
+                for i in 0..n {
+                    if let Some((from, bytes)) = batch.datagram(i) {
+                        s.on_datagram(now, from, bytes);
+                    }
                 }
-            }
-            if n < BATCH {
-                break;
+                if n < BATCH {
+                    break;
+                }
             }
         }
         while let Some(tx) = s.poll_transmit(now) {
@@ -86,53 +122,65 @@ impl CallMedia {
     }
 }
 
-/// A call task's hold on its media. Dropping it (the call ended) lets the engine forget the call
-/// at its next tick, which closes the socket.
-pub struct MediaHandle(Arc<CallMedia>);
+/// A call task's hold on its media. Dropping it (the call ended) lets the media thread forget
+/// the call at its next tick, which closes the socket.
+pub struct MediaHandle {
+    media: Arc<CallMedia>,
+    engine: Arc<Shared>,
+}
 
 impl std::ops::Deref for MediaHandle {
     type Target = CallMedia;
     fn deref(&self) -> &CallMedia {
-        &self.0
+        &self.media
     }
 }
 
 impl Drop for MediaHandle {
     fn drop(&mut self) {
-        self.0.closed.store(true, Ordering::Release);
+        self.media.relay.store(0, Ordering::Release);
+        self.media.closed.store(true, Ordering::Release);
     }
 }
 
 impl MediaHandle {
-    /// The socket registered with tokio for the call task's own reads while bridged. Dropping
-    /// the result takes it out of the reactor again.
-    pub fn register_reads(&self) -> std::io::Result<AsyncFd<RtpFd>> {
-        // SAFETY: the descriptor is the call's socket, owned by the `CallMedia` that the `RtpFd`
-        // keeps alive (an `Arc`), so it stays open and the same for the `AsyncFd`'s lifetime.
-        unsafe { AsyncFd::register_with_interest(RtpFd(self.0.clone()), Interest::READABLE) }
-            .map_err(std::io::Error::from)
+    /// The shared media, for a tokio registration while the task drives it
+    /// ([`super::udp::register_reads`]).
+    pub fn shared(&self) -> &Arc<CallMedia> {
+        &self.media
     }
-}
 
-/// A call's RTP socket for `AsyncFd`: registered with tokio only while the call's task drives the
-/// session, so the reactor is not woken by datagrams the engine reads.
-pub struct RtpFd(Arc<CallMedia>);
-
-impl RtpFd {
-    pub fn socket(&self) -> &UdpSocket {
-        &self.0.socket
+    /// Whether the media thread relays the call to a SIP agent now.
+    pub fn is_relayed(&self) -> bool {
+        self.media.relay.load(Ordering::Acquire) != 0
     }
-}
 
-impl AsRawFd for RtpFd {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0.socket.as_raw_fd()
+    /// Has the media thread relay the bridged call to `leg` (a SIP agent) on arrival both ways,
+    /// or (`None`) stop: the session is then the task's (still bridged) or the thread's again.
+    pub fn set_relay(&self, leg: Option<Arc<dyn RelayLeg>>) {
+        let guard = self.media.session();
+        match leg {
+            Some(leg) => {
+                let id = self.engine.next_relay.fetch_add(1, Ordering::Relaxed);
+                self.media.relay.store(id, Ordering::Release);
+                drop(guard);
+                if let Some(w) = self.engine.workers.get(self.media.worker) {
+                    w.state().relays.push((self.media.clone(), leg, id));
+                    w.kick();
+                }
+            }
+            None => {
+                self.media.relay.store(0, Ordering::Release);
+                drop(guard);
+            }
+        }
     }
 }
 
 struct Worker {
     state: Mutex<WorkerState>,
-    wake: Condvar,
+    /// An eventfd in the thread's epoll set: written to wake it for new work or to stop.
+    kick: OwnedFd,
     /// Calls handed to this worker and not yet forgotten: new calls go to the least loaded.
     load: AtomicUsize,
 }
@@ -140,6 +188,7 @@ struct Worker {
 #[derive(Default)]
 struct WorkerState {
     incoming: Vec<Arc<CallMedia>>,
+    relays: Vec<(Arc<CallMedia>, Arc<dyn RelayLeg>, u64)>,
     stop: bool,
 }
 
@@ -147,30 +196,72 @@ impl Worker {
     fn state(&self) -> MutexGuard<'_, WorkerState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    fn kick(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64 to our own eventfd.
+        let _ = unsafe {
+            libc::write(
+                self.kick.as_raw_fd(),
+                std::ptr::from_ref(&one).cast(),
+                std::mem::size_of::<u64>(),
+            )
+        };
+    }
+}
+
+struct Shared {
+    workers: Vec<Arc<Worker>>,
+    next_relay: AtomicU64,
 }
 
 /// The media threads. Dropping the engine stops them.
 pub struct MediaEngine {
-    workers: Vec<Arc<Worker>>,
+    shared: Arc<Shared>,
+}
+
+fn cvt(rc: libc::c_int) -> std::io::Result<libc::c_int> {
+    if rc < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// A new descriptor from a libc call that returns one.
+fn owned(rc: libc::c_int) -> std::io::Result<OwnedFd> {
+    // SAFETY: `rc` is a descriptor the kernel just returned to us and nothing else owns.
+    cvt(rc).map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 impl MediaEngine {
     /// Starts `threads` media threads (at least one), idle until a call is attached.
     pub fn start(clock: Clock, threads: usize) -> std::io::Result<Self> {
         let mut workers = Vec::new();
-        for i in 0..threads.max(1) {
-            let w = Arc::new(Worker {
+        let mut threads_io = Vec::new();
+        for _ in 0..threads.max(1) {
+            // SAFETY: plain system calls creating descriptors; no pointers.
+            let kick = owned(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
+            let io = ThreadIo::new(&kick)?;
+            workers.push(Arc::new(Worker {
                 state: Mutex::new(WorkerState::default()),
-                wake: Condvar::new(),
+                kick,
                 load: AtomicUsize::new(0),
-            });
+            }));
+            threads_io.push(io);
+        }
+        for (i, (w, io)) in workers.iter().zip(threads_io).enumerate() {
             let mine = w.clone();
             std::thread::Builder::new()
                 .name(format!("media-{i}"))
-                .spawn(move || run(&mine, clock))?;
-            workers.push(w);
+                .spawn(move || run(&mine, io, clock))?;
         }
-        Ok(MediaEngine { workers })
+        Ok(MediaEngine {
+            shared: Arc::new(Shared {
+                workers,
+                next_relay: AtomicU64::new(1),
+            }),
+        })
     }
 
     /// One thread per core.
@@ -181,27 +272,33 @@ impl MediaEngine {
     /// Hands a call's RTP socket (non-blocking) to the least loaded thread. The session is set
     /// once the call is answered ([`CallMedia::session`]).
     pub fn attach(&self, socket: UdpSocket) -> MediaHandle {
+        let workers = &self.shared.workers;
+        let worker = (0..workers.len())
+            .min_by_key(|&i| workers[i].load.load(Ordering::Relaxed))
+            .unwrap_or(0);
         let media = Arc::new(CallMedia {
             session: Mutex::new(None),
             socket,
             wake: tokio::sync::Notify::new(),
             closed: AtomicBool::new(false),
+            relay: AtomicU64::new(0),
+            worker,
         });
-        if let Some(w) = self
-            .workers
-            .iter()
-            .min_by_key(|w| w.load.load(Ordering::Relaxed))
-        {
+        if let Some(w) = workers.get(worker) {
             w.load.fetch_add(1, Ordering::Relaxed);
             w.state().incoming.push(media.clone());
-            w.wake.notify_one();
+            w.kick();
         }
-        MediaHandle(media)
+        MediaHandle {
+            media,
+            engine: self.shared.clone(),
+        }
     }
 
     /// Calls each thread carries now (ended calls are forgotten at the next tick).
     pub fn loads(&self) -> Vec<usize> {
-        self.workers
+        self.shared
+            .workers
             .iter()
             .map(|w| w.load.load(Ordering::Relaxed))
             .collect()
@@ -210,66 +307,164 @@ impl MediaEngine {
 
 impl Drop for MediaEngine {
     fn drop(&mut self) {
-        for w in &self.workers {
+        for w in &self.shared.workers {
             w.state().stop = true;
-            w.wake.notify_one();
+            w.kick();
         }
     }
 }
 
-/// One media thread: parked while it has no call, else one pass over a quarter of its calls every
-/// 5 ms. Each call stays in its quarter, so each is served once per 20 ms; spreading the calls
-/// over the period keeps a thread's bursts (and what a receiver gets at once) a quarter as big.
-fn run(worker: &Worker, clock: Clock) {
-    precise_sleeps();
-    let mut buckets: [Vec<Arc<CallMedia>>; BUCKETS] = Default::default();
-    let mut batch = RecvBatch::new();
-    let mut tick: Option<(Instant, usize)> = None;
-    loop {
-        {
-            let mut st = worker.state();
-            loop {
-                if st.stop {
-                    return;
-                }
-                for c in st.incoming.drain(..) {
-                    if let Some(b) = buckets.iter_mut().min_by_key(|b| b.len()) {
-                        b.push(c);
-                    }
-                }
-                if buckets.iter().any(|b| !b.is_empty()) {
-                    break;
-                }
-                tick = None;
-                st = worker.wake.wait(st).unwrap_or_else(|p| p.into_inner());
-            }
-        }
-        let (planned, bucket) = match tick {
-            Some((t, b)) => (t + FRAME / BUCKETS as u32, (b + 1) % BUCKETS),
-            None => (clock.now(), 0),
+/// Tokens in a thread's epoll set: its eventfd and timerfd, then two per relay.
+const KICK: u64 = u64::MAX;
+const TIMER: u64 = u64::MAX - 1;
+
+/// A thread's epoll set and its slice timer.
+struct ThreadIo {
+    epoll: OwnedFd,
+    timer: OwnedFd,
+}
+
+impl ThreadIo {
+    fn new(kick: &OwnedFd) -> std::io::Result<Self> {
+        // SAFETY: plain system calls creating descriptors; no pointers.
+        let epoll = owned(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        // SAFETY: as above.
+        let timer = owned(unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
+        })?;
+        let io = ThreadIo { epoll, timer };
+        io.add(kick.as_raw_fd(), KICK)?;
+        io.add(io.timer.as_raw_fd(), TIMER)?;
+        Ok(io)
+    }
+
+    fn add(&self, fd: RawFd, token: u64) -> std::io::Result<()> {
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: token,
+        };
+        // SAFETY: `ev` is a live epoll_event; both descriptors are open.
+        cvt(unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) })
+            .map(drop)
+    }
+
+    fn remove(&self, fd: RawFd) {
+        // SAFETY: no event pointer is needed for EPOLL_CTL_DEL (Linux ≥ 2.6.9).
+        let _ = unsafe {
+            libc::epoll_ctl(
+                self.epoll.as_raw_fd(),
+                libc::EPOLL_CTL_DEL,
+                fd,
+                std::ptr::null_mut(),
+            )
+        };
+    }
+
+    /// Arms the slice timer to fire after `d` (at once for zero); `None` disarms it.
+    fn arm(&self, d: Option<Duration>) {
+        let value = match d {
+            // A zero value would disarm: one nanosecond fires at once.
+            Some(d) => libc::timespec {
+                tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
+                tv_nsec: libc::c_long::from(d.subsec_nanos().max(u32::from(d.is_zero()))),
+            },
+            None => libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+        };
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: value,
+        };
+        // SAFETY: `spec` is a live itimerspec; the old value is not asked for.
+        let _ = unsafe {
+            libc::timerfd_settime(self.timer.as_raw_fd(), 0, &spec, std::ptr::null_mut())
+        };
+    }
+
+    /// Empties an eventfd or timerfd so it stops being readable.
+    fn drain(fd: RawFd) {
+        let mut v: u64 = 0;
+        // SAFETY: reads at most 8 bytes into a live u64.
+        let _ = unsafe { libc::read(fd, std::ptr::from_mut(&mut v).cast(), 8) };
+    }
+}
+
+/// A bridge the thread relays: the call, the agent's leg, and the relay's number.
+struct Relay {
+    media: Arc<CallMedia>,
+    leg: Arc<dyn RelayLeg>,
+    id: u64,
+}
+
+impl Relay {
+    /// Still wanted: the call goes on and its task has not taken the session back.
+    fn live(&self) -> bool {
+        !self.media.closed.load(Ordering::Acquire)
+            && self.media.relay.load(Ordering::Acquire) == self.id
+    }
+
+    /// The caller's datagrams: into the session, and each frame on to the agent.
+    fn caller_readable(&self, clock: Clock, batch: &mut RecvBatch) {
+        let mut guard = self.media.session();
+        let Some(s) = guard.as_mut().filter(|_| self.live()) else {
+            return;
         };
         let now = clock.now();
-        if planned > now {
-            std::thread::sleep(planned - now);
+        loop {
+            let n = batch.recv(self.media.socket.as_raw_fd());
+            for i in 0..n {
+                if let Some((from, bytes)) = batch.datagram(i) {
+                    s.on_datagram(now, from, bytes);
+                    if let Some(frame) = s.poll_bridged_audio() {
+                        self.leg.send_frame(frame);
+                    }
+                }
+            }
+            if n < BATCH {
+                break;
+            }
         }
-        // Late by a frame or more (a stalled machine): go on from now rather than catch up.
-        let woke = clock.now();
-        let t = if woke - planned >= FRAME {
-            woke
-        } else {
-            planned
+        if s.has_event() {
+            self.media.wake.notify_one();
+        }
+    }
+
+    /// The agent's datagrams: each frame on to the caller as it comes, keys as RFC 4733 or tones.
+    fn agent_readable(&self, clock: Clock, batch: &mut RecvBatch, conv: &mut Vec<u8>) {
+        let mut guard = self.media.session();
+        let Some(s) = guard.as_mut().filter(|_| self.live()) else {
+            return;
         };
-        tick = Some((t, bucket));
-        let Some(calls) = buckets.get_mut(bucket) else {
-            continue;
-        };
-        let before = calls.len();
-        calls.retain(|c| !c.closed.load(Ordering::Acquire));
-        worker
-            .load
-            .fetch_sub(before - calls.len(), Ordering::Relaxed);
-        for c in calls.iter() {
-            c.tick(t, &mut batch);
+        let now = clock.now();
+        loop {
+            let n = batch.recv(self.leg.socket().as_raw_fd());
+            for i in 0..n {
+                let Some((_, bytes)) = batch.datagram(i) else {
+                    continue;
+                };
+                match self.leg.read(bytes, conv) {
+                    Some(LegPacket::Audio(frame)) => {
+                        if let Some(tx) = s.relay_to_caller(now, frame) {
+                            let _ = self.media.socket.send_to(tx.bytes, tx.to);
+                        }
+                    }
+                    Some(LegPacket::Dtmf(k)) => {
+                        s.send_dtmf(k, AGENT_DTMF);
+                    }
+                    None => {}
+                }
+            }
+            if n < BATCH {
+                break;
+            }
         }
     }
 }
@@ -277,129 +472,146 @@ fn run(worker: &Worker, clock: Clock) {
 /// The 20 ms period is served in this many slices.
 const BUCKETS: usize = 4;
 
+/// One media thread: waits in `epoll` for its slice timer, a relayed socket or new work.
+fn run(worker: &Worker, io: ThreadIo, clock: Clock) {
+    precise_sleeps();
+    let mut buckets: [Vec<Arc<CallMedia>>; BUCKETS] = Default::default();
+    let mut relays: HashMap<u64, Relay> = HashMap::new();
+    let mut batch = RecvBatch::new();
+    let mut conv = Vec::with_capacity(160);
+    // The next slice: when it is planned and which quarter it serves.
+    let mut next: Option<(Instant, usize)> = None;
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
+    loop {
+        {
+            let mut st = worker.state();
+            if st.stop {
+                return;
+            }
+            for c in st.incoming.drain(..) {
+                if let Some(b) = buckets.iter_mut().min_by_key(|b| b.len()) {
+                    b.push(c);
+                }
+            }
+            for (media, leg, id) in st.relays.drain(..) {
+                add_relay(&io, &mut relays, Relay { media, leg, id });
+            }
+        }
+        if next.is_none() && buckets.iter().any(|b| !b.is_empty()) {
+            // The first call since idle: its slice now.
+            next = Some((clock.now(), 0));
+            io.arm(Some(Duration::ZERO));
+        }
+        // SAFETY: `events` is a live buffer of `events.len()` epoll_events.
+        let n = unsafe {
+            libc::epoll_wait(
+                io.epoll.as_raw_fd(),
+                events.as_mut_ptr(),
+                i32::try_from(events.len()).unwrap_or(64),
+                -1,
+            )
+        };
+        let n = usize::try_from(n).unwrap_or(0);
+        for ev in events.iter().take(n) {
+            match ev.u64 {
+                KICK => ThreadIo::drain(worker.kick.as_raw_fd()),
+                TIMER => {
+                    ThreadIo::drain(io.timer.as_raw_fd());
+                    let Some((planned, bucket)) = next else {
+                        continue;
+                    };
+                    // Late by a frame or more (a stalled machine): go on from now.
+                    let woke = clock.now();
+                    let t = if woke - planned >= FRAME {
+                        woke
+                    } else {
+                        planned
+                    };
+                    if let Some(calls) = buckets.get_mut(bucket) {
+                        serve(worker, calls, t, &mut batch);
+                    }
+                    relays.retain(|_, r| r.live() || !remove_relay(&io, r));
+                    next = buckets.iter().any(|b| !b.is_empty()).then(|| {
+                        let at = t + FRAME / BUCKETS as u32;
+                        io.arm(Some(at - clock.now()));
+                        (at, (bucket + 1) % BUCKETS)
+                    });
+                }
+                token => {
+                    let id = token >> 1;
+                    let Some(r) = relays.get(&id) else {
+                        continue;
+                    };
+                    if !r.live() {
+                        // Its task took the call back: out of the set at once, or the unread
+                        // socket would keep waking this thread.
+                        if let Some(r) = relays.remove(&id) {
+                            remove_relay(&io, &r);
+                        }
+                    } else if token & 1 == 0 {
+                        r.caller_readable(clock, &mut batch);
+                    } else {
+                        r.agent_readable(clock, &mut batch, &mut conv);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Takes a relay's sockets out of the epoll set; true, for `retain`.
+fn remove_relay(io: &ThreadIo, r: &Relay) -> bool {
+    io.remove(r.media.socket.as_raw_fd());
+    io.remove(r.leg.socket().as_raw_fd());
+    true
+}
+
+/// One slice: forget ended calls, then one tick for each call in it.
+fn serve(worker: &Worker, calls: &mut Vec<Arc<CallMedia>>, t: Instant, batch: &mut RecvBatch) {
+    let before = calls.len();
+    calls.retain(|c| !c.closed.load(Ordering::Acquire));
+    worker
+        .load
+        .fetch_sub(before - calls.len(), Ordering::Relaxed);
+    for c in calls.iter() {
+        c.tick(t, batch);
+    }
+}
+
+/// Puts a relay's two sockets in the epoll set, replacing the call's earlier relay if any. What
+/// the agent sent before is stale (relayed now, it would be a lasting delay): dropped.
+fn add_relay(io: &ThreadIo, relays: &mut HashMap<u64, Relay>, relay: Relay) {
+    let old: Vec<u64> = relays
+        .iter()
+        .filter(|(_, r)| Arc::ptr_eq(&r.media, &relay.media))
+        .map(|(id, _)| *id)
+        .collect();
+    for id in old {
+        if let Some(r) = relays.remove(&id) {
+            remove_relay(io, &r);
+        }
+    }
+    if !relay.live() {
+        return;
+    }
+    let mut buf = [0u8; 2048];
+    while relay.leg.socket().recv_from(&mut buf).is_ok() {}
+    let caller = io.add(relay.media.socket.as_raw_fd(), relay.id << 1);
+    let agent = io.add(relay.leg.socket().as_raw_fd(), (relay.id << 1) | 1);
+    if let Err(e) = caller.and(agent) {
+        tracing::error!(error = %e, "a bridged call's sockets cannot be watched");
+        remove_relay(io, &relay);
+        return;
+    }
+    relays.insert(relay.id, relay);
+}
+
 /// The kernel's default 50 µs timer slack would be most of a media thread's wake-up jitter.
 fn precise_sleeps() {
     #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_TIMERSLACK only sets this thread's timer slack (in ns); no pointers.
     unsafe {
         libc::prctl(libc::PR_SET_TIMERSLACK, 1_000 as libc::c_ulong, 0, 0, 0);
-    }
-}
-
-/// Datagrams read by one `recvmmsg`.
-pub const BATCH: usize = 8;
-/// Bigger than any RTP packet we take; a longer datagram is dropped as truncated.
-const DATAGRAM: usize = 2048;
-
-/// Buffers for one `recvmmsg`, reused for every call and tick (`loadgen floor` reads the same way).
-pub struct RecvBatch {
-    bufs: Vec<[u8; DATAGRAM]>,
-    // SAFETY of use: plain C structs, all-zero is a valid value.
-    addrs: Vec<libc::sockaddr_storage>,
-    lens: [usize; BATCH],
-    truncated: [bool; BATCH],
-}
-
-impl Default for RecvBatch {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl RecvBatch {
-    pub fn new() -> Self {
-        RecvBatch {
-            bufs: vec![[0u8; DATAGRAM]; BATCH],
-            // SAFETY: sockaddr_storage is a plain C struct for which all-zero is valid.
-            addrs: vec![unsafe { std::mem::zeroed::<libc::sockaddr_storage>() }; BATCH],
-            lens: [0; BATCH],
-            truncated: [false; BATCH],
-        }
-    }
-
-    /// Reads up to [`BATCH`] queued datagrams without blocking: how many were read (0 when none
-    /// was waiting or the read failed).
-    pub fn recv(&mut self, fd: RawFd) -> usize {
-        let mut iovs: [libc::iovec; BATCH] = std::array::from_fn(|_| libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: 0,
-        });
-        for (iov, buf) in iovs.iter_mut().zip(self.bufs.iter_mut()) {
-            iov.iov_base = buf.as_mut_ptr().cast();
-            iov.iov_len = DATAGRAM;
-        }
-        // SAFETY: mmsghdr is a plain C struct for which all-zero is valid (null pointers, 0
-        // lengths); every field the kernel reads is set below.
-        let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-        for ((m, iov), addr) in msgs.iter_mut().zip(iovs.iter_mut()).zip(&mut self.addrs) {
-            m.msg_hdr.msg_name = std::ptr::from_mut(addr).cast();
-            m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
-            m.msg_hdr.msg_iov = std::ptr::from_mut(iov);
-            m.msg_hdr.msg_iovlen = 1;
-        }
-        // A port-unreachable from an earlier send is reported once, by the next read; the
-        // datagrams behind it are then read by trying again.
-        for _ in 0..2 {
-            // SAFETY: `msgs` holds BATCH headers, each pointing at one iovec over a live buffer
-            // of DATAGRAM bytes and at a sockaddr_storage with its size; all outlive the call.
-            let rc = unsafe {
-                libc::recvmmsg(
-                    fd,
-                    msgs.as_mut_ptr(),
-                    BATCH as libc::c_uint,
-                    libc::MSG_DONTWAIT,
-                    std::ptr::null_mut(),
-                )
-            };
-            if rc > 0 {
-                let n = usize::try_from(rc).unwrap_or(0).min(BATCH);
-                for (i, m) in msgs.iter().enumerate().take(n) {
-                    self.lens[i] = m.msg_len as usize;
-                    self.truncated[i] = m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
-                }
-                return n;
-            }
-            let err = std::io::Error::last_os_error();
-            if rc == 0 || err.raw_os_error() != Some(libc::ECONNREFUSED) {
-                return 0;
-            }
-        }
-        0
-    }
-
-    /// The `i`th datagram of the last read and who sent it.
-    pub fn datagram(&self, i: usize) -> Option<(SocketAddr, &[u8])> {
-        if *self.truncated.get(i)? {
-            return None;
-        }
-        let from = socket_addr(self.addrs.get(i)?)?;
-        let bytes = self.bufs.get(i)?.get(..*self.lens.get(i)?)?;
-        Some((from, bytes))
-    }
-}
-
-fn socket_addr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
-    match i32::from(ss.ss_family) {
-        libc::AF_INET => {
-            // SAFETY: the kernel wrote a sockaddr_in here (family AF_INET); sockaddr_storage is
-            // large and aligned enough for any socket address.
-            let a = unsafe { &*std::ptr::from_ref(ss).cast::<libc::sockaddr_in>() };
-            Some(SocketAddr::V4(SocketAddrV4::new(
-                Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
-                u16::from_be(a.sin_port),
-            )))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: as above, a sockaddr_in6 (family AF_INET6).
-            let a = unsafe { &*std::ptr::from_ref(ss).cast::<libc::sockaddr_in6>() };
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                Ipv6Addr::from(a.sin6_addr.s6_addr),
-                u16::from_be(a.sin6_port),
-                a.sin6_flowinfo,
-                a.sin6_scope_id,
-            )))
-        }
-        _ => None,
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::media::{rtp, Law, MediaEvent, SessionConfig};
+use crate::runtime::outbound::LegPacket;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -173,4 +174,115 @@ fn an_ended_call_is_forgotten_and_its_port_freed() {
     eventually("the port can be bound again", || {
         UdpSocket::bind(port).is_ok()
     });
+}
+
+/// A SIP agent's leg as the media thread sees it: µ-law in and out, keys as RFC 4733 (pt 101).
+struct AgentLeg {
+    socket: UdpSocket,
+    phone: SocketAddr,
+}
+
+impl RelayLeg for AgentLeg {
+    fn socket(&self) -> &UdpSocket {
+        &self.socket
+    }
+
+    fn read<'a>(&self, bytes: &'a [u8], _conv: &'a mut Vec<u8>) -> Option<LegPacket<'a>> {
+        let p = rtp::parse(bytes).ok()?;
+        match p.payload_type {
+            0 => Some(LegPacket::Audio(p.payload)),
+            101 => p.payload.first().map(|_| LegPacket::Dtmf('7')),
+            _ => None,
+        }
+    }
+
+    fn send_frame(&self, frame: &[u8]) {
+        let mut pkt = Vec::new();
+        rtp::write(0, false, 1, 160, 0xA6E, frame, &mut pkt);
+        let _ = self.socket.send_to(&pkt, self.phone);
+    }
+}
+
+/// The first audio packet whose payload starts with `tag`, skipping silence; its payload type.
+fn heard(sock: &UdpSocket, tag: u8) -> u8 {
+    let mut buf = [0u8; 2048];
+    loop {
+        let (n, _) = sock
+            .recv_from(&mut buf)
+            .expect("the tagged frame within the wait");
+        let p = rtp::parse(&buf[..n]).expect("RTP");
+        if p.payload.first() == Some(&tag) {
+            return p.payload_type;
+        }
+    }
+}
+
+#[test]
+fn a_call_bridged_to_a_sip_agent_is_relayed_both_ways_by_the_media_thread() {
+    let (engine, clock) = engine(1);
+    let (media, caller) = call(&engine, clock, 3);
+    let desk = loopback();
+    let leg_socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    leg_socket.set_nonblocking(true).expect("nonblocking");
+    let leg_addr = leg_socket.local_addr().expect("addr");
+    // Stale audio from before the bridge is dropped, not relayed late.
+    let mut pkt = Vec::new();
+    rtp::write(0, false, 1, 160, 9, &[0x11; 160], &mut pkt);
+    desk.send_to(&pkt, leg_addr).expect("send");
+    std::thread::sleep(Duration::from_millis(50));
+    media.session().as_mut().expect("session").start_bridge();
+    media.set_relay(Some(Arc::new(AgentLeg {
+        socket: leg_socket,
+        phone: desk.local_addr().expect("addr"),
+    })));
+    assert!(media.is_relayed());
+    assert!(!media.task_drives(media.session().as_ref().expect("session")));
+    // Caller → agent: the caller's frame reaches the desk phone.
+    for seq in 0..5u16 {
+        rtp::write(
+            0,
+            seq == 0,
+            seq,
+            160 * u32::from(seq),
+            5,
+            &[0x22; 160],
+            &mut pkt,
+        );
+        caller.send_to(&pkt, addr(&media)).expect("send");
+    }
+    assert_eq!(heard(&desk, 0x22), 0);
+    // Agent → caller: the desk phone's frame reaches the caller, and not the stale one.
+    rtp::write(0, true, 2, 320, 9, &[0x33; 160], &mut pkt);
+    desk.send_to(&pkt, leg_addr).expect("send");
+    let mut buf = [0u8; 2048];
+    loop {
+        let (n, _) = caller
+            .recv_from(&mut buf)
+            .expect("the agent's frame within the wait");
+        let p = rtp::parse(&buf[..n]).expect("RTP");
+        assert_ne!(p.payload.first(), Some(&0x11), "stale audio relayed");
+        if p.payload.first() == Some(&0x33) {
+            break;
+        }
+    }
+    // The agent's key goes to the caller as RFC 4733.
+    rtp::write(101, true, 3, 480, 9, &[7, 0x80, 0, 160], &mut pkt);
+    desk.send_to(&pkt, leg_addr).expect("send");
+    loop {
+        let (n, _) = caller.recv_from(&mut buf).expect("the key within the wait");
+        if rtp::parse(&buf[..n]).expect("RTP").payload_type == 101 {
+            break;
+        }
+    }
+    // Taken back by the call's task: the thread stops reading the caller's socket.
+    media.set_relay(None);
+    assert!(media.task_drives(media.session().as_ref().expect("session")));
+    std::thread::sleep(Duration::from_millis(50));
+    caller.send_to(&pkt, addr(&media)).expect("send");
+    std::thread::sleep(Duration::from_millis(100));
+    let (n, _) = media
+        .socket
+        .recv_from(&mut buf)
+        .expect("the caller's datagram waits for the task");
+    assert_eq!(n, pkt.len());
 }

@@ -5,9 +5,10 @@
 //!   a busy call never delays the next INVITE.
 //! * `call_task` — one task per call: its RTP socket, its [`crate::media::session::RtpSession`], its
 //!   [`crate::call::CallController`] and the blocking jobs (PIN checks, CRM look-ups) it waits for.
-//! * `media_engine` — one thread per core that carries every unbridged call's media on one shared
-//!   20 ms tick (read with `recvmmsg`, send the due frame, wake the call's task only for an event);
-//!   a bridged call's task relays its frames itself, on arrival.
+//! * `media_engine` — one thread per core that carries every call's media on one shared timer
+//!   (read with `recvmmsg`, send the due frame, wake the call's task only for an event) and relays
+//!   calls bridged to SIP agents on arrival (`epoll`); a call bridged to a browser or a transfer
+//!   target is relayed by its own task. `udp` — the sockets they share.
 //! * `flows` — the live flow set, reloaded when files change; calls keep the `Arc<Flow>` they started
 //!   with, so an edit never changes a call in progress.
 //! * `clock` — the one place that turns the OS clock into [`crate::time::Instant`].
@@ -32,6 +33,7 @@ pub mod sip_agent;
 pub mod sip_task;
 pub mod transfer;
 pub mod trunk_register;
+pub mod udp;
 pub mod webhooks;
 pub mod widget_call;
 

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
+use std::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use crate::media::dtmf::Rfc4733Receiver;
@@ -29,6 +29,7 @@ use crate::sip::uac::{Action, LegEvent, Uac};
 use crate::sip::{Peer, Transport};
 
 use super::call_task::CallIn;
+use super::media_engine::RelayLeg;
 use super::sip_task::{random_tag, SipCmd};
 use super::Shared;
 
@@ -111,16 +112,11 @@ impl LegMedia {
     /// What the far end sent before is stale (relayed, it would be a lasting delay): dropped.
     pub fn into_direct(self) -> DirectLeg {
         let _ = self.ctl.send(LegCtl::Detach);
-        let mut buf = vec![0u8; 2048];
-        while self.rtp.socket.try_recv_from(&mut buf).is_ok() {}
         DirectLeg {
             rtp: self.rtp,
             ended: self.audio_in,
             signals: self.signals,
             ctl: self.ctl,
-            buf,
-            len: 0,
-            conv: Vec::with_capacity(FRAME_BYTES),
         }
     }
 }
@@ -157,7 +153,7 @@ impl LegRtp {
         let mut media = self.media();
         if let Some(m) = media.as_mut().filter(|m| !m.held) {
             m.write_frame(frame);
-            let _ = self.socket.try_send_to(&m.out, m.remote);
+            let _ = self.socket.send_to(&m.out, m.remote);
         }
     }
 
@@ -190,7 +186,8 @@ impl LegRtp {
     }
 }
 
-/// A leg whose holder relays its audio on the leg's own socket ([`LegMedia::into_direct`]).
+/// A leg whose audio its holder has the media threads relay on the leg's own socket
+/// ([`LegMedia::into_direct`], [`Self::relay_leg`]).
 #[derive(Debug)]
 pub struct DirectLeg {
     rtp: Arc<LegRtp>,
@@ -198,32 +195,21 @@ pub struct DirectLeg {
     ended: mpsc::Receiver<Vec<u8>>,
     signals: mpsc::UnboundedReceiver<LegSignal>,
     ctl: mpsc::UnboundedSender<LegCtl>,
-    buf: Vec<u8>,
-    /// Length of the datagram in `buf`.
-    len: usize,
-    conv: Vec<u8>,
 }
 
-/// What a direct leg brought: read the datagram with [`DirectLeg::packet`].
+/// What a direct leg's far end did besides sending audio.
 #[derive(Debug)]
 pub enum DirectIn {
-    Datagram,
     Signal(LegSignal),
     /// The leg ended.
     Ended,
 }
 
 impl DirectLeg {
-    /// The next datagram, hold or key change, or the end of the leg. Cancel-safe.
+    /// The next hold or key change, or the end of the leg. Cancel-safe.
     pub async fn recv(&mut self) -> DirectIn {
         loop {
             tokio::select! {
-                r = self.rtp.socket.recv_from(&mut self.buf) => {
-                    if let Ok((n, _)) = r {
-                        self.len = n;
-                        return DirectIn::Datagram;
-                    }
-                }
                 Some(s) = self.signals.recv() => return DirectIn::Signal(s),
                 f = self.ended.recv() => {
                     if f.is_none() {
@@ -234,15 +220,34 @@ impl DirectLeg {
         }
     }
 
-    /// What the datagram [`Self::recv`] brought was, if it was audio or a key.
-    pub fn packet(&mut self) -> Option<LegPacket<'_>> {
-        let bytes = self.buf.get(..self.len)?;
-        self.rtp.read(bytes, &mut self.conv)
-    }
-
     /// One µ-law frame towards the far end, sent now.
     pub fn send_pcmu(&self, frame: &[u8]) {
         self.rtp.send_frame(frame);
+    }
+
+    /// The leg's RTP for the media threads to relay ([`super::media_engine::MediaHandle::set_relay`]).
+    pub fn relay_leg(&self) -> Arc<dyn RelayLeg> {
+        self.rtp.clone()
+    }
+}
+
+impl AsRef<UdpSocket> for LegRtp {
+    fn as_ref(&self) -> &UdpSocket {
+        &self.socket
+    }
+}
+
+impl RelayLeg for LegRtp {
+    fn socket(&self) -> &UdpSocket {
+        &self.socket
+    }
+
+    fn read<'a>(&self, bytes: &'a [u8], conv: &'a mut Vec<u8>) -> Option<LegPacket<'a>> {
+        LegRtp::read(self, bytes, conv)
+    }
+
+    fn send_frame(&self, frame: &[u8]) {
+        LegRtp::send_frame(self, frame);
     }
 }
 
@@ -270,7 +275,7 @@ impl OutboundLeg {
         local_sip: SocketAddr,
         req: OutboundRequest,
     ) -> std::io::Result<OutboundLeg> {
-        let socket = UdpSocket::from_std(shared.ports.bind(shared.local_ip)?)?;
+        let socket = shared.ports.bind(shared.local_ip)?;
         let io = Arc::new(LegRtp {
             socket,
             media: Mutex::new(None),
@@ -445,8 +450,14 @@ impl LegTask {
         let mut uac = Uac::new(request, self.req.peer, clock.now(), self.req.ring_timeout);
         let mut buf = vec![0u8; 2048];
         let mut conv = Vec::with_capacity(FRAME_BYTES);
-        // The holder reads the socket itself (LegCtl::Detach).
-        let mut detached = false;
+        // Read here until the holder relays the socket itself (LegCtl::Detach).
+        let mut reader = match super::udp::register_reads(&io) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::error!(error = %e, "an outbound leg's RTP socket cannot be read");
+                None
+            }
+        };
         loop {
             while let Some(action) = uac.poll_action() {
                 self.act(action, &uac, &io);
@@ -490,10 +501,10 @@ impl LegTask {
                             m.dtmf_out.push(d, DTMF_MS, rfc4733);
                         }
                     }
-                    Some(LegCtl::Detach) => detached = true,
+                    Some(LegCtl::Detach) => reader = None,
                     Some(LegCtl::Hangup) | None => uac.hangup(clock.now()),
                 },
-                r = socket.recv_from(&mut buf), if !detached => {
+                r = super::udp::recv_registered(&reader, &mut buf) => {
                     let Ok((n, _from)) = r else { continue };
                     match buf.get(..n).and_then(|b| io.read(b, &mut conv)) {
                         Some(LegPacket::Dtmf(d)) => {
@@ -648,9 +659,7 @@ mod backlog_tests {
         let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel();
         let (_in_tx, in_rx) = mpsc::channel(1);
         let (_sig_tx, sig_rx) = mpsc::unbounded_channel();
-        let socket = UdpSocket::bind("127.0.0.1:0")
-            .await
-            .expect("a loopback socket");
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("a loopback socket");
         let media = LegMedia {
             audio_in: in_rx,
             signals: sig_rx,

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use switchboard::runtime::media_engine::RecvBatch;
+use switchboard::runtime::udp::{RecvBatch, BATCH};
 
 pub struct Args {
     pub calls: usize,
@@ -93,7 +93,7 @@ pub fn run(a: Args) -> anyhow::Result<serde_json::Value> {
                 loop {
                     let n = batch.recv(fd);
                     received += n as u64;
-                    if n < switchboard::runtime::media_engine::BATCH {
+                    if n < BATCH {
                         break;
                     }
                 }
