@@ -66,24 +66,31 @@ fn digits(pcm: &[i16]) -> Vec<char> {
     InbandDetector::new().push(pcm)
 }
 
-#[test]
-fn caller_goes_left_and_agent_goes_right_in_step() {
+/// A bridged, recorded call of 50 frames: the caller says '1', the agent '9'. Each agent frame is
+/// handed over by `agent(session, slot, frame)`; the recording's channels come back.
+fn bridged_recording(mut agent: impl FnMut(&mut RtpSession, u64, &[u8])) -> (Vec<i16>, Vec<i16>) {
     let mut s = session(Some(101));
     s.start_bridge();
     s.start_call_recording(8000 * 60);
     let said = tone('1', 1000, 6000);
-    let agent = tone('9', 1000, 6000);
+    let theirs = tone('9', 1000, 6000);
     for n in 0..50u64 {
         let i = n as usize * FRAME_SAMPLES;
         let frame = &said[i..i + FRAME_SAMPLES];
         s.on_datagram(slot_at(n), PEER, &caller_packet(n as u16, frame));
         let mut pcmu = Vec::new();
-        g711::encode_into(Law::Mu, &agent[i..i + FRAME_SAMPLES], &mut pcmu);
-        s.push_bridged_audio(&pcmu);
-        tick(&mut s, n);
+        g711::encode_into(Law::Mu, &theirs[i..i + FRAME_SAMPLES], &mut pcmu);
+        agent(&mut s, n, &pcmu);
     }
-    let rec = s.stop_call_recording().unwrap();
-    let (left, right) = channels(&rec);
+    channels(&s.stop_call_recording().unwrap())
+}
+
+#[test]
+fn caller_goes_left_and_agent_goes_right_in_step() {
+    let (left, right) = bridged_recording(|s, n, pcmu| {
+        s.push_bridged_audio(pcmu);
+        tick(s, n);
+    });
     assert_eq!(left.len(), 50 * FRAME_SAMPLES);
     assert_eq!(right.len(), left.len());
     assert_eq!(digits(&left), vec!['1']);
@@ -92,25 +99,11 @@ fn caller_goes_left_and_agent_goes_right_in_step() {
 
 #[test]
 fn relayed_on_arrival_the_agent_still_goes_right_in_step_with_the_caller() {
-    let mut s = session(Some(101));
-    s.start_bridge();
-    s.start_call_recording(8000 * 60);
-    let said = tone('1', 1000, 6000);
-    let agent = tone('9', 1000, 6000);
-    for n in 0..50u64 {
-        let i = n as usize * FRAME_SAMPLES;
-        let frame = &said[i..i + FRAME_SAMPLES];
-        s.on_datagram(slot_at(n), PEER, &caller_packet(n as u16, frame));
-        let mut pcmu = Vec::new();
-        g711::encode_into(Law::Mu, &agent[i..i + FRAME_SAMPLES], &mut pcmu);
+    let (left, right) = bridged_recording(|s, n, pcmu| {
         let late = slot_at(n) + std::time::Duration::from_millis(3);
-        assert!(s.relay_to_caller(late, &pcmu).is_some());
-        assert!(
-            tick(&mut s, n).is_empty(),
-            "no grid packet while frames flow"
-        );
-    }
-    let (left, right) = channels(&s.stop_call_recording().unwrap());
+        assert!(s.relay_to_caller(late, pcmu).is_some());
+        assert!(tick(s, n).is_empty(), "no grid packet while frames flow");
+    });
     assert_eq!(left.len(), 50 * FRAME_SAMPLES);
     assert_eq!(right.len(), left.len());
     assert_eq!(digits(&left), vec!['1']);

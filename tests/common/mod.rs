@@ -70,22 +70,17 @@ steps:
 
 /// A flow on `number` that puts the caller straight into `queue` (2 minutes at most).
 pub fn queue_flow(name: &str, number: &str, queue: &str) -> String {
-    format!(
-        r##"
-flow: {name}
-numbers: ["{number}"]
-language: en
-start: {queue}
-steps:
-  {queue}:
-    queue: {{ name: {queue}, timeout: 2m }}
-    on_timeout: hangup
-"##
-    )
+    queue_flow_then(name, number, queue, "hangup", "")
 }
 
 /// [`queue_flow`] whose caller, after two minutes, keeps their place as a queued callback.
 pub fn queue_callback_flow(name: &str, number: &str, queue: &str) -> String {
+    let keep_place = format!("  keep-place:\n    callback: {queue}\n    next: hangup\n");
+    queue_flow_then(name, number, queue, "keep-place", &keep_place)
+}
+
+/// [`queue_flow`] with `on_timeout` going to `then`, and `more` steps after the queue's.
+fn queue_flow_then(name: &str, number: &str, queue: &str, then: &str, more: &str) -> String {
     format!(
         r##"
 flow: {name}
@@ -95,11 +90,8 @@ start: {queue}
 steps:
   {queue}:
     queue: {{ name: {queue}, timeout: 2m }}
-    on_timeout: keep-place
-  keep-place:
-    callback: {queue}
-    next: hangup
-"##
+    on_timeout: {then}
+{more}"##
     )
 }
 
